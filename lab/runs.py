@@ -1,0 +1,140 @@
+"""Run directories: everything one lab command captured, kept together.
+
+    runs/<when>-<verb>-<what>/
+        run.json        what ran: command, parameters, environment, git commit,
+                        status (running, complete, incomplete, interrupted)
+        logs/<container>.log   each container's output, capped
+        results.json    machine-readable results (written whole or not at all)
+        report.md ...   the human report, rendered from the files above
+
+Every file is written to a temporary name and renamed into place, so a crash
+or a full disk never leaves a half-written result that looks like a real one.
+If writing fails, the run is marked incomplete (status in run.json, or an
+INCOMPLETE file, or at worst a renamed folder) and the lab says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import EnvironmentProblem
+
+LOG_CAP = 50 << 20  # bytes kept per container log; the rest is cut, and says so
+
+
+def new_id(verb: str, what: str) -> tuple[str, str]:
+    """(run id, short name): the id names the directory, the short name the containers."""
+    short = secrets.token_hex(3)
+    when = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in what)[:40]
+    return f"{when}-{verb}-{safe}-{short}", short
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def host_environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+    }
+
+
+class RunDir:
+    def __init__(self, run_id: str, meta: dict[str, Any]) -> None:
+        self.id = run_id
+        self.path = config.runs_dir() / run_id
+        self.meta = {"id": run_id, "status": "running", "started": time.time(), **meta}
+        try:
+            (self.path / "logs").mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot create run directory {self.path}: {exc.strerror}") from None
+        self.write_json("run.json", self.meta)
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write a file whole or not at all; on a full disk mark the run incomplete."""
+        target = self.path / name
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            return target
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.mark_incomplete(f"writing {name}: {exc.strerror}")
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise EnvironmentProblem(f"disk full while writing {target}: the run is marked "
+                                         f"incomplete; free some space and run it again") from None
+            raise EnvironmentProblem(f"cannot write {target}: {exc.strerror}") from None
+
+    def write_json(self, name: str, value: Any) -> Path:
+        return self.write_bytes(name, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def write_log(self, name: str, data: bytes) -> Path:
+        if len(data) > LOG_CAP:
+            data = data[:LOG_CAP] + b"\n[log cut at %d bytes of %d]\n" % (LOG_CAP, len(data))
+        return self.write_bytes(f"logs/{name}.log", data)
+
+    def finish(self, status: str, **extra: Any) -> None:
+        if self.meta.get("status") == "incomplete":
+            return
+        self.meta.update(status=status, ended=time.time(), **extra)
+        self.write_json("run.json", self.meta)
+
+    def mark_incomplete(self, why: str) -> None:
+        """Say the run is not a result, by the cheapest means that still works."""
+        self.meta.update(status="incomplete", why=why)
+        try:
+            (self.path / "INCOMPLETE").write_text(why + "\n")
+            return
+        except OSError:
+            pass
+        try:  # no space even for a small file: a rename needs none
+            os.replace(self.path, self.path.with_name(self.path.name + ".incomplete"))
+            self.path = self.path.with_name(self.path.name + ".incomplete")
+        except OSError:
+            pass
+
+
+def find(run: str) -> Path | None:
+    """The directory of a run, by id (or a unique prefix of one)."""
+    root = config.runs_dir()
+    direct = root / run
+    if direct.is_dir():
+        return direct
+    matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
+    return matches[0] if len(matches) == 1 else None
+
+
+def is_complete(path: Path) -> bool:
+    try:
+        meta = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("status") == "complete" and not (path / "INCOMPLETE").exists()

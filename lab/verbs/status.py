@@ -1,0 +1,58 @@
+"""lab status: every run this lab has on the engine, and how it is doing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from rich.table import Table
+
+from ..console import out
+from ..context import engine
+from ..engine import OWNER, SERVICE, VERB, owner_alive
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="list the lab's runs and containers")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def describe(res) -> dict:  # type: ignore[no-untyped-def]
+    labels = res.labels
+    alive = owner_alive(labels.get(OWNER))
+    rows = []
+    for c in res.containers:
+        state = c.attrs["State"]
+        created = c.attrs.get("Created", "")
+        nets = c.attrs["NetworkSettings"]["Networks"] or {}
+        rows.append({"name": c.name, "service": c.labels.get(SERVICE, "?"), "state": state["Status"],
+                     "health": state.get("Health", {}).get("Status", "-"), "exit": state.get("ExitCode"),
+                     "ip": next(iter(nets.values()), {}).get("IPAddress", ""), "created": created})
+    return {"run": res.run, "verb": labels.get(VERB, "compose"), "kept": res.kept,
+            "owner": "lab up (kept)" if res.kept else
+            {True: "running", False: "dead", None: "unknown"}[alive],
+            "containers": rows, "networks": [n.name for n in res.networks],
+            "volumes": [v.name for v in res.volumes]}
+
+
+def run(args: argparse.Namespace) -> int:
+    runs = [describe(res) for res in engine().runs().values()]
+    if args.json:
+        out.print_json(json.dumps({"runs": runs, "at": time.time()}))
+        return 0
+    if not runs:
+        out.print("no lab runs on this engine (start one with `lab up MODEL`)")
+        return 0
+    table = Table(show_header=True, header_style="bold")
+    for col in ("run", "verb", "owner", "container", "state", "health", "address"):
+        table.add_column(col)
+    for r in runs:
+        first = True
+        for c in r["containers"] or [{"name": "-", "state": "-", "health": "-", "ip": ""}]:
+            table.add_row(r["run"] if first else "", r["verb"] if first else "", r["owner"] if first else "",
+                          c["name"], c["state"], c["health"], c["ip"])
+            first = False
+    out.print(table)
+    return 0
