@@ -34,10 +34,11 @@ Say = Callable[[str], None]
 
 class LiveRun:
     def __init__(self, engine: Engine, verb: str, what: str, *, say: Say,
-                 name: str | None = None, params: dict[str, Any] | None = None) -> None:
+                 name: str | None = None, params: dict[str, Any] | None = None,
+                 topology: compose.Topology | None = None) -> None:
         self.engine = engine
         self.say = say
-        self.topology = compose.load_topology(config.compose_file())
+        self.topology = topology or compose.load_topology(config.compose_file())
         self.id, self.short = new_id(verb, what)
         if name:
             self.short = name

@@ -11,7 +11,7 @@ import argparse
 import re
 import time
 
-from .. import models
+from .. import compose, config, models
 from ..console import out, say
 from ..context import engine
 from ..errors import UsageError
@@ -66,15 +66,17 @@ def run(args: argparse.Namespace) -> int:
     model = models.get(args.model)
     if args.name and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,30}", args.name):
         raise UsageError("--name must be lower-case letters, digits, '.', '_' or '-' (at most 31)")
+    topology = compose.load_topology(config.compose_file())
+    if model.name not in topology.services:
+        raise UsageError(f"{model.name} has a model.yaml but no service in {topology.file}")
+    spec = topology.service(model.name)
+    command = server_command(spec.spec["command"], args.trace, args.workers, model)
     began = time.monotonic()
     eng = engine()
     params = {k: v for k, v in vars(args).items() if k != "func"}
-    with LiveRun(eng, "up", model.name, say=say, name=args.name, params=params) as live:
-        if model.name not in live.topology.services:
-            raise UsageError(f"{model.name} has a model.yaml but no service in {live.topology.file}")
-        spec = live.topology.service(model.name)
-        server = live.start(model.name, publish=args.publish,
-                            command=server_command(spec.spec["command"], args.trace, args.workers, model))
+    with LiveRun(eng, "up", model.name, say=say, name=args.name, params=params,
+                 topology=topology) as live:
+        server = live.start(model.name, publish=args.publish, command=command)
         live.wait_healthy(server, args.timeout)
         healthy = time.monotonic() - began
         swarm = None

@@ -1,0 +1,59 @@
+# I/O Models Lab.  The first `make lab-up` does all set-up: a virtualenv with
+# the lab installed, the base image (pulled, or bootstrapped with mmdebstrap
+# when no registry answers) and the lab's image.
+#
+#   make lab-up MODEL=threads      start MODEL and the classic 3-client swarm
+#   make lab-logs / lab-status     watch it
+#   make lab-down                  remove everything the lab started
+#   make test                      the whole test suite, live containers included
+
+PYTHON ?= python3
+VENV   ?= .venv
+MODEL  ?= threads
+ARGS   ?=
+LAB    := $(VENV)/bin/lab
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup lab-up lab-down lab-logs lab-status models test check compare bench clean help
+
+help:
+	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)
+
+lab-up: $(STAMP)
+	$(LAB) up $(MODEL) $(ARGS)
+
+lab-down: $(STAMP)
+	$(LAB) down $(ARGS)
+
+lab-logs: $(STAMP)
+	$(LAB) logs $(ARGS)
+
+lab-status: $(STAMP)
+	$(LAB) status $(ARGS)
+
+models: $(STAMP)
+	$(LAB) models
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+check: $(STAMP)
+	$(LAB) check --all $(ARGS)
+
+compare: $(STAMP)
+	$(LAB) compare $(ARGS)
+
+bench: $(STAMP)
+	$(LAB) bench $(ARGS)
+
+clean: $(STAMP)
+	$(LAB) down --all
+	rm -rf $(VENV) runs .pytest_cache

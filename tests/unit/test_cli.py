@@ -1,0 +1,68 @@
+"""The CLI's answers to bad input: one line, exit code 2, no Docker needed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lab(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **env})
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [l for l in done.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_unknown_model_lists_the_models() -> None:
+    done = lab("up", "nosuchmodel")
+    assert done.returncode == 2
+    assert "unknown model 'nosuchmodel'; the models are: " in one_error_line(done)
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--clients", "-3", "too small"),
+    ("--clients", "30000", "at most 19936"),
+    ("--duration", "0", "too small"),
+    ("--interval", "soon", "not a number"),
+])
+def test_impossible_numbers_are_refused(flag: str, value: str, says: str) -> None:
+    done = lab("up", "threads", flag, value)
+    assert done.returncode == 2
+    assert says in one_error_line(done)
+
+
+def test_unknown_verb_and_flag() -> None:
+    assert lab("fly").returncode == 2
+    assert lab("up", "threads", "--turbo").returncode == 2
+
+
+def test_unreachable_docker_says_how_to_start_it() -> None:
+    done = lab("status", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    assert done.returncode == 2
+    assert "cannot reach a Docker engine at unix:///nonexistent/docker.sock" in one_error_line(done)
+
+
+def test_malformed_compose_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  threads:\n    image: [unclosed\n")
+    done = lab("up", "threads", LAB_COMPOSE=str(bad))
+    assert done.returncode == 2
+    assert one_error_line(done).startswith(f"lab: error: {bad}:4:1: ")
+
+
+def test_models_lists_every_model_with_its_description() -> None:
+    done = lab("models")
+    assert done.returncode == 0
+    for name in ("blocking", "threads"):
+        assert name in done.stdout
+    assert "one OS thread per connection" in done.stdout
