@@ -31,6 +31,9 @@ from .errors import EnvironmentProblem, UsageError
 LAB, RUN, OWNER = f"{config.LABEL}.lab", f"{config.LABEL}.run", f"{config.LABEL}.owner"
 ROLE, SERVICE, VERB, RUNDIR = (f"{config.LABEL}.{k}" for k in ("role", "service", "verb", "rundir"))
 KEEP = "keep"  # ROLE of the marker volume that keeps a `lab up` run alive
+# Images carry their own keys: a container inherits its image's labels, and a
+# container someone else makes from a lab image must not pass for the lab's.
+IMAGE_LAB, IMAGE_RUN = f"{config.LABEL}.image", f"{config.LABEL}.image-run"
 
 
 def connect() -> docker.DockerClient:
@@ -142,7 +145,8 @@ class Engine:
         return found
 
     def images(self, every_lab: bool = False) -> list[Any]:
-        return self.client.images.list(filters={"label": LAB if every_lab else f"{LAB}={self.lab}"})
+        return self.client.images.list(
+            filters={"label": IMAGE_LAB if every_lab else f"{IMAGE_LAB}={self.lab}"})
 
     # -- removing --------------------------------------------------------
     def remove(self, res: RunResources, grace: int = 2) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Callable
 import docker.errors
 
 from . import config
-from .engine import LAB, ROLE, RUN, Engine
+from .engine import IMAGE_LAB, IMAGE_RUN, ROLE, Engine
 from .errors import EnvironmentProblem
 
 Say = Callable[[str], None]
@@ -91,7 +91,7 @@ def bootstrap(engine: Engine, say: Say, run: str) -> None:
             raise EnvironmentProblem(f"mmdebstrap exited {done.returncode}: {last}")
         repo, tag = config.BOOTSTRAP_IMAGE.split(":")
         changes = ['CMD ["python3"]', "ENV LANG=C.UTF-8",
-                   f"LABEL {LAB}={engine.lab} {ROLE}=base {RUN}={run}"]
+                   f"LABEL {IMAGE_LAB}={engine.lab} {ROLE}=base {IMAGE_RUN}={run}"]
         try:
             engine.client.api.import_image_from_file(str(tar), repository=repo, tag=tag, changes=changes)
         except docker.errors.APIError as exc:
@@ -120,7 +120,7 @@ def ensure_app(engine: Engine, say: Say, run: str = "setup") -> str:
     try:
         image, _ = engine.client.images.build(
             path=str(config.SERVICES), tag=tag, buildargs={"BASE_IMAGE": base},
-            labels={LAB: engine.lab, ROLE: "app", RUN: run}, rm=True, forcerm=True, pull=False)
+            labels={IMAGE_LAB: engine.lab, ROLE: "app", IMAGE_RUN: run}, rm=True, forcerm=True, pull=False)
     except docker.errors.BuildError as exc:
         tail = [line.get("stream", line.get("error", "")).strip() for line in exc.build_log][-3:]
         raise EnvironmentProblem(f"building the image failed: {exc.msg}: {' | '.join(tail)}") from None

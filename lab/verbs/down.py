@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         removed += len(things)
         out.print(f"removed run {run_id}: {len(things)} resources")
     if args.images:
-        for image in eng.images():
+        for image in eng.images(every_lab=True):  # one cache, shared by every lab name
             try:
                 eng.client.images.remove(image.id, force=True)
                 removed += 1

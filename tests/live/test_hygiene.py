@@ -1,0 +1,154 @@
+"""Nothing leaks, every container is boxed, and bad situations get one clear line.
+
+The interrupted-run tests use a topology whose health check never passes, so
+`lab up` is reliably in the middle of its run (waiting for health) when the
+test interrupts it; the moment is taken from the engine's own event stream.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from lab import config
+from lab.engine import LAB, RUN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lab_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "lab", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+
+
+def lab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def never_healthy(tmp_path: Path) -> dict[str, str]:
+    """A copy of compose.yaml whose servers never pass their health check."""
+    text = (ROOT / "compose.yaml").read_text().replace(":3039 00000000", ":FFFF 00000000")
+    f = tmp_path / "compose.yaml"
+    f.write_text(text)
+    return {"LAB_COMPOSE": str(f)}
+
+
+def wait_for_container_start(engine, timeout: float = 120) -> str:
+    """Block until a container of this test lab starts; return its run id."""
+    stream = engine.client.events(decode=True, filters={
+        "type": "container", "event": "start", "label": f"{LAB}={engine.lab}"})
+    timer = threading.Timer(timeout, stream.close)
+    timer.start()
+    try:
+        for event in stream:
+            return event["Actor"]["Attributes"][RUN]
+    except Exception:
+        pass
+    finally:
+        timer.cancel()
+        stream.close()
+    pytest.fail(f"no lab container started within {timeout}s")
+
+
+def test_every_lab_container_is_boxed(engine, app_image) -> None:
+    done = lab("up", "threads", "--duration", "60", "--name", "boxed")
+    assert done.returncode == 0, done.stderr
+    try:
+        run = next(r for r, res in engine.runs().items() if any(c.name.endswith("boxed-threads")
+                                                                for c in res.containers))
+        containers = engine.runs(run)[run].containers
+        assert {c.labels["org.iolab.service"] for c in containers} == {"threads", "swarm"}
+        for c in containers:
+            host = c.attrs["HostConfig"]
+            assert c.attrs["Config"]["User"] not in ("", "0", "root"), c.name
+            assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd"), c.name
+            assert "no-new-privileges:true" in host["SecurityOpt"], c.name
+            assert host["ReadonlyRootfs"] is True and "/tmp" in host["Tmpfs"], c.name
+            assert host["Memory"] > 0 and host["NanoCpus"] > 0 and host["PidsLimit"] > 0, c.name
+            assert [u["Name"] for u in host["Ulimits"]] == ["nofile"], c.name
+            assert not host.get("Privileged"), c.name
+            assert not host.get("PortBindings"), f"{c.name} publishes a port nobody asked for"
+            mounts = [m.get("Source", "") + m.get("Name", "") for m in c.attrs["Mounts"]]
+            assert not any("docker.sock" in m for m in mounts), c.name
+            assert host["LogConfig"]["Config"].get("max-size"), f"{c.name} has unbounded logs"
+            assert host["Init"] is True, c.name
+    finally:
+        lab("down", "--all")
+
+
+@pytest.mark.parametrize("how, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130)])
+def test_interrupting_up_removes_what_it_started(engine, app_image, never_healthy, how, code) -> None:
+    proc = lab_process("up", "threads", env=never_healthy)
+    try:
+        run = wait_for_container_start(engine)
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "interrupted" in err
+    assert run not in engine.runs(), "the interrupted run left resources behind"
+    run_json = Path(os.environ["LAB_RUNS_DIR"]) / run / "run.json"
+    assert '"status": "interrupted"' in run_json.read_text()
+
+
+def test_a_killed_lab_is_cleaned_up_by_the_next_command(engine, app_image, never_healthy) -> None:
+    proc = lab_process("up", "threads", env=never_healthy)
+    try:
+        run = wait_for_container_start(engine)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert run in engine.runs(), "the killed run should still have its resources"
+    status = lab("status")
+    assert status.returncode == 0
+    assert f"removed dead run {run} (its lab process {proc.pid} is gone)" in status.stderr
+    assert run not in engine.runs()
+
+
+def test_a_name_taken_by_a_foreign_container_is_refused(engine, app_image) -> None:
+    foreign = engine.client.containers.create(app_image, ["true"], name=f"{engine.lab}-taken-threads")
+    try:
+        done = lab("up", "threads", "--name", "taken")
+        assert done.returncode == 2
+        assert "is taken by a container the lab did not make" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    finally:
+        foreign.remove(force=True)
+
+
+def test_base_image_failure_says_which_step_failed(engine) -> None:
+    env = {"LAB_BASE_IMAGE": "iolab-test/no-such-image:1", "LAB_BOOTSTRAP_SUITE": "no-such-suite"}
+    done = lab("up", "threads", env=env)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "no base image: the pull of iolab-test/no-such-image:1 failed" in last
+    assert "and the bootstrap failed (mmdebstrap exited" in last
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.client.images.get("iolab-test/no-such-image:1")
+
+
+def test_down_all_removes_compose_made_resources_too(engine, app_image) -> None:
+    net = engine.client.networks.create(f"{engine.lab}-stray", labels={LAB: engine.lab, RUN: "compose"})
+    try:
+        done = lab("down", "--all")
+        assert done.returncode == 0 and "removed run compose" in done.stdout
+        with pytest.raises(docker.errors.NotFound):
+            engine.client.networks.get(net.id)
+    finally:
+        try:
+            net.remove()
+        except docker.errors.NotFound:
+            pass
+    assert config.lab_name() == engine.lab
