@@ -14,7 +14,7 @@ ARGS   ?=
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab-up lab-down lab-logs lab-status models test check compare bench clean help
+.PHONY: setup lab-up lab-down lab-logs lab-status models test check compare bench stress clean help
 
 help:
 	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -53,6 +53,9 @@ compare: $(STAMP)
 
 bench: $(STAMP)
 	$(LAB) bench $(ARGS)
+
+stress: $(STAMP)
+	$(VENV)/bin/python tests/stress_kill.py $(ARGS)
 
 clean: $(STAMP)
 	$(LAB) down --all
