@@ -21,8 +21,12 @@ from .trace import Trace
 # log them, stop accepting for a moment, go on (as trio's serve_listeners does).
 RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_BACKOFF = 0.1  # seconds to wait before accepting again after one
-# The peer went away between the handshake and accept(2): nothing to do.
-GONE_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+# The peer went away between the handshake and accept(2), or accept(2) passed
+# on a pending network error (Linux does; see accept(2)): skip it, go on.
+GONE_ERRORS = frozenset({
+    errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.ENOPROTOOPT,
+    errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
+})
 
 BACKOFF = object()  # accept() result: resources exhausted, wait ACCEPT_BACKOFF
 BUFSIZE = 65536
@@ -81,7 +85,8 @@ class Server:
         assert self.sock is not None
         try:
             sock, addr = self.sock.accept()
-        except BlockingIOError:
+        except BlockingIOError:  # a non-blocking listener with nothing queued
+            self.state.count("wouldblock")
             return None
         except OSError as exc:
             if exc.errno in RESOURCE_ERRORS:
