@@ -28,6 +28,12 @@ GONE_ERRORS = frozenset({
     errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
 })
 
+# A SIGTERM that lands after Python's last check for signals and before a
+# blocking accept(2) starts only sets a flag; Python's handler (Shutdown)
+# runs when the main thread next runs bytecode.  So a blocking listener wakes
+# this often to let it: a stop is never more than this late.
+SIGNAL_CHECK = 1.0
+
 BACKOFF = object()  # accept() result: resources exhausted, wait ACCEPT_BACKOFF
 BUFSIZE = 65536
 
@@ -69,7 +75,7 @@ class Server:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((args.host, args.port))
         sock.listen(args.backlog)
-        sock.setblocking(blocking)
+        sock.settimeout(SIGNAL_CHECK if blocking else 0.0)
         self.sock = sock
         soft, hard = nofile()
         self.trace.event(
@@ -87,6 +93,8 @@ class Server:
             sock, addr = self.sock.accept()
         except BlockingIOError:  # a non-blocking listener with nothing queued
             self.state.count("wouldblock")
+            return None
+        except TimeoutError:  # a blocking listener's quiet second (SIGNAL_CHECK)
             return None
         except OSError as exc:
             if exc.errno in RESOURCE_ERRORS:
