@@ -102,8 +102,9 @@ class LiveRun:
         return self._volumes[logical].name
 
     def start(self, service: str, *, command: list[str] | None = None, publish: bool = False,
-              environment: dict[str, str] | None = None) -> Container:
-        """Create and start one service of compose.yaml in this run."""
+              environment: dict[str, str] | None = None, **overrides: Any) -> Container:
+        """Create and start one service of compose.yaml in this run
+        (``overrides``: create() arguments that replace the service's own)."""
         spec = self.topology.service(service)
         name = f"{self.prefix}-{service}"
         self.engine.check_name_free(name)
@@ -115,6 +116,7 @@ class LiveRun:
             spec, image=image, name=name, network=network, command=command, publish=publish,
             labels={**self.labels, SERVICE: service, ROLE: "swarm" if service == "swarm" else "server"},
             volumes=volumes, environment=environment)
+        kwargs.update(overrides)
         try:
             container = self.engine.client.containers.create(**kwargs)
             self.containers[service] = container

@@ -20,7 +20,7 @@ from .yamlfile import LineDict, load, where
 
 # key -> allowed values (a type means "any value of that type")
 EXPECT: dict[str, tuple[Any, ...]] = {
-    "peak_served": (1, "1", "all", "workers"),  # clients served at once
+    "peak_served": (1, "all", "workers"),  # clients served at once
     "threads": ("fixed", "per-client"),  # threads in the server as clients connect
     "processes": ("fixed", "per-client"),  # processes in the server as clients connect
     "idle_cpu": ("idle", "busy"),  # CPU with no client at all
@@ -28,12 +28,19 @@ EXPECT: dict[str, tuple[Any, ...]] = {
     "raise_takes": ("connection", "all"),  # what a Python exception takes down
     "block_stalls_others": (True, False),  # BLOCK in one handler delays other clients
     "sleep_stalls_others": (True, False),  # SLEEP in one handler delays other clients
+    "cpu_parallel": (True, False),  # CPU-bound WORK from two clients uses two cores
+    "lost_updates": (True, False, "per-process"),  # unlocked INCR from many clients
 }
+# Optional: the check that reads one of these applies only where it is declared.
 OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
-    "wouldblock_counter": (True, False),  # STATS counts EAGAIN returns
+    "thread_count": (int,),  # threads in each server process, whatever the clients
+    "wouldblock_counter": (True,),  # STATS counts recv/accept returning EAGAIN
+    "triggering": ("level", "edge"),  # how readiness is reported
     "fd_limit": (None, int),  # highest descriptor the readiness API can watch
 }
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in EXPECT.items())
+__doc__ += "\n\nand, optionally (a check applies only to models that declare its key):\n"
+__doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in OPTIONAL_EXPECT.items())
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,10 @@ def load_model(file: Path) -> Model:
             raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
     for key, value in expect.items():
         choices = EXPECT.get(key) or OPTIONAL_EXPECT.get(key)
-        if choices is not None and not _allowed(value, choices):
+        if choices is None:
+            raise UsageError(f"{where(file, expect, key)}: expect.{key} is not a known expectation "
+                             f"(known: {', '.join([*EXPECT, *OPTIONAL_EXPECT])})")
+        if not _allowed(value, choices):
             raise UsageError(f"{where(file, expect, key)}: expect.{key} is {value!r}; "
                              f"allowed: {' | '.join(map(str, choices))}")
     workers = doc.get("workers")

@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
             swarm = live.start("swarm", command=swarm_command(
                 live.topology.service("swarm").spec["command"], target="server:12345",
                 clients=args.clients, interval=args.interval, duration=args.duration,
-                message=args.message, trace=args.trace,
-                pattern=None if args.pattern == "interval" else args.pattern))
+                message=args.message, pattern=args.pattern, trace=args.trace))
         live.keep()
         live.dir.write_json("up.json", {"healthy_after_s": round(healthy, 3)})
     server.reload()

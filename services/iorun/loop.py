@@ -126,6 +126,7 @@ class Connection:
         except OSError as exc:
             self._fail(close_reason(exc))
             return True
+        self.state.count("reads")  # reads per readiness report tell level from edge
         self.trace.msg("recv", self.peer, data)
         self.eof = not data
         self.core.receive_data(data)

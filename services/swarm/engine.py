@@ -53,7 +53,7 @@ BUFSIZE = 1 << 18
 # the FIFO) and written once the socket drains, so memory stays bounded.
 OUT_CAP = 1 << 20
 PRECOMPUTED = 16  # request batches up to this many are prebuilt bytes
-REPLY_PREVIEW = 200  # characters of an action's reply kept in the results
+REPLY_PREVIEW = 2000  # characters of an action's reply kept in the results (a STATS fits)
 ERROR_KINDS = ("refused", "reset", "timeout", "eof", "unreachable", "other")
 
 IN_EVENTS = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP

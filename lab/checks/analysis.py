@@ -1,0 +1,90 @@
+"""Reading figures out of traces: small, pure functions over event lists and
+the swarm's results, so each judge says what it measures in a few lines."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+Event = dict[str, Any]
+ERROR_KINDS = frozenset({"refused", "reset", "timeout", "eof", "unreachable", "other"})  # the swarm's
+
+
+def conns_of(results: dict[str, Any]) -> dict[str, int]:
+    """The swarm's connections (server-side `conn` -> client number)."""
+    return {c["conn"]: c["client"] for c in results.get("connections", []) if c.get("conn")}
+
+
+def served_spans(events: Iterable[Event], conns: dict[str, int], end: float) -> dict[str, tuple[float, float]]:
+    """For each of ``conns``: from the server's first read of a request to
+    the close (or ``end`` if it is still open): when it was being served."""
+    first: dict[str, float] = {}
+    closed: dict[str, float] = {}
+    for e in events:
+        conn = e.get("conn")
+        if conn not in conns:
+            continue
+        if e["ev"] == "recv" and e.get("bytes") and conn not in first:
+            first[conn] = e["t"]
+        elif e["ev"] == "close":
+            closed[conn] = e["t"]
+    return {c: (t, closed.get(c, end)) for c, t in first.items()}
+
+
+def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
+    """The most spans open at one instant (a close before an open at a tie)."""
+    points = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda p: (p[0], p[1]))
+    now = peak = 0
+    for _, step in points:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def others_worst_ms(results: dict[str, Any], client: int, start: float, length: float) -> float | None:
+    """The worst wait of the other clients' requests sent in [start, start+length):
+    reply time minus send time, or until the run's end for those never answered."""
+    end = results["ended"]["monotonic"]
+    worst = None
+    for conn in results.get("timeline", {}).get("conns", []):
+        if conn["client"] == client:
+            continue
+        for sent, got in conn["pairs"]:
+            if start <= sent < start + length:
+                wait = ((got if got is not None else end) - sent) * 1000
+                worst = wait if worst is None else max(worst, wait)
+    return worst
+
+
+def replies_after(results: dict[str, Any], t: float) -> dict[int, int]:
+    """Replies each client received after monotonic time ``t``."""
+    out: dict[int, int] = {}
+    for conn in results.get("timeline", {}).get("conns", []):
+        out[conn["client"]] = out.get(conn["client"], 0) + sum(
+            1 for _, got in conn["pairs"] if got is not None and got > t)
+    return out
+
+
+def action(results: dict[str, Any], send: str) -> dict[str, Any] | None:
+    return next((a for a in results.get("actions", []) if a["send"] == send), None)
+
+
+def reply_texts(swarm_output: str) -> dict[int, list[str]]:
+    """Reply lines per client from the swarm's msg-level trace."""
+    out: dict[int, list[str]] = {}
+    for line in swarm_output.splitlines():
+        if '"ev":"reply"' not in line:
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        out.setdefault(e.get("client", 0), []).append(e.get("data", ""))
+    return out
+
+
+def cores(first: Any, last: Any) -> float | None:
+    """CPU used between two cgroup readings, in cores."""
+    if last.read <= first.read:
+        return None
+    return (last.cpu_s - first.cpu_s) / (last.read - first.read)

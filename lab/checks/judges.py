@@ -1,0 +1,268 @@
+"""The judges: what each check measures, and how it compares with model.yaml.
+
+A judge reads what its scenario's probes recorded (the swarm's results, the
+server's trace, samples of the server's cgroup and process table) and turns
+it into verdicts: expected (from model.yaml), observed (a figure, in words),
+and whether they agree within the tolerances (services/tolerances.yaml, or
+a model's own `tolerances:`).  No expected value is written here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from . import analysis as a
+
+if TYPE_CHECKING:
+    from . import Context, Verdict
+
+Judge = Callable[["Context"], list["Verdict"]]
+JUDGES: dict[str, Judge] = {}
+
+
+def judge(fn: Judge) -> Judge:
+    JUDGES[fn.__name__] = fn
+    return fn
+
+
+@judge
+def idle_cpu(ctx: "Context") -> list["Verdict"]:
+    """CPU with no client at all, from the container's cgroup counters."""
+    used = a.cores(*ctx.idle) if len(ctx.idle) == 2 else None
+    if used is None:
+        return [ctx.unknown("idle_cpu", "no two readings of the idle server's CPU")]
+    want = ctx.expect("idle_cpu")
+    if want == "busy":
+        ok, bound = used >= ctx.tol["busy_cores_min"], f">= {ctx.tol['busy_cores_min']} cores"
+    else:
+        ok, bound = used <= ctx.tol["idle_cores_max"], f"<= {ctx.tol['idle_cores_max']} cores"
+    return [ctx.verdict("idle_cpu", f"{want} ({bound})", f"{used:.3f} cores with no client", ok,
+                        cores=round(used, 4), window_s=round(ctx.idle[1].read - ctx.idle[0].read, 2))]
+
+
+@judge
+def served_at_once(ctx: "Context") -> list["Verdict"]:
+    """Peak clients served at once, from the server's own trace: a client is
+    served from the server's first read of its request until its close.  When
+    fewer are served than connected, the rest must wait until one leaves.
+    Also, where declared, the threads in each server process meanwhile."""
+    probe = ctx.probes["main"]
+    conns = a.conns_of(probe.results)
+    ctx.settle(conns)
+    spans = a.served_spans(ctx.events(probe), conns, probe.ended)
+    peak = a.peak_overlap(spans.values())
+    clients = len(conns)
+    want = ctx.expect("peak_served")
+    expected = {1: 1, "all": clients, "workers": ctx.workers}.get(want, want)
+    ok = peak == expected and len(spans) == clients
+    observed = f"{peak} of {clients} at once"
+    waited = None
+    if expected < clients and spans:
+        order = sorted(spans.values())
+        first_leave = min(end for _, end in order[:expected])
+        waited = all(start >= first_leave for start, _ in order[expected:])
+        ok = ok and waited
+        observed += "; the rest waited until one left" if waited else "; a waiting client was served early"
+    verdicts = [ctx.verdict("peak_served", f"{want} ({expected} of {clients})", observed, ok,
+                            peak=peak, clients=clients, served=len(spans), waited=waited,
+                            spans={c: [round(s - probe.began, 3), round(e - probe.began, 3)]
+                                   for c, (s, e) in spans.items()})]
+    if ctx.declares("thread_count") and ctx.samples.get("main"):
+        most = max(max(s.per_process.values(), default=0) for s in ctx.samples["main"])
+        want_threads = ctx.expect("thread_count")
+        verdicts.append(ctx.verdict(
+            "thread_count", f"{want_threads} per process", f"at most {most} while serving {clients}",
+            most == want_threads, max_threads=most, samples=len(ctx.samples["main"])))
+    return verdicts
+
+
+@judge
+def growth(ctx: "Context") -> list["Verdict"]:
+    """Threads and processes as clients connect and leave (ps -eLf of the
+    container: the classic `ps huH p PID | wc -l`, per process)."""
+    probe = ctx.probes["main"]
+    samples = ctx.samples.get("main", [])
+    conns = a.conns_of(probe.results)
+    ctx.settle(conns)
+    after = ctx.target.sample()
+    if not samples:
+        return [ctx.unknown("threads", "no samples")]
+    base = samples[0]
+    clients = len(conns)
+    verdicts = []
+    for key, measure in (("threads", lambda s: s.threads), ("processes", lambda s: s.processes)):
+        if not ctx.declares(key):
+            continue
+        peak = max(measure(s) for s in samples)
+        grew, back = peak - measure(base), measure(after) == measure(base)
+        want = ctx.expect(key)
+        ok = (grew == clients if want == "per-client" else grew == 0) and back
+        verdicts.append(ctx.verdict(
+            key, f"{want} ({'+' + str(clients) if want == 'per-client' else '+0'} for {clients} clients, "
+                 "then back)",
+            f"{measure(base)} -> {peak} -> {measure(after)}", ok,
+            before=measure(base), peak=peak, after=measure(after), clients=clients,
+            series=[[round(s.t - probe.began, 2), measure(s)] for s in samples]))
+    return verdicts
+
+
+@judge
+def would_block(ctx: "Context") -> list["Verdict"]:
+    """EAGAIN instead of waiting: the server's own count of non-blocking
+    calls that found nothing to do, against the requests it served."""
+    before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
+    if not before or not after:
+        return [ctx.unknown("wouldblock_counter", "STATS did not answer")]
+    grew = after.get("wouldblock", 0) - before.get("wouldblock", 0)
+    served = ctx.probes["main"].summary.get("replies", 0)
+    ok = grew >= max(served, 1)
+    return [ctx.verdict("wouldblock_counter", f"at least one EAGAIN per request ({served})",
+                        f"{grew} EAGAIN returns for {served} requests", ok,
+                        wouldblock=grew, requests=served)]
+
+
+@judge
+def stalls(ctx: "Context") -> list["Verdict"]:
+    """One client asks for BLOCK 500, later for SLEEP 500: how late are the
+    other clients' replies meanwhile (from the swarm's request/reply pairs)?"""
+    results = ctx.probes["main"].results
+    verdicts = []
+    for key, send in (("block_stalls_others", "BLOCK 500"), ("sleep_stalls_others", "SLEEP 500")):
+        act = a.action(results, send)
+        if act is None or act.get("sent_t") is None:
+            verdicts.append(ctx.unknown(key, f"{send} was never sent"))
+            continue
+        worst = a.others_worst_ms(results, act["client"], act["sent_t"], 0.5)
+        if worst is None:
+            verdicts.append(ctx.unknown(key, "no other requests in the window"))
+            continue
+        stalled, free = worst >= ctx.tol["stall_ms_min"], worst <= ctx.tol["free_ms_max"]
+        want = ctx.expect(key)
+        ok = stalled if want else free
+        verdicts.append(ctx.verdict(
+            key, f"others {'stalled' if want else 'not stalled'} by {send}",
+            f"others' worst wait {worst:.0f} ms" + ("" if stalled or free else " (in between)"), ok,
+            worst_ms=round(worst, 1), own_ms=act.get("latency_ms"), outcome=act.get("outcome")))
+    return verdicts
+
+
+@judge
+def gil(ctx: "Context") -> list["Verdict"]:
+    """CPU-bound WORK: one client's requests one after another, then two
+    clients' at once.  The speed-up says whether the two ran on two cores or
+    took turns on one (the median of several requests, against noise)."""
+    solo = [got - sent for c in ctx.probes["solo"].results["timeline"]["conns"]
+            for sent, got in c["pairs"] if got is not None]
+    pair = [p for c in ctx.probes["pair"].results["timeline"]["conns"] for p in c["pairs"]]
+    if not solo or not pair or any(got is None for _, got in pair):
+        return [ctx.unknown("cpu_parallel", "a WORK went unanswered")]
+    one = sorted(solo)[len(solo) // 2]
+    wall = max(got for _, got in pair) - min(sent for sent, _ in pair)
+    speedup = len(pair) * one / wall
+    want = ctx.expect("cpu_parallel")
+    ok = speedup >= ctx.tol["parallel_speedup_min"] if want else speedup <= ctx.tol["serial_speedup_max"]
+    return [ctx.verdict("cpu_parallel", "two cores at once" if want else "no faster than one after the other",
+                        f"speed-up {speedup:.2f}x ({len(pair)} WORKs from 2 clients in {wall * 1000:.0f} ms, "
+                        f"one alone {one * 1000:.0f} ms)", ok, speedup=round(speedup, 3),
+                        one_ms=round(one * 1000, 1), pair_ms=round(wall * 1000, 1))]
+
+
+@judge
+def shared_counter(ctx: "Context") -> list["Verdict"]:
+    """Several clients each add n to a counter with no lock: the counts they
+    are told say whether updates were lost, or each had its own counter."""
+    probe = ctx.probes["main"]
+    n = int(str(ctx.scenario.probes["main"].values["message"]).split()[1])
+    counts = [int(t.split()[1]) for texts in a.reply_texts(probe.output).values()
+              for t in texts if t.startswith("COUNT ")]
+    clients = probe.summary.get("clients", 0)
+    if len(counts) < clients or not counts:
+        return [ctx.unknown("lost_updates", f"{len(counts)} of {clients} COUNT replies")]
+    total, final = n * clients, max(counts)
+    want = ctx.expect("lost_updates")
+    if want == "per-process":
+        ok, observed = all(c == n for c in counts), f"each client saw its own count: {sorted(counts)}"
+    elif want:
+        ok, observed = final < total, f"final count {final} of {total}: {total - final} updates lost"
+    else:
+        ok, observed = final == total, f"final count {final} of {total}"
+    expected = {"per-process": f"each its own ({n})", True: f"fewer than {total}", False: f"exactly {total}"}[want]
+    return [ctx.verdict("lost_updates", expected, observed, ok, counts=counts, total=total)]
+
+
+@judge
+def triggering(ctx: "Context") -> list["Verdict"]:
+    """A large pipelined burst on one connection: served completely, and how
+    many reads each readiness report led to (level: one; edge: until EAGAIN)."""
+    probe = ctx.probes["main"]
+    before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
+    if not before or not after:
+        return [ctx.unknown("triggering", "STATS did not answer")]
+    events = after.get("events", 0) - before.get("events", 0)
+    reads = after.get("reads", 0) - before.get("reads", 0)
+    wanted = ctx.scenario.probes["main"].number("count", ctx.workers)
+    complete = probe.summary.get("replies") == wanted
+    per_report = reads / max(events, 1)
+    want = ctx.expect("triggering")
+    ok = complete and (per_report <= ctx.tol["level_reads_per_report_max"] if want == "level"
+                       else per_report >= ctx.tol["edge_reads_per_report_min"])
+    return [ctx.verdict("triggering", f"{want}: " + ("one read per report" if want == "level"
+                                                      else "several reads per report, to EAGAIN"),
+                        f"{reads} reads / {events} reports = {per_report:.1f}; "
+                        f"{probe.summary.get('replies')} of {wanted} answered", ok,
+                        reads=reads, reports=events, complete=complete)]
+
+
+@judge
+def many_descriptors(ctx: "Context") -> list["Verdict"]:
+    """Over a thousand connections: a readiness API with a descriptor limit
+    fails past it in its documented way; the others hold them all."""
+    probe = ctx.probes["main"]
+    conns = a.conns_of(probe.results)
+    errors = [e for e in ctx.events(probe) if e["ev"] == "error" and e.get("kind") == "fd_setsize"]
+    refused = sum(1 for c in probe.results.get("connections", []) if c.get("close") in ("eof", "reset"))
+    active = probe.results["connections"][0].get("replies", 0) if probe.results.get("connections") else 0
+    limit = ctx.expect("fd_limit")
+    held = len(conns) - refused
+    if limit is None:
+        ok = not errors and refused == 0 and active > 0
+        expected = f"all {len(conns)} held, the active client served"
+    else:
+        lowest = min((fd for e in errors for fd in e.get("fds", [])), default=None)
+        ok = bool(errors) and lowest is not None and lowest >= limit and active > 0
+        expected = f"fails at descriptor {limit}, reported; the rest served"
+    return [ctx.verdict("fd_limit", expected,
+                        f"{held} of {len(conns)} held, {len(errors)} fd_setsize errors, "
+                        f"active client got {active} replies", ok,
+                        held=held, connections=len(conns), errors=len(errors), active_replies=active)]
+
+
+@judge
+def faults(ctx: "Context") -> list["Verdict"]:
+    """One client's request raises (RAISE) or crashes (CRASH) its handler:
+    who loses their connection, and who goes on being served?"""
+    key = ctx.scenario.expect
+    probe = ctx.probes["main"]
+    send = "CRASH" if key == "crash_takes" else "RAISE"
+    act = a.action(probe.results, send)
+    if act is None or act.get("sent_t") is None:
+        return [ctx.unknown(key, f"{send} was never sent")]
+    dropped = act.get("outcome") in ("eof", "reset")
+    # Did the other connections survive?  They end with the run ("duration")
+    # unless the server closed or reset them.
+    ends = {c["client"]: c.get("close") for c in probe.results.get("connections", [])
+            if c["client"] != act["client"]}
+    survived = {c: end for c, end in ends.items() if end not in a.ERROR_KINDS}
+    after = a.replies_after(probe.results, act["sent_t"] + ctx.tol["fault_settle_s"])
+    alive = ctx.target.alive()
+    want = ctx.expect(key)
+    ok = dropped and bool(ends) and (len(survived) == len(ends) if want == "connection" else not survived)
+    restarted = [e for e in ctx.events(probe) if e["ev"] in ("worker-start", "child-exit", "worker-exit")
+                 and e["t"] > act["sent_t"]]
+    observed = (f"client {act['client']} {'dropped' if dropped else 'not dropped'} ({act.get('outcome')}); "
+                f"{len(survived)} of {len(ends)} others kept their connection; "
+                f"server {'alive' if alive else 'gone'}")
+    return [ctx.verdict(key, f"takes {'only that connection' if want == 'connection' else 'every connection'}",
+                        observed, ok, dropped=dropped, others_ended=ends, others_replies_after=after,
+                        server_alive=alive,
+                        supervisor_events=[e["ev"] for e in restarted])]

@@ -1,0 +1,189 @@
+"""Scenario files: the probes behind each check, as data.
+
+A scenario (scenarios/<name>.yaml, or any file given by path) says what to
+do to a model and which expectation of its model.yaml the outcome is judged
+against:
+
+    name: served-at-once
+    claim: >-
+      What the check shows, in a sentence or two.
+    judge: served_at_once      # the function in lab/checks/judges.py
+    expect: peak_served        # the model.yaml key judged; models without it are skipped
+    fresh: false               # true: a new server container first
+    order: 10                  # checks run in this order (destructive ones last)
+    probes:                    # one or more swarm runs, by name
+      main:
+        clients: max(3, workers + 1)    # a number, or an expression of `workers`
+        pattern: interval
+        interval: 50
+        count: 20
+        duration: 15
+        at:                    # scripted requests: at t seconds, client c sends a line
+          - {t: 0.6, client: 1, send: "BLOCK 500"}
+
+Probe keys are the swarm's own flags.  `workers` is the model's pool size
+(0 for models without a pool).  Every error names the file and the line.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import UsageError
+from .yamlfile import LineDict, load, where
+
+SCENARIOS = config.ROOT / "scenarios"
+TOP_KEYS = {"name", "claim", "judge", "expect", "fresh", "order", "probes", "idle", "settings"}
+NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
+           "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
+TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
+OPTIONS = {"sample", "before", "after"}  # for the lab: sample the server; STATS before/after
+PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+        ast.FloorDiv: operator.floordiv}
+_FUNCS = {"max": max, "min": min}
+
+
+@dataclass
+class ProbeSpec:
+    name: str
+    values: dict[str, Any]
+    file: Path
+    line: int
+
+    def flags(self, workers: int) -> list[str]:
+        """The swarm's command-line flags for a model with ``workers``."""
+        out = []
+        for key, value in self.values.items():
+            if key == "at":
+                out += [f"--at={a['t']}:{a['client']}:{a['send']}" for a in value]
+            elif key in NUMBERS:
+                out.append(f"--{key}={evaluate(value, workers, self.file, self.line)}")
+            elif key in TEXTS:
+                out.append(f"--{key}={value}")
+        return out
+
+    def number(self, key: str, workers: int, default: Any = None) -> Any:
+        if key not in self.values:
+            return default
+        return evaluate(self.values[key], workers, self.file, self.line)
+
+
+@dataclass
+class Scenario:
+    name: str
+    claim: str
+    judge: str
+    expect: str
+    file: Path
+    fresh: bool = False
+    order: int = 50
+    idle: float = 0.0
+    probes: dict[str, ProbeSpec] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate(value: Any, workers: int, file: Path, line: int) -> Any:
+    """A number, or a small arithmetic expression of `workers` (a string)."""
+    if not isinstance(value, str):
+        return value
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, ast.Name) and node.id == "workers":
+            return workers
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
+            return _FUNCS[node.func.id](*(walk(a) for a in node.args))
+        raise ValueError(ast.dump(node)[:60])
+
+    try:
+        return walk(ast.parse(value, mode="eval"))
+    except (SyntaxError, ValueError):
+        raise UsageError(f"{file}:{line}: '{value}' is not a number or an expression of "
+                         f"`workers` (+ - * // max min)") from None
+
+
+def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
+    if not isinstance(actions, list):
+        raise UsageError(f"{where(file, spec, 'at')}: 'at' is a list of {{t, client, send}}")
+    for a in actions:
+        if not isinstance(a, dict) or set(a) != {"t", "client", "send"}:
+            raise UsageError(f"{where(file, a if isinstance(a, LineDict) else spec, None)}: "
+                             f"each 'at' entry needs exactly t, client and send")
+        if not isinstance(a["t"], (int, float)) or a["t"] < 0 or not isinstance(a["client"], int) \
+                or a["client"] < 1 or not isinstance(a["send"], str) or "\n" in a["send"]:
+            raise UsageError(f"{where(file, a, None)}: t must be >= 0, client a number >= 1, "
+                             f"send one line of text")
+
+
+def load_scenario(file: Path) -> Scenario:
+    from .checks import judges  # the registry of judge functions
+
+    doc = load(file)
+    if not isinstance(doc, LineDict):
+        raise UsageError(f"{file}: a scenario is a mapping (name, claim, judge, expect, probes)")
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise UsageError(f"{where(file, doc, key)}: unknown key '{key}' (known: {', '.join(sorted(TOP_KEYS))})")
+    for key in ("name", "claim", "judge", "expect"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise UsageError(f"{where(file, doc, key if key in doc else None)}: '{key}' must be text")
+    if doc["judge"] not in judges.JUDGES:
+        raise UsageError(f"{where(file, doc, 'judge')}: unknown judge '{doc['judge']}' "
+                         f"(known: {', '.join(sorted(judges.JUDGES))})")
+    probes: dict[str, ProbeSpec] = {}
+    raw_probes = doc.get("probes") or LineDict()
+    if not isinstance(raw_probes, LineDict):
+        raise UsageError(f"{where(file, doc, 'probes')}: 'probes' maps probe names to swarm settings")
+    for name, spec in raw_probes.items():
+        if not isinstance(spec, LineDict):
+            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' must be a mapping")
+        for key, value in spec.items():
+            if key not in PROBE_KEYS:
+                raise UsageError(f"{where(file, spec, key)}: probe '{name}' has unknown key '{key}' "
+                                 f"(known: {', '.join(sorted(PROBE_KEYS))})")
+            if key == "at":
+                _check_at(value, file, spec)
+            elif key in NUMBERS:
+                number = evaluate(value, 4, file, spec.line_of(key))
+                if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
+                    raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
+        if "duration" not in spec:
+            raise UsageError(f"{where(file, spec)}: probe '{name}' needs a 'duration' (every probe ends by itself)")
+        probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
+    if not probes and not doc.get("idle"):
+        raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")
+    from .models import EXPECT, OPTIONAL_EXPECT
+    if doc["expect"] not in EXPECT and doc["expect"] not in OPTIONAL_EXPECT:
+        raise UsageError(f"{where(file, doc, 'expect')}: '{doc['expect']}' is not a model.yaml expectation")
+    return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
+                    bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
+                    probes, dict(doc.get("settings") or {}))
+
+
+def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
+    found = {}
+    for f in sorted((root or SCENARIOS).glob("*.yaml")):
+        s = load_scenario(f)
+        found[s.name] = s
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def get(name_or_path: str) -> Scenario:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return load_scenario(path)
+    found = all_scenarios()
+    if name_or_path not in found:
+        raise UsageError(f"unknown scenario '{name_or_path}'; the scenarios are: {', '.join(found)}")
+    return found[name_or_path]
