@@ -159,7 +159,8 @@ def load_scenario(file: Path) -> Scenario:
                 if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
                     raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
         if "duration" not in spec:
-            raise UsageError(f"{where(file, spec)}: probe '{name}' needs a 'duration' (every probe ends by itself)")
+            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' needs a 'duration' "
+                             "(every probe ends by itself)")
         probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
     if not probes and not doc.get("idle"):
         raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")

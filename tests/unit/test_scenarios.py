@@ -1,0 +1,62 @@
+"""Scenario files: validated, and every error names the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab import scenarios
+from lab.errors import UsageError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    return f
+
+
+GOOD = """name: x
+claim: c
+judge: served_at_once
+expect: peak_served
+probes:
+  main:
+    clients: max(3, workers + 1)
+    duration: 2
+    at:
+      - {t: 0.5, client: 1, send: "BLOCK 500"}
+"""
+
+
+def test_shipped_scenarios_load_and_cover_every_expectation() -> None:
+    from lab.models import EXPECT, OPTIONAL_EXPECT
+    found = scenarios.all_scenarios()
+    assert len(found) >= 11
+    judged = {s.expect for s in found.values()} | {"thread_count", "processes", "sleep_stalls_others"}
+    assert set(EXPECT) | set(OPTIONAL_EXPECT) <= judged
+
+
+def test_flags_and_expressions(tmp_path: Path) -> None:
+    s = scenarios.load_scenario(write(tmp_path, GOOD))
+    assert s.probes["main"].flags(4) == ["--clients=5", "--duration=2", "--at=0.5:1:BLOCK 500"]
+    assert s.probes["main"].flags(0) == ["--clients=3", "--duration=2", "--at=0.5:1:BLOCK 500"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("judge: served_at_once", "judge: nope"), r"s.yaml:3: unknown judge 'nope'"),
+    (("    duration: 2\n", "    duration: 2\n    colour: red\n"), r"s.yaml:9: probe 'main' has unknown key 'colour'"),
+    (("clients: max(3, workers + 1)", "clients: import os"), r"s.yaml:7: 'import os' is not a number"),
+    (("    duration: 2\n", ""), r"s.yaml:6: probe 'main' needs a 'duration'"),
+    (("{t: 0.5, client: 1, send: \"BLOCK 500\"}", "{t: -1, client: 1, send: x}"), r"s.yaml:10: t must be >= 0"),
+    (("expect: peak_served", "expect: happiness"), r"s.yaml:4: 'happiness' is not a model.yaml expectation"),
+    (("  main:\n", "  main: [\n"), r"s.yaml:\d+:\d+: "),
+])
+def test_bad_scenarios_name_file_and_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        scenarios.load_scenario(write(tmp_path, GOOD.replace(*change)))
+
+
+def test_unknown_scenario_lists_the_real_ones() -> None:
+    with pytest.raises(UsageError, match=r"unknown scenario 'nope'; the scenarios are: .*served-at-once"):
+        scenarios.get("nope")
