@@ -63,6 +63,13 @@ Event = Union[Request, Close, Reject, _NeedData]
 DETECT, LINE, HTTP, AWAIT_REPLY, DONE = "detect", "line", "http", "await-reply", "done"
 
 
+def _head_end(buf: bytearray) -> tuple[int, int]:
+    """Where the head ends (the first empty line, CRLF or bare LF), and how
+    many bytes the line break and the empty line take: (-1, 0) if not yet."""
+    ends = [(i, n) for i, n in ((buf.find(b"\n\r\n"), 3), (buf.find(b"\n\n"), 2)) if i >= 0]
+    return min(ends) if ends else (-1, 0)
+
+
 class ServerConnection:
     def __init__(self, max_line: int = MAX_LINE, max_head: int = MAX_HEAD) -> None:
         self.max_line = max_line
@@ -140,10 +147,7 @@ class ServerConnection:
 
     def _next_http(self) -> Event:
         buf = self._buf
-        end = buf.find(b"\r\n\r\n")
-        skip = 4
-        if end < 0:
-            end, skip = buf.find(b"\n\n"), 2
+        end, skip = _head_end(buf)
         if end < 0 or end > self.max_head:
             return self._incomplete(self.max_head, "header section too large", status=431)
         try:

@@ -44,6 +44,8 @@ CASES = [
     b"PUT / HTTP/1.1\r\n\r\n",
     b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"partial line without newline",
+    # found by the fuzz campaign: the head ends at the FIRST empty line, LF or CRLF
+    b"GET / HTTP/1.1\n\nGET /x HTTP/1.1\r\n\r\n",
 ]
 
 
@@ -133,3 +135,8 @@ def test_client_splits_replies() -> None:
 def test_any_input_in_any_chunking_gives_the_same_events(data: bytes, step: int) -> None:
     chunks = [data[i:i + step] for i in range(0, len(data), step)] + [b""]
     assert converse(chunks, max_line=200) == converse([data, b""], max_line=200)
+
+
+def test_mixed_line_endings_keep_requests_apart() -> None:
+    out = converse([b"GET / HTTP/1.1\n\nGET /x HTTP/1.1\r\n\r\n"])
+    assert [e for e in out if isinstance(e, Request)] == [Request("ECHO", 0, b"/"), Request("ECHO", 0, b"/x")]
