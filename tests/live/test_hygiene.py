@@ -152,3 +152,22 @@ def test_down_all_removes_compose_made_resources_too(engine, app_image) -> None:
         except docker.errors.NotFound:
             pass
     assert config.lab_name() == engine.lab
+
+
+def test_logs_are_bounded_and_never_hold_a_container_up(engine, app_image, monkeypatch) -> None:
+    """A container that writes 60 MB as fast as it can, with nobody reading:
+    it is not held up (the engine's log driver takes everything, rotating at
+    compose.yaml's max-size), and the log the lab keeps is capped."""
+    from lab import runs
+    from lab.console import say
+    from lab.live import LiveRun
+
+    monkeypatch.setattr(runs, "LOG_CAP", 1 << 20)
+    flood = ["python3", "-c", "import sys\nline = 'x' * 99 + '\\n'\nfor _ in range(600_000): sys.stdout.write(line)"]
+    with LiveRun(engine, "test", "logs", say=say) as live:
+        c = live.start("swarm", command=flood)
+        status = c.wait(timeout=120)  # bounded: it must finish on its own
+        assert status["StatusCode"] == 0
+        live.capture_logs()
+        kept = (live.dir.path / "logs" / "swarm.log").read_bytes()
+    assert len(kept) <= (1 << 20) + 100 and b"[log cut at 1048576 bytes of " in kept[-60:]
