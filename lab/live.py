@@ -86,13 +86,17 @@ class LiveRun:
             self.image = images.ensure_app(self.engine, self.say, self.id)
         return self.image
 
-    def network(self) -> str:
+    def network(self, publish: bool = False) -> str:
+        """The run's private network, as compose.yaml's `lab` network says:
+        internal (no way out of the host) unless a port is to be published."""
         if self._network is None:
             if self.engine.client.networks.list(names=[self.prefix]):
                 raise EnvironmentProblem(f"a network named '{self.prefix}' exists already; "
                                          "choose another --name or `lab down --all`")
+            spec = self.topology.networks.get("lab") or {}
             self._network = self.engine.client.networks.create(
-                self.prefix, driver="bridge", labels={**self.labels, ROLE: "network"})
+                self.prefix, driver="bridge", internal=bool(spec.get("internal")) and not publish,
+                labels={**self.labels, ROLE: "network"})
         return self._network.name
 
     def volume(self, logical: str) -> str:
@@ -109,7 +113,7 @@ class LiveRun:
         name = f"{self.prefix}-{service}"
         self.engine.check_name_free(name)
         image = self.ensure_image()
-        network = self.network()
+        network = self.network(publish)
         volumes = {src.split(":")[0]: self.volume(src.split(":")[0])
                    for src in map(str, spec.spec.get("volumes", []))}
         kwargs = compose.create_kwargs(

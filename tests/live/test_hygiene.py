@@ -68,6 +68,9 @@ def test_every_lab_container_is_boxed(engine, app_image) -> None:
                                                                 for c in res.containers))
         containers = engine.runs(run)[run].containers
         assert {c.labels["org.iolab.service"] for c in containers} == {"threads", "swarm"}
+        for net in engine.runs(run)[run].networks:
+            net.reload()
+            assert net.attrs["Internal"] is True, f"{net.name} has a way out of the host"
         for c in containers:
             host = c.attrs["HostConfig"]
             assert c.attrs["Config"]["User"] not in ("", "0", "root"), c.name
