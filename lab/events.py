@@ -68,18 +68,23 @@ class EventStream:
 
     def wait_for(self, match: Callable[[Event], bool], timeout: float, count: int = 1,
                  what: str = "matching events") -> Event:
-        """Block until ``count`` events match; return the count-th."""
+        """Block until ``count`` events match; return the count-th.  Each
+        event is looked at once, however long the trace grows."""
         deadline = time.monotonic() + timeout
+        seen = found = 0
         with self._cond:
             while True:
-                found = [e for e in self.events if match(e)]
-                if len(found) >= count:
-                    return found[count - 1]
+                for event in self.events[seen:]:
+                    if match(event):
+                        found += 1
+                        if found == count:
+                            return event
+                seen = len(self.events)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.ended:
                     why = "the container's output ended" if self.ended else f"{timeout:g}s passed"
                     raise TraceTimeout(
-                        f"{self.name}: {len(found)} of {count} {what} before {why}; last events: "
+                        f"{self.name}: {found} of {count} {what} before {why}; last events: "
                         f"{self.events[-6:]}; other output: {self.other[-3:]}")
                 self._cond.wait(left)
 

@@ -37,6 +37,7 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
     "wouldblock_counter": (True,),  # STATS counts recv/accept returning EAGAIN
     "triggering": ("level", "edge"),  # how readiness is reported
     "fd_limit": (None, int),  # highest descriptor the readiness API can watch
+    "c10k": ("holds", "threads", "fd-limit", "backlog", "pids-limit"),  # with 10,000 connections
 }
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in EXPECT.items())
 __doc__ += "\n\nand, optionally (a check applies only to models that declare its key):\n"

@@ -43,6 +43,26 @@ IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container
 # CPU.  Probed servers run without one; their own `start` event says ready.
 NO_HEALTHCHECK = {"test": ["NONE"]}
 SAMPLE_EVERY = 0.1  # seconds between samples while sampling
+# Run in the server container: memory of the server processes (not itself).
+MEMORY_SCRIPT = """
+import json, os
+out = {"pss": 0, "uss": 0, "rss": 0, "processes": 0}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if pid in ("1", str(os.getpid())):  # docker-init, and this script
+        continue
+    try:
+        if b"server.py" not in open(f"/proc/{pid}/cmdline", "rb").read():
+            continue
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:])
+    except OSError:
+        continue
+    kb = lambda k: int(fields.get(k, "0 kB").split()[0]) * 1024
+    out["pss"] += kb("Pss")
+    out["uss"] += kb("Private_Clean") + kb("Private_Dirty")
+    out["rss"] += kb("Rss")
+    out["processes"] += 1
+print(json.dumps(out))
+"""
 
 
 @dataclass
@@ -145,6 +165,27 @@ class Target:
             stop.set()
             thread.join(10)
             self.samples.extend(taken)
+
+    def memory(self) -> dict[str, Any]:
+        """PSS, USS (private) and RSS of every server process, in bytes, read
+        from /proc/<pid>/smaps_rollup inside the container (a short exec: the
+        only reading here that runs there; memory, not CPU, is what it reads)."""
+        code, output = self.container.exec_run(["python3", "-c", MEMORY_SCRIPT])
+        try:
+            return json.loads(output) if code == 0 else {"error": output.decode(errors="replace")[-200:]}
+        except ValueError:
+            return {"error": "unreadable smaps_rollup"}
+
+    def netstat(self) -> dict[str, int]:
+        """The listen queue's overflow counters of the server's network namespace."""
+        code, output = self.container.exec_run(["cat", "/proc/net/netstat"])
+        if code != 0:
+            return {}
+        lines = [l.split() for l in output.decode().splitlines() if l.startswith("TcpExt:")]
+        if len(lines) < 2:
+            return {}
+        table = dict(zip(lines[0][1:], lines[1][1:]))
+        return {k: int(table[k]) for k in ("ListenOverflows", "ListenDrops", "TCPBacklogDrop") if k in table}
 
     def stats_request(self) -> dict[str, Any] | None:
         """STATS over the line protocol, by a one-off swarm action (None if

@@ -38,11 +38,13 @@ from .errors import UsageError
 from .yamlfile import LineDict, load, where
 
 SCENARIOS = config.ROOT / "scenarios"
-TOP_KEYS = {"name", "claim", "judge", "expect", "fresh", "order", "probes", "idle", "settings"}
+TOP_KEYS = {"name", "claim", "judge", "expect", "fresh", "order", "probes", "idle", "settings",
+            "server", "default"}
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
            "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
-OPTIONS = {"sample", "before", "after"}  # for the lab: sample the server; STATS before/after
+OPTIONS = {"sample", "before", "after", "memory"}  # for the lab: sample the server; STATS
+# before/after; memory (and listen-queue counters) once every client is in
 PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv}
@@ -86,6 +88,8 @@ class Scenario:
     idle: float = 0.0
     probes: dict[str, ProbeSpec] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    server: list[str] = field(default_factory=list)  # extra server flags, e.g. --backlog=4096
+    default: bool = True  # False: runs only when named (--scenario), e.g. the heavy c10k
 
 
 def evaluate(value: Any, workers: int, file: Path, line: int) -> Any:
@@ -154,6 +158,8 @@ def load_scenario(file: Path) -> Scenario:
                                  f"(known: {', '.join(sorted(PROBE_KEYS))})")
             if key == "at":
                 _check_at(value, file, spec)
+            elif key in OPTIONS and not isinstance(value, bool):
+                raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
             elif key in NUMBERS:
                 number = evaluate(value, 4, file, spec.line_of(key))
                 if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
@@ -167,9 +173,12 @@ def load_scenario(file: Path) -> Scenario:
     from .models import EXPECT, OPTIONAL_EXPECT
     if doc["expect"] not in EXPECT and doc["expect"] not in OPTIONAL_EXPECT:
         raise UsageError(f"{where(file, doc, 'expect')}: '{doc['expect']}' is not a model.yaml expectation")
+    server = doc.get("server") or []
+    if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
+        raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
     return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
                     bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
-                    probes, dict(doc.get("settings") or {}))
+                    probes, dict(doc.get("settings") or {}), list(server), bool(doc.get("default", True)))
 
 
 def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:

@@ -8,10 +8,12 @@ it; the judge named by the scenario turns what was recorded into verdicts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -55,6 +57,7 @@ class Context:
     probes: dict[str, Probe] = field(default_factory=dict)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     stats: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    readings: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory etc. per probe
     idle: list[Cpu] = field(default_factory=list)  # two readings around the idle window
 
     @property
@@ -100,36 +103,22 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario],
     """Every applicable scenario against ``model``; verdicts in order."""
     verdicts: list[Verdict] = []
     target: Target | None = None
+    args: list[str] = []
     tol = tolerances(model)
     try:
         for scenario in applicable(model, scenarios):
             progress(model.name, scenario.name, None)
-            if target is None or scenario.fresh or not target.alive():
+            if target is None or scenario.fresh or scenario.server != args or not target.alive():
                 if target is not None:
                     target.close()
-                target = bench.serve(model)
+                args = scenario.server
+                target = bench.serve(model, args=args)
             ctx = Context(model, scenario, target, tol)
-            if scenario.idle:
-                first = target.cpu()
-                threading.Event().wait(scenario.idle)  # the measurement window itself
-                ctx.idle = [first, target.cpu()]
-            for name, spec in scenario.probes.items():
-                workers = model.workers or 0
-                if spec.values.get("before"):
-                    ctx.stats[f"{name}:before"] = target.stats_request()
-                if spec.values.get("sample"):
-                    with target.sampling() as taken:
-                        ctx.probes[name] = bench.swarm(target, f"{scenario.name}-{name}", spec.flags(workers))
-                    ctx.samples[name] = taken
-                else:
-                    ctx.probes[name] = bench.swarm(target, f"{scenario.name}-{name}", spec.flags(workers))
-                if spec.values.get("after"):
-                    ctx.settle(dict.fromkeys(c for c in _conns(ctx.probes[name])))
-                    ctx.stats[f"{name}:after"] = target.stats_request()
             try:
+                run_probes(bench, ctx)
                 found = judges.JUDGES[scenario.judge](ctx)
-            except Exception as exc:  # a judge that breaks is a failed check, not a lost run
-                found = [ctx.unknown(scenario.expect, f"the judge failed: {type(exc).__name__}: {exc}")]
+            except Exception as exc:  # a probe or judge that breaks is a failed check, not a lost run
+                found = [ctx.unknown(scenario.expect, f"{type(exc).__name__}: {exc}")]
             verdicts += found
             progress(model.name, scenario.name, found)
     finally:
@@ -137,6 +126,68 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario],
             target.close()
             bench.remove(target)
     return verdicts
+
+
+def run_probes(bench: Bench, ctx: Context) -> None:
+    """The scenario's idle window and probes, recording what the judge reads."""
+    target, scenario = ctx.target, ctx.scenario
+    workers = ctx.model.workers or 0
+    if scenario.idle:
+        first = target.cpu()
+        threading.Event().wait(scenario.idle)  # the measurement window itself
+        ctx.idle = [first, target.cpu()]
+    for name, spec in scenario.probes.items():
+        label = f"{scenario.name}-{name}"
+        if spec.values.get("before"):
+            ctx.stats[f"{name}:before"] = target.stats_request()
+        if spec.values.get("memory"):
+            ctx.readings[name] = {"before": target.memory(), "cpu_before": target.cpu(),
+                                  "netstat_before": target.netstat()}
+        with target.sampling() if spec.values.get("sample") else _nothing() as taken:
+            if spec.values.get("memory"):
+                ctx.probes[name] = _with_peak_reading(bench, ctx, name, label, spec.flags(workers),
+                                                      spec.number("clients", workers))
+            else:
+                ctx.probes[name] = bench.swarm(target, label, spec.flags(workers))
+        if taken is not None:
+            ctx.samples[name] = taken
+        if spec.values.get("after"):
+            ctx.settle(dict.fromkeys(_conns(ctx.probes[name])))
+            ctx.stats[f"{name}:after"] = target.stats_request()
+
+
+def _with_peak_reading(bench: Bench, ctx: Context, name: str, label: str, flags: list[str],
+                       clients: int) -> Probe:
+    """Run the swarm in the background; once the server has accepted every
+    client (or the swarm has ended, or the ramp's bound has passed), read the
+    server's memory, listen-queue counters and process table at that peak."""
+    done: dict[str, Any] = {}
+    swarm = threading.Thread(target=lambda: done.update(probe=bench.swarm(ctx.target, label, flags)),
+                             daemon=True)
+    swarm.start()
+    reading = ctx.readings[name]
+    bound = float(ctx.scenario.settings.get("peak_within_s", 20))
+    try:
+        ctx.target.events.wait_for(lambda e: e["ev"] == "accept", timeout=bound, count=clients,
+                                   what="accepted connections")
+        reading["all_accepted"] = True
+    except AssertionError:
+        reading["all_accepted"] = False  # a model that cannot take them all: read it as it is
+    if swarm.is_alive():
+        reading.update(peak=ctx.target.memory(), peak_sample=ctx.target.sample(),
+                       netstat_peak=ctx.target.netstat(), cgroup_peak=ctx.target.cpu(),
+                       peak_t=time.monotonic())
+    swarm.join()
+    if "probe" not in done:
+        raise RuntimeError("the swarm ended without results")
+    if ctx.target.alive():
+        reading["cpu_after"] = ctx.target.cpu()
+    return done["probe"]
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def _conns(probe: Probe) -> list[str]:
@@ -152,5 +203,5 @@ def scenario_files(names: list[str] | None, root: Path | None = None) -> list[Sc
     from .. import scenarios
     found = scenarios.all_scenarios(root)
     if not names:
-        return list(found.values())
+        return [s for s in found.values() if s.default]
     return [scenarios.get(n) for n in names]

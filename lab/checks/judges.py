@@ -266,3 +266,75 @@ def faults(ctx: "Context") -> list["Verdict"]:
                         observed, ok, dropped=dropped, others_ended=ends, others_replies_after=after,
                         server_alive=alive,
                         supervisor_events=[e["ev"] for e in restarted])]
+
+
+@judge
+def c10k(ctx: "Context") -> list["Verdict"]:
+    """Ten thousand connections: how many the server took and kept, how fast
+    the small active set stayed meanwhile, and what each connection cost."""
+    probe, reading = ctx.probes["main"], ctx.readings.get("main", {})
+    s = probe.summary
+    asked = s.get("clients", 0)
+    events = ctx.events(probe)
+    accepted = sum(1 for e in events if e["ev"] == "accept")
+    errors: dict[str, int] = {}
+    for e in events:
+        if e["ev"] == "error":
+            errors[e.get("kind", "?")] = errors.get(e.get("kind", "?"), 0) + 1
+    conns = probe.results.get("connections", [])
+    kept = sum(1 for c in conns if c.get("connect_end") and c.get("close") not in a.ERROR_KINDS)
+    active = [c for c in conns if c.get("role") != "hold"]
+    answered = sum(1 for c in active if c.get("replies"))
+    latency = s.get("latency") or {}
+    p99 = (latency.get("p99_us") or 0) / 1000 if latency.get("count") else None
+    base, peak = reading.get("before", {}), reading.get("peak", {})
+    open_at_peak = reading.get("peak_sample")
+    per_conn = {k: round((peak.get(k, 0) - base.get(k, 0)) / max(accepted, 1))
+                for k in ("pss", "uss", "rss")} if peak and "error" not in peak else None
+    cpu = a.cores(reading["cpu_before"], reading["cpu_after"]) if "cpu_after" in reading else None
+    cgroup = reading.get("cgroup_peak")  # all the container's memory, kernel socket buffers included
+    if cgroup is not None and accepted:
+        per_conn = {**(per_conn or {}), "cgroup": round((cgroup.memory - reading["cpu_before"].memory) / accepted)}
+    overflow = {k: v - reading.get("netstat_before", {}).get(k, 0)
+                for k, v in reading.get("netstat_peak", {}).items()}
+    start = next((e for e in ctx.target.events.events if e["ev"] == "start"), {})
+    host = ctx.target.container.attrs["HostConfig"]
+    figures = {
+        "asked": asked, "connected": s.get("connections", {}).get("connected"), "accepted": accepted,
+        "kept_to_the_end": kept, "ramp_s": s.get("connections", {}).get("connect_all_s"),
+        "active": len(active), "active_answered": answered, "latency_us": latency,
+        "memory_per_connection": per_conn, "memory_peak": peak, "memory_idle": base,
+        "threads_at_peak": open_at_peak.threads if open_at_peak else None,
+        "processes_at_peak": open_at_peak.processes if open_at_peak else None,
+        "cpu_cores": round(cpu, 3) if cpu is not None else None, "server_errors": errors,
+        "listen_queue": overflow, "backlog": start.get("backlog"), "somaxconn": start.get("somaxconn"),
+        "nofile": start.get("nofile"), "pids_limit": host.get("PidsLimit"),
+        "swarm_errors": s.get("errors"), "swarm_warnings": probe.results.get("warnings"),
+        "port_range": probe.results.get("environment", {}).get("ip_local_port_range"),
+    }
+    want = ctx.expect("c10k")
+    limit = ctx.tol["c10k_p99_ms_max"]
+    peak_served = {1: 1, "all": asked, "workers": ctx.workers}.get(ctx.expect("peak_served"), asked)
+    if want == "holds":
+        ok = accepted >= asked and kept >= asked and p99 is not None and p99 <= limit
+        expected = f"holds all {asked}, active p99 <= {limit} ms"
+    elif want == "threads":
+        threads = figures["threads_at_peak"] or 0
+        ok = accepted >= asked and threads >= asked
+        expected = f"holds all {asked} with a thread each"
+    elif want == "fd-limit":
+        ok = errors.get("fd_setsize", 0) > 0 and kept < asked and answered > 0
+        expected = "fails at its descriptor limit, says so, serves the rest"
+    elif want == "pids-limit":
+        ok = errors.get("fork", 0) > 0 and (figures["processes_at_peak"] or 0) <= (host.get("PidsLimit") or 0)
+        expected = f"bounded by the container's task limit ({host.get('PidsLimit')})"
+    else:  # backlog: a few served, the rest wait in the listen backlog (or the pool's queue)
+        ok = 0 < answered <= peak_served
+        expected = f"serves {peak_served} at once; the rest wait (backlog {start.get('backlog')}, " \
+                   f"somaxconn {start.get('somaxconn')})"
+    observed = (f"{accepted} accepted, {kept} kept of {asked}; active {answered}/{len(active)} answered"
+                + (f", p99 {p99:.1f} ms" if p99 is not None else "")
+                + (f"; {per_conn['pss'] / 1024:.1f} KiB PSS per connection" if per_conn else "")
+                + (f"; errors {errors}" if errors else "")
+                + (f"; listen queue {overflow}" if any(overflow.values()) else ""))
+    return [ctx.verdict("c10k", expected, observed, ok, **figures)]

@@ -1,0 +1,79 @@
+"""lab run SCENARIO --model M [--model M...] | --all: run one scenario and show its figures.
+
+Any scenario in scenarios/ (or a YAML file) runs against the models named,
+each in a fresh server container, and every figure its judge computed is
+printed and written to results.json in the run directory, with the verdict
+against the model's model.yaml where the model declares one.  The heavy
+`c10k` scenario lives here: `lab run c10k --model epoll`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.table import Table
+
+from .. import checks, models, scenarios
+from ..console import out, say
+from ..context import engine
+from ..errors import ExpectationFailed, UsageError
+from ..live import LiveRun
+from ..probe import Bench
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run one scenario (e.g. c10k) against models and show its figures",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", help="a scenario name (see scenarios/) or a YAML file")
+    p.add_argument("--model", action="append", default=[], help="a model to run it on; repeatable")
+    p.add_argument("--all", action="store_true", help="every model that declares what it judges")
+    p.add_argument("--json", action="store_true", help="print results.json on stdout")
+    p.set_defaults(func=run)
+
+
+def figures_table(verdicts: list[checks.Verdict]) -> Table:
+    t = Table(title="figures", header_style="bold")
+    t.add_column("model", style="bold")
+    t.add_column("figure")
+    t.add_column("value", overflow="fold")
+    for v in verdicts:
+        for i, (key, value) in enumerate(v.figures.items()):
+            shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+            t.add_row(v.model if i == 0 else "", key, shown)
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    scenario = scenarios.get(args.scenario)
+    if args.all == bool(args.model):
+        raise UsageError("name models with --model, or use --all (not both)")
+    chosen = [m for m in models.all_models().values() if scenario.expect in m.expect] if args.all \
+        else [models.get(m) for m in args.model]
+    for m in chosen:
+        if scenario.expect not in m.expect:
+            raise UsageError(f"{m.name}'s model.yaml does not declare '{scenario.expect}', "
+                             f"which {scenario.name} judges")
+    eng = engine()
+    verdicts: list[checks.Verdict] = []
+    with LiveRun(eng, "run", scenario.name, say=say,
+                 params={"scenario": scenario.name, "models": [m.name for m in chosen]}) as live:
+        bench = Bench(live)
+        for model in chosen:
+            verdicts += checks.run_model(bench, model, [scenario], lambda m, s, v: v is None or say(
+                f"{m}: {s} {'held' if all(x.ok for x in v) else 'did not hold'}"))
+        results = checks.as_json(verdicts, {"run": live.id, "scenario": scenario.name,
+                                            "models": [m.name for m in chosen]})
+        live.dir.write_json("results.json", results)
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+    else:
+        out.print(figures_table(verdicts))
+        for v in verdicts:
+            out.print(f"{v.model}: {v.expected} -> {v.observed} "
+                      f"[{'held' if v.ok else 'did not hold'}]", markup=False)
+        out.print(f"run directory {live.dir.path}")
+    if not results["passed"]:
+        raise ExpectationFailed(f"{sum(1 for v in verdicts if not v.ok)} expectation(s) did not hold")
+    return 0
