@@ -257,6 +257,8 @@ class Bench:
             raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
                                      f"(exit {code}): {text.strip().splitlines()[-1:] or 'no output'}")
         results = json.loads(raw)
+        for warning in results.get("warnings", []):  # e.g. a descriptor limit the host cannot raise
+            self.live.say(f"warning from the swarm ({target.model.name}/{name}): {warning}")
         if save:
             stem = f"probes/{target.model.name}/{name}"
             self.live.dir.write_bytes(f"{stem}.results.json", raw)
