@@ -9,6 +9,7 @@ against:
       What the check shows, in a sentence or two.
     judge: served_at_once      # the function in lab/checks/judges.py
     expect: peak_served        # the model.yaml key judged; models without it are skipped
+    also: [thread_count]       # further keys its judge reads from the same probes
     fresh: false               # true: a new server container first
     order: 10                  # checks run in this order (destructive ones last)
     probes:                    # one or more swarm runs, by name
@@ -38,8 +39,8 @@ from .errors import UsageError
 from .yamlfile import LineDict, load, where
 
 SCENARIOS = config.ROOT / "scenarios"
-TOP_KEYS = {"name", "claim", "judge", "expect", "fresh", "order", "probes", "idle", "settings",
-            "server", "default"}
+TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probes", "idle",
+            "settings", "server", "default"}
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
            "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
@@ -78,6 +79,8 @@ class ProbeSpec:
 
 @dataclass
 class Scenario:
+    """One check: what to run, and which model.yaml keys its judge reads."""
+
     name: str
     claim: str
     judge: str
@@ -89,7 +92,12 @@ class Scenario:
     probes: dict[str, ProbeSpec] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     server: list[str] = field(default_factory=list)  # extra server flags, e.g. --backlog=4096
+    also: list[str] = field(default_factory=list)  # further model.yaml keys the judge reads
     default: bool = True  # False: runs only when named (--scenario), e.g. the heavy c10k
+
+    @property
+    def judges(self) -> list[str]:
+        return [self.expect, *self.also]
 
 
 def evaluate(value: Any, workers: int, file: Path, line: int) -> Any:
@@ -171,14 +179,17 @@ def load_scenario(file: Path) -> Scenario:
     if not probes and not doc.get("idle"):
         raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")
     from .models import EXPECT, OPTIONAL_EXPECT
-    if doc["expect"] not in EXPECT and doc["expect"] not in OPTIONAL_EXPECT:
-        raise UsageError(f"{where(file, doc, 'expect')}: '{doc['expect']}' is not a model.yaml expectation")
+    also = doc.get("also") or []
+    for key, value in [("expect", doc["expect"]), *(("also", k) for k in also)]:
+        if value not in EXPECT and value not in OPTIONAL_EXPECT:
+            raise UsageError(f"{where(file, doc, key)}: '{value}' is not a model.yaml expectation")
     server = doc.get("server") or []
     if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
         raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
     return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
                     bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
-                    probes, dict(doc.get("settings") or {}), list(server), bool(doc.get("default", True)))
+                    probes, dict(doc.get("settings") or {}), server=list(server), also=list(also),
+                    default=bool(doc.get("default", True)))
 
 
 def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
