@@ -20,10 +20,8 @@ something to happen is always a bounded wait on an event.
 from __future__ import annotations
 
 import contextlib
-import io
 from datetime import datetime
 import json
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -252,7 +250,7 @@ class Bench:
             raise EnvironmentProblem(f"cannot run the swarm: {exc.explanation}") from None
         ended = time.monotonic()
         text = (output or b"").decode(errors="replace")
-        raw = self._read(f"{out}/results.json")
+        raw = self.live.read_file("swarm", f"{out}/results.json")
         if raw is None:
             raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
                                      f"(exit {code}): {text.strip().splitlines()[-1:] or 'no output'}")
@@ -267,13 +265,3 @@ class Bench:
             raise EnvironmentProblem(f"the swarm for {target.model.name}/{name} ran {ended - began:.0f}s, "
                                      f"over its {timeout:.0f}s bound")
         return Probe(name, results, code, began, ended, text)
-
-    def _read(self, path: str) -> bytes | None:
-        try:
-            stream, _ = self.swarm_container.get_archive(path)
-        except docker.errors.NotFound:
-            return None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            data = tar.extractfile(member) if member else None
-            return data.read() if data else None
