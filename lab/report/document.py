@@ -1,0 +1,138 @@
+"""What the report says, independent of how it is rendered: a list of
+sections, each with paragraphs, figures and tables.  html.py and md.py turn
+it into report.html and report.md.
+
+Paragraph text may use `code` and **bold**, as in Markdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from . import data, tables
+from .data import Run
+from .tables import Table
+
+
+@dataclass
+class Figure:
+    file: str  # under plots/
+    alt: str
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[tuple[str, Table]] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    subtitle: str
+    sections: list[Section]
+
+
+def _names(models: list[str]) -> str:
+    return ", ".join(f"**{m}**" for m in models) if models else "none"
+
+
+def build(run: Run, plot_files: list[str]) -> Document:
+    doc = run.doc
+    params = doc.get("params") or {}
+    started = (doc.get("run") or {}).get("started_wall")
+    when = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
+    subtitle = (f"Run `{(doc.get('run') or {}).get('id', '?')}`, {when}: {len(run.models)} models, "
+                f"{params.get('repeat', '?')} repeat(s) each, workloads "
+                f"{', '.join(w.name for w in run.workloads)}.")
+    sections: list[Section] = []
+
+    glance = Section("summary", "At a glance")
+    glance.paragraphs.append(
+        "Each model ran in its own fresh server container for every repeat, alone on the engine, with "
+        "the swarm (the lab's load generator) in a container beside it. Warm-up is left out of every "
+        "figure. The sections below show who was served when, how much each model sustains, how long "
+        "clients waited, and what it cost.")
+    glance.tables.append(("", tables.summary(run)))
+    if run.errors:
+        glance.paragraphs.append("**Problems:** " + "; ".join(run.errors))
+    sections.append(glance)
+
+    for w in run.of_kind("timeline"):
+        s = Section(f"timeline-{w.name}", f"1. Timeline: {w.title}")
+        s.paragraphs.append(w.about + " Each row is one connection; a bar is a request from the "
+                            "moment it was sent to its reply, hatched where requests were sent and "
+                            "never answered (the first repeat of each model).")
+        partial, full = [], []
+        for m in run.models:
+            tl = run.timeline(m, w.name)
+            if tl:
+                (full if data.peak_served(tl[0]) >= len(tl[0]) else partial).append(m)
+        if partial:
+            s.paragraphs.append(f"Served fewer clients at once than were connected: {_names(partial)}. "
+                                f"Served every client at once: {_names(full)}.")
+        if f"timeline-{w.name}.svg" in plot_files:
+            s.figures.append(Figure(f"timeline-{w.name}.svg", f"Timeline of the {w.name} workload per model"))
+        s.tables.append(("", tables.timeline(run)))
+        sections.append(s)
+
+    closed, opened = run.of_kind("closed"), run.of_kind("open")
+    if closed:
+        s = Section("throughput", "2. Throughput")
+        s.paragraphs.append(" ".join(w.about for w in closed))
+        s.paragraphs.append("A model that serves one connection at a time still shows a rate here: the "
+                            "rate of that one connection, while the others wait (see served/connected).")
+        if "throughput.svg" in plot_files:
+            s.figures.append(Figure("throughput.svg", "Replies per second per model"))
+        s.tables.append(("", tables.throughput(run)))
+        sections.append(s)
+    if closed or opened:
+        s = Section("latency", "3. Latency, closed loop and open loop")
+        s.paragraphs.append(
+            "In a closed loop a client sends its next request only after the last reply, so while the "
+            "server stalls nobody sends and the stall is measured once: the percentiles look better than "
+            "what a steady stream of users would see. The open loop sends on a fixed schedule whatever "
+            "the server does and measures each request from its intended send time, so a stall shows "
+            "in every request it delayed. Requests that were never answered are in no percentile: "
+            "their share is marked beside the model.")
+        s.paragraphs.extend(w.about for w in opened)
+        if "latency.svg" in plot_files:
+            s.figures.append(Figure("latency.svg", "Latency percentiles per model, closed and open loop"))
+        s.tables.append(("", tables.latency(run)))
+        sections.append(s)
+
+    s = Section("resources", "4. Resources")
+    cpus = (run.environment.get("engine") or {}).get("cpus")
+    s.paragraphs.append(
+        "Server CPU is the server container's cgroup CPU time over the swarm's measured window; swarm "
+        "CPU is the load generator's own (its workers' user and system time over its run). "
+        + (f"Both share the engine's {cpus} cores: where their sum nears {cpus}, the machine, not the "
+           "model, was the limit. " if cpus else "")
+        + f"Memory is {data.memory_source(run)}, summed over the model's processes (the container's "
+        "init left out), read half-way through the measured window with every client connected; per "
+        "connection it is the growth over the idle server, divided by the connections the swarm had "
+        "open. RSS counts a page shared by several processes once per process, so PSS (shared pages "
+        "split between their sharers) is the fair figure for a forking server.")
+    if "resources.svg" in plot_files:
+        s.figures.append(Figure("resources.svg", "CPU, CPU per reply, memory per connection, threads and processes"))
+    s.tables.append(("", tables.resources(run)))
+    sections.append(s)
+
+    checks = tables.checks(run)
+    if checks is not None:
+        s = Section("checks", "5. Behaviour checks")
+        s.paragraphs.append("From `checks.json` (written by `lab check`): each model's declared behaviour "
+                            "(model.yaml), checked against what its live containers did.")
+        s.tables.append(("", checks))
+        sections.append(s)
+
+    s = Section("environment", f"{6 if checks is not None else 5}. Environment")
+    s.tables.append(("", tables.environment(run)))
+    s.tables.append(("Workloads", tables.workloads(run)))
+    s.tables.append(("Servers", tables.servers(run)))
+    sections.append(s)
+    return Document("I/O models compared", subtitle, sections)

@@ -1,0 +1,52 @@
+"""lab report RUN_DIR: render a compare run's report again, from its files alone.
+
+RUN_DIR is a run directory (or a run id, or a unique prefix of one, under
+LAB_RUNS_DIR).  Reads results.json (and checks.json, if `lab check` left
+one there) and writes report.html (self-contained), report.md with plots/
+beside it, and results.csv.  No container is involved, and rendering the
+same run again writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import config, runs
+from ..console import out
+from ..errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="render a compare run's report again from its directory",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a run id (or unique prefix)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report here instead of into RUN_DIR")
+    p.set_defaults(func=run)
+
+
+def find_run(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        return path
+    found = runs.find(text) if "/" not in text and text not in (".", "..") else None
+    if found is None:
+        raise UsageError(f"no run directory '{text}' (and no single run id under {config.runs_dir()} "
+                         "starts with it)")
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import report
+
+    source = find_run(args.run_dir)
+    files = report.render_run(source)
+    target = Path(args.out) if args.out else source
+    try:
+        written = report.write_files(target, files)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into {target}: {exc.strerror}") from None
+    out.print(f"report: {target / 'report.html'} ({len(written)} files: "
+              f"{', '.join(sorted({str(p.relative_to(target)).split('/')[0] for p in written}))})")
+    return 0

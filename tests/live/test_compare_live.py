@@ -1,0 +1,125 @@
+"""`lab compare` end to end, as a user types it: two models, one repeat,
+short windows, against the live engine.  The report must be there and agree
+with results.json, and the timeline must show what the models are: the
+blocking server serves one client at a time, the threaded one all at once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lab.report import data
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compare_blocking_and_threads(app_image, engine) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "compare", "--models", "blocking,threads", "--repeat", "1",
+         "--duration", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    reports = sorted(Path(os.environ["LAB_RUNS_DIR"]).glob("*-compare-2-models-*"))
+    assert reports, f"no run directory: {done.stdout}"
+    run_dir = reports[-1]
+    assert run_dir.name not in engine.runs(run_dir.name), "compare left containers, networks or volumes"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    for name in ("results.json", "results.csv", "report.html", "report.md", "plots/timeline-classic.svg",
+                 "plots/throughput.svg", "plots/latency.svg", "plots/resources.svg"):
+        assert (run_dir / name).stat().st_size > 0, name
+    for log in ("blocking.r1", "threads.r1", "swarm.blocking-r1-pingpong", "swarm.threads-r1-rate"):
+        assert (run_dir / "logs" / f"{log}.log").exists(), log
+
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["schema"] == "iolab.compare/1" and results["errors"] == []
+    assert results["params"]["models"] == ["blocking", "threads"]
+    env = results["environment"]
+    assert env["engine"]["version"] and env["containers"]["python"]["threads"]
+    run = data.load(run_dir)
+
+    # every model, workload and repeat measured, and the CSV says the same
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    assert len(rows) == 2 * len(results["workloads"])
+    for row in rows:
+        rec = results["models"][row["model"]]["repeats"][0]["workloads"][row["workload"]]
+        assert rec["error"] is None, rec["error"]
+        assert float(row["replies_per_s"]) == rec["swarm"]["summary"]["replies_per_s"]
+        assert rec["server_cpu"]["cores"] is not None and rec["load"]["threads"] >= 1
+
+    # the timeline: blocking serialised, threads overlapping
+    blocking, _ = run.timeline("blocking", "classic")
+    threads, _ = run.timeline("threads", "classic")
+    assert len(blocking) == len(threads) == 3
+    assert data.overlapping_pairs(blocking) == 0 and data.peak_served(blocking) == 1, \
+        [c.span for c in blocking]
+    assert data.peak_served(threads) == 3 and data.overlapping_pairs(threads) == 3, [c.span for c in threads]
+
+    # under 50 pingpong clients, blocking serves one connection, threads all, one thread each
+    pp_blocking = results["models"]["blocking"]["repeats"][0]["workloads"]["pingpong"]
+    pp_threads = results["models"]["threads"]["repeats"][0]["workloads"]["pingpong"]
+    assert sum(1 for n in pp_blocking["replies_per_client"] if n) == 1
+    assert sum(1 for n in pp_threads["replies_per_client"] if n) == 50
+    assert pp_threads["load"]["threads"] >= 51 and pp_blocking["load"]["threads"] == 1
+
+    # the HTML shows it
+    page = (run_dir / "report.html").read_text()
+    assert "Served fewer clients at once than were connected: <strong>blocking</strong>" in page
+    assert "1/50" in page and "50/50" in page
+
+    # and rendering again changes nothing
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix in (".html", ".md", ".csv", ".svg")}
+    again = subprocess.run([sys.executable, "-m", "lab", "report", str(run_dir)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert again.returncode == 0, again.stderr
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_ctrl_c_stops_compare_removes_everything_and_exits_130(app_image, engine) -> None:
+    """Interrupted once its first workload is measured (its progress line is
+    the signal): exit 130, the run marked interrupted, nothing left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "compare", "--models", "threads,epoll", "--repeat", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("lab: threads 1 classic:") for line in seen):
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))  # Empty: see below
+            if line is None:
+                raise AssertionError(f"compare ended before measuring anything: {''.join(seen)}")
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    except queue.Empty:
+        raise AssertionError(f"no workload measured within 120 s: {''.join(seen)}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    tail: list[str] = []
+    while (line := lines.get(timeout=10)) is not None:  # the process has ended: its stderr closes
+        tail.append(line)
+    rest = "".join(tail)
+    assert code == 130, f"exit {code}: {''.join(seen)}{rest}"
+    assert "interrupted; what this run started has been removed" in rest
+    run_dir = sorted(Path(os.environ["LAB_RUNS_DIR"]).glob("*-compare-2-models-*"))[-1]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert run_dir.name not in engine.runs(run_dir.name), "the interrupted compare left resources"
+    assert not (run_dir / "results.json").exists()
