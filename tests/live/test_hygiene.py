@@ -174,3 +174,15 @@ def test_logs_are_bounded_and_never_hold_a_container_up(engine, app_image, monke
         live.capture_logs()
         kept = (live.dir.path / "logs" / "swarm.log").read_bytes()
     assert len(kept) <= (1 << 20) + 100 and b"[log cut at 1048576 bytes of " in kept[-60:]
+
+
+def test_interrupting_check_removes_what_it_started(engine, app_image) -> None:
+    proc = lab_process("check", "threads")
+    try:
+        run = wait_for_container_start(engine)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert run not in engine.runs(), "the interrupted check left resources behind"
