@@ -1,39 +1,42 @@
 """Probing one model in a live run: its server, the swarm, and what they show.
 
     bench = Bench(live)                       # one swarm container for the run
-    target = bench.serve(model)               # a fresh server, healthy
-    with target.sampling():                   # thread/CPU samples meanwhile
+    target = bench.serve(model)               # a fresh server, listening
+    with target.sampling():                   # process-table samples meanwhile
         probe = bench.swarm(target, name, ["--clients=3", ...])
     probe.results                             # the swarm's results.json
     target.events.matching(...)               # the server's own trace
 
 The swarm runs by `exec` in one long-lived swarm container (a tenth of a
 second, against a second to start a container), with its results written to
-the run's results volume and copied out.  Samples of the server come from
-the engine, never from inside the server: the Docker stats API (the
-container's cgroup: CPU time, tasks, memory) and `top` (ps on the engine's
-host: one line per thread, so threads per process, the classic
-`ps huH p PID | wc -l`).  Sampling at an interval is measurement; waiting for
-something to happen is always a bounded wait on an event.
+the run's results volume and copied out.  The server is read from outside,
+through lab/measure.py: its cgroup's CPU time and memory, its processes'
+PSS/USS/RSS, and `top` (ps on the engine's host: one line per thread, so
+threads per process, the classic `ps huH p PID | wc -l`).  Sampling at an
+interval is measurement; waiting for something to happen is always a
+bounded wait on an event.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import docker.errors
 from docker.models.containers import Container
 
-from .errors import EnvironmentProblem
+from . import measure
+from .errors import EnvironmentProblem, LabError
 from .events import EventStream
 from .live import LiveRun
+from .measure import Cpu, Sample
 from .models import Model
+
+__all__ = ["Bench", "Cpu", "Probe", "Sample", "Target"]
 
 IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container waits for execs
 # A health check is a process started in the container every interval (about
@@ -41,47 +44,6 @@ IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container
 # CPU.  Probed servers run without one; their own `start` event says ready.
 NO_HEALTHCHECK = {"test": ["NONE"]}
 SAMPLE_EVERY = 0.1  # seconds between samples while sampling
-# Run in the server container: memory of the server processes (not itself).
-MEMORY_SCRIPT = """
-import json, os
-out = {"pss": 0, "uss": 0, "rss": 0, "processes": 0}
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    if pid in ("1", str(os.getpid())):  # docker-init, and this script
-        continue
-    try:
-        if b"server.py" not in open(f"/proc/{pid}/cmdline", "rb").read():
-            continue
-        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:])
-    except OSError:
-        continue
-    kb = lambda k: int(fields.get(k, "0 kB").split()[0]) * 1024
-    out["pss"] += kb("Pss")
-    out["uss"] += kb("Private_Clean") + kb("Private_Dirty")
-    out["rss"] += kb("Rss")
-    out["processes"] += 1
-print(json.dumps(out))
-"""
-
-
-@dataclass
-class Sample:
-    """The server's process table at one moment (`top`: fast, ~20 ms)."""
-
-    t: float  # host CLOCK_MONOTONIC, the clock the containers share on one engine host
-    processes: int  # server processes (docker-init excluded)
-    threads: int  # threads of the main (oldest) server process
-    per_process: dict[int, int] = field(default_factory=dict)  # pid -> threads
-
-
-@dataclass
-class Cpu:
-    """The container's cgroup counters, stamped by the engine when it read
-    them (the stats API answers about once a second, so its own stamp, not
-    ours, dates the reading)."""
-
-    read: float  # epoch seconds, the engine's stamp
-    cpu_s: float  # cgroup CPU time so far
-    memory: int  # bytes charged to the cgroup
 
 
 @dataclass
@@ -92,6 +54,7 @@ class Probe:
     began: float  # host monotonic, just before the swarm started
     ended: float
     output: str
+    command: list[str] | None = None  # the swarm's argv
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -107,6 +70,7 @@ class Target:
         self.container = container
         self.healthy_after = healthy_after
         self.events = EventStream(container, model.name)
+        self.cgroup = measure.Cgroup(container)
         self.samples: list[Sample] = []
 
     @property
@@ -121,25 +85,14 @@ class Target:
         return self.container.status == "running"
 
     def cpu(self) -> Cpu:
-        stats = self.container.stats(stream=False, one_shot=True)
-        read = stats.get("read", "")
-        stamp = datetime.fromisoformat(read[:26].rstrip("Z") + "+00:00").timestamp() if read else time.time()
-        return Cpu(stamp, stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage", 0) / 1e9,
-                   stats.get("memory_stats", {}).get("usage", 0))
+        """The container's cgroup counters now: CPU time and memory, stamped
+        on the monotonic clock (lab/measure.py: the host's cgroup files when
+        the engine is local, else an exec, else the stats API)."""
+        return self.cgroup.read()
 
     def sample(self) -> Sample:
         """The server's processes and threads now (ps -eLf on the engine's host)."""
-        per_process: dict[int, int] = {}
-        top = self.container.top(ps_args="-eLf")
-        titles = top["Titles"]
-        pid_at, cmd_at = titles.index("PID"), titles.index("CMD")
-        for row in top["Processes"] or []:
-            if "docker-init" in row[cmd_at]:
-                continue
-            pid = int(row[pid_at])
-            per_process[pid] = per_process.get(pid, 0) + 1
-        main = min(per_process) if per_process else 0
-        return Sample(time.monotonic(), len(per_process), per_process.get(main, 0), per_process)
+        return measure.top(self.container)
 
     @contextlib.contextmanager
     def sampling(self, every: float = SAMPLE_EVERY) -> Iterator[list[Sample]]:
@@ -151,7 +104,7 @@ class Target:
             while not stop.is_set():
                 try:
                     taken.append(self.sample())
-                except (docker.errors.APIError, ValueError, KeyError):
+                except (docker.errors.APIError, ValueError, KeyError, LabError):
                     return  # the server is gone (a CRASH): nothing more to read
                 stop.wait(every)
 
@@ -165,25 +118,18 @@ class Target:
             self.samples.extend(taken)
 
     def memory(self) -> dict[str, Any]:
-        """PSS, USS (private) and RSS of every server process, in bytes, read
-        from /proc/<pid>/smaps_rollup inside the container (a short exec: the
-        only reading here that runs there; memory, not CPU, is what it reads)."""
-        code, output = self.container.exec_run(["python3", "-c", MEMORY_SCRIPT])
+        """PSS, USS (private) and RSS of the server's processes, in bytes, with
+        their processes and threads (lab/measure.py: read from each process's
+        smaps_rollup, on this machine when the engine is local, else by one
+        exec of grep in the container); {"error": why} if it cannot be read."""
         try:
-            return json.loads(output) if code == 0 else {"error": output.decode(errors="replace")[-200:]}
-        except ValueError:
-            return {"error": "unreadable smaps_rollup"}
+            return measure.in_bytes(measure.resources(self.container, self.cgroup.procs_dir))
+        except docker.errors.APIError as exc:
+            return {"error": str(getattr(exc, "explanation", exc))[-200:]}
 
     def netstat(self) -> dict[str, int]:
         """The listen queue's overflow counters of the server's network namespace."""
-        code, output = self.container.exec_run(["cat", "/proc/net/netstat"])
-        if code != 0:
-            return {}
-        lines = [l.split() for l in output.decode().splitlines() if l.startswith("TcpExt:")]
-        if len(lines) < 2:
-            return {}
-        table = dict(zip(lines[0][1:], lines[1][1:]))
-        return {k: int(table[k]) for k in ("ListenOverflows", "ListenDrops", "TCPBacklogDrop") if k in table}
+        return measure.listen_queue(self.container, self.cgroup.procs_dir)
 
     def stats_request(self) -> dict[str, Any] | None:
         """STATS over the line protocol, by a one-off swarm action (None if
@@ -205,10 +151,11 @@ class Target:
 class Bench:
     """The probing set-up of one live run: a swarm container to exec in."""
 
-    def __init__(self, live: LiveRun) -> None:
+    def __init__(self, live: LiveRun, saved_under: str = "probes") -> None:
         self.live = live
         self.swarm_container = live.start("swarm", command=IDLE)
         self.volume = "/results"
+        self.saved_under = saved_under  # where in the run directory each probe's results go
         self._n = 0
 
     def serve(self, model: Model, args: list[str] | None = None, trace: str = "msg",
@@ -258,10 +205,10 @@ class Bench:
         for warning in results.get("warnings", []):  # e.g. a descriptor limit the host cannot raise
             self.live.say(f"warning from the swarm ({target.model.name}/{name}): {warning}")
         if save:
-            stem = f"probes/{target.model.name}/{name}"
+            stem = f"{self.saved_under}/{target.model.name}/{name}"
             self.live.dir.write_bytes(f"{stem}.results.json", raw)
             self.live.dir.write_bytes(f"{stem}.swarm.log", output or b"")
         if ended - began > timeout:
             raise EnvironmentProblem(f"the swarm for {target.model.name}/{name} ran {ended - began:.0f}s, "
                                      f"over its {timeout:.0f}s bound")
-        return Probe(name, results, code, began, ended, text)
+        return Probe(name, results, code, began, ended, text, command)

@@ -20,7 +20,8 @@ import yaml
 from .. import config
 from ..events import Event
 from ..models import Model
-from ..probe import Bench, Cpu, Probe, Sample, Target
+from ..measure import Cpu, Sample
+from ..probe import Bench, Probe, Target
 from ..scenarios import Scenario
 from . import judges
 

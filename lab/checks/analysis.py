@@ -84,7 +84,8 @@ def reply_texts(swarm_output: str) -> dict[int, list[str]]:
 
 
 def cores(first: Any, last: Any) -> float | None:
-    """CPU used between two cgroup readings, in cores."""
-    if last.read <= first.read:
+    """CPU used between two cgroup readings (lab.measure.Cpu: ``t`` monotonic
+    seconds, ``cpu_s`` CPU seconds so far), in cores: CPU seconds per second."""
+    if last.t <= first.t:
         return None
-    return (last.cpu_s - first.cpu_s) / (last.read - first.read)
+    return (last.cpu_s - first.cpu_s) / (last.t - first.t)

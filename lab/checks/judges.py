@@ -37,7 +37,7 @@ def idle_cpu(ctx: "Context") -> list["Verdict"]:
     else:
         ok, bound = used <= ctx.tol["idle_cores_max"], f"<= {ctx.tol['idle_cores_max']} cores"
     return [ctx.verdict("idle_cpu", f"{want} ({bound})", f"{used:.3f} cores with no client", ok,
-                        cores=round(used, 4), window_s=round(ctx.idle[1].read - ctx.idle[0].read, 2))]
+                        cores=round(used, 4), window_s=round(ctx.idle[1].t - ctx.idle[0].t, 2))]
 
 
 @judge
@@ -289,18 +289,25 @@ def c10k(ctx: "Context") -> list["Verdict"]:
     p99 = (latency.get("p99_us") or 0) / 1000 if latency.get("count") else None
     base, peak = reading.get("before", {}), reading.get("peak", {})
     open_at_peak = reading.get("peak_sample")
-    per_conn = {k: round((peak.get(k, 0) - base.get(k, 0)) / max(accepted, 1))
+    # Memory is divided among the connections the server had open when it was
+    # read: accepted and not yet closed (select has closed most of its own).
+    peak_t = reading.get("peak_t", float("inf"))
+    holding = max(sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "accept")
+                  - sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "close"), 0)
+    per_conn = {k: round((peak.get(k, 0) - base.get(k, 0)) / max(holding, 1))
                 for k in ("pss", "uss", "rss")} if peak and "error" not in peak else None
     cpu = a.cores(reading["cpu_before"], reading["cpu_after"]) if "cpu_after" in reading else None
     cgroup = reading.get("cgroup_peak")  # all the container's memory, kernel socket buffers included
-    if cgroup is not None and accepted:
-        per_conn = {**(per_conn or {}), "cgroup": round((cgroup.memory - reading["cpu_before"].memory) / accepted)}
+    if cgroup is not None and cgroup.memory is not None and reading["cpu_before"].memory is not None \
+            and holding:
+        per_conn = {**(per_conn or {}), "cgroup": round((cgroup.memory - reading["cpu_before"].memory) / holding)}
     overflow = {k: v - reading.get("netstat_before", {}).get(k, 0)
                 for k, v in reading.get("netstat_peak", {}).items()}
     start = next((e for e in ctx.target.events.events if e["ev"] == "start"), {})
     host = ctx.target.container.attrs["HostConfig"]
     figures = {
         "asked": asked, "connected": s.get("connections", {}).get("connected"), "accepted": accepted,
+        "open_at_peak": holding,
         "kept_to_the_end": kept, "ramp_s": s.get("connections", {}).get("connect_all_s"),
         "active": len(active), "active_answered": answered, "latency_us": latency,
         "memory_per_connection": per_conn, "memory_peak": peak, "memory_idle": base,

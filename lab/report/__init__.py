@@ -14,6 +14,8 @@ functions of those files: rendering a run again gives the same bytes.
     document.py  what the report says, section by section
     html.py      report.html, self-contained
     md.py        report.md, figures in plots/
+    results.py   writing results.json: what `lab compare` keeps of what it measured
+    terminal.py  what `lab compare` shows while it runs and when it ends
 """
 
 from __future__ import annotations
@@ -57,3 +59,4 @@ def write_files(root: Path, files: dict[str, bytes]) -> list[Path]:
             tmp.unlink(missing_ok=True)
         written.append(target)
     return written
+

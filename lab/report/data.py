@@ -45,11 +45,13 @@ class Spread:
 class Workload:
     name: str
     title: str
-    kind: str  # timeline | closed | open | anything a later scenario brings
+    kind: str  # timeline | closed | open | c10k | anything a later scenario brings
     about: str
     warmup_s: float
     measure_s: float
     flags: dict[str, Any]
+    scenario: Optional[str] = None  # measured as `lab check` measures this scenario (c10k)
+    server_flags: tuple[str, ...] = ()  # on a server of its own, with these flags
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class Run:
         self.checks = checks
         self.path = path
         self.workloads = [Workload(w["name"], w["title"], w["kind"], w.get("about", ""),
-                                   float(w["warmup_s"]), float(w["measure_s"]), dict(w.get("flags") or {}))
+                                   float(w["warmup_s"]), float(w["measure_s"]), dict(w.get("flags") or {}),
+                                   w.get("scenario"), tuple(w.get("server_flags") or ()))
                           for w in doc["workloads"]]
         order = [m for m in doc["params"]["models"] if m in doc["models"]]
         self.models = order + sorted(m for m in doc["models"] if m not in order)
@@ -93,6 +96,13 @@ class Run:
 
     def of_kind(self, kind: str) -> list[Workload]:
         return [w for w in self.workloads if w.kind == kind]
+
+    @property
+    def sampled(self) -> list[Workload]:
+        """The swarm workloads, with the server's CPU over their measured
+        window and resource snapshots under load (not the scenarios', whose
+        figures are their check's: see their own section)."""
+        return [w for w in self.workloads if not w.scenario]
 
     def repeats(self, model: str) -> list[Record]:
         return list(self.doc["models"][model].get("repeats") or [])
@@ -160,7 +170,7 @@ def snapshot_workload(run: Run) -> Workload | None:
         found = run.of_kind(kind)
         if found:
             return found[0]
-    return run.workloads[0] if run.workloads else None
+    return run.sampled[0] if run.sampled else None
 
 
 def replies_per_s(rep: Record, rec: Record) -> float | None:
@@ -277,3 +287,47 @@ def overlapping_pairs(conns: list[Conn]) -> int:
     """Pairs of connections whose served spans overlap in time."""
     spans = [c.span for c in conns if c.span]
     return sum(1 for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1])
+
+
+# -- c10k: the figures of its check (lab/checks/judges.py `c10k`) -------------------
+
+def check_figures(rec: Record) -> Record:
+    return (rec.get("check") or {}).get("figures") or {}
+
+
+def figure(key: str) -> Callable[[Record, Record], float | None]:
+    """A number among the check's figures (accepted, kept_to_the_end, ramp_s, cpu_cores, ...)."""
+    def get(rep: Record, rec: Record) -> float | None:
+        value = check_figures(rec).get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return get
+
+
+def check_latency_ms(key: str) -> Callable[[Record, Record], float | None]:
+    """The active set's latency, after the warm-up (the ramp): during the hold."""
+    def get(rep: Record, rec: Record) -> float | None:
+        lat = check_figures(rec).get("latency_us") or {}
+        return lat[key] / 1000 if lat.get("count") and lat.get(key) is not None else None
+    return get
+
+
+def per_connection_kib(kind: str) -> Callable[[Record, Record], float | None]:
+    """Memory per connection open at the peak, over the idle server, in
+    KiB: ``pss``, ``uss`` or ``rss`` of the model's processes, or ``cgroup``
+    (everything charged to the container, kernel socket buffers included)."""
+    def get(rep: Record, rec: Record) -> float | None:
+        value = (check_figures(rec).get("memory_per_connection") or {}).get(kind)
+        return value / 1024 if value is not None else None
+    return get
+
+
+def at_peak(key: str) -> Callable[[Record, Record], float | None]:
+    """``threads`` or ``processes`` of the model at the peak (`docker top -eLf`)."""
+    def get(rep: Record, rec: Record) -> float | None:
+        return (rec.get("check") or {}).get(f"peak_{key}")
+    return get
+
+
+def listen_queue(rep: Record, rec: Record) -> dict[str, int]:
+    """The listen queue's overflow counters that grew by the peak."""
+    return {k: v for k, v in (check_figures(rec).get("listen_queue") or {}).items() if v}

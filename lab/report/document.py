@@ -46,7 +46,8 @@ def build(run: Run, plot_files: list[str]) -> Document:
     params = doc.get("params") or {}
     started = (doc.get("run") or {}).get("started_wall")
     when = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
-    subtitle = (f"Run `{(doc.get('run') or {}).get('id', '?')}`, {when}: {len(run.models)} models, "
+    subtitle = (f"Run `{(doc.get('run') or {}).get('id', '?')}`, {when}: {len(run.models)} "
+                f"model{'' if len(run.models) == 1 else 's'}, "
                 f"{params.get('repeat', '?')} repeat(s) each, workloads "
                 f"{', '.join(w.name for w in run.workloads)}.")
     sections: list[Section] = []
@@ -62,8 +63,9 @@ def build(run: Run, plot_files: list[str]) -> Document:
         glance.paragraphs.append("**Problems:** " + "; ".join(run.errors))
     sections.append(glance)
 
+    number = Numbers()
     for w in run.of_kind("timeline"):
-        s = Section(f"timeline-{w.name}", f"1. Timeline: {w.title}")
+        s = Section(f"timeline-{w.name}", f"{number.group('timeline')}. Timeline: {w.title}")
         s.paragraphs.append(w.about + " Each row is one connection; a bar is a request from the "
                             "moment it was sent to its reply, hatched where requests were sent and "
                             "never answered (the first repeat of each model).")
@@ -82,7 +84,7 @@ def build(run: Run, plot_files: list[str]) -> Document:
 
     closed, opened = run.of_kind("closed"), run.of_kind("open")
     if closed:
-        s = Section("throughput", "2. Throughput")
+        s = Section("throughput", f"{number.next()}. Throughput")
         s.paragraphs.append(" ".join(w.about for w in closed))
         s.paragraphs.append("A model that serves one connection at a time still shows a rate here: the "
                             "rate of that one connection, while the others wait (see served/connected).")
@@ -91,7 +93,7 @@ def build(run: Run, plot_files: list[str]) -> Document:
         s.tables.append(("", tables.throughput(run)))
         sections.append(s)
     if closed or opened:
-        s = Section("latency", "3. Latency, closed loop and open loop")
+        s = Section("latency", f"{number.next()}. Latency, closed loop and open loop")
         s.paragraphs.append(
             "In a closed loop a client sends its next request only after the last reply, so while the "
             "server stalls nobody sends and the stall is measured once: the percentiles look better than "
@@ -105,7 +107,47 @@ def build(run: Run, plot_files: list[str]) -> Document:
         s.tables.append(("", tables.latency(run)))
         sections.append(s)
 
-    s = Section("resources", "4. Resources")
+    if run.sampled:
+        sections.append(resources(run, plot_files, number.next()))
+    for w in run.of_kind("c10k"):
+        sections.append(c10k(run, w, plot_files, number.next()))
+
+    checks = tables.checks(run)
+    if checks is not None:
+        s = Section("checks", f"{number.next()}. Behaviour checks")
+        s.paragraphs.append("From `checks.json` (written by `lab check`): each model's declared behaviour "
+                            "(model.yaml), checked against what its live containers did.")
+        s.tables.append(("", checks))
+        sections.append(s)
+
+    s = Section("environment", f"{number.next()}. Environment")
+    s.tables.append(("", tables.environment(run)))
+    s.tables.append(("Workloads", tables.workloads(run)))
+    s.tables.append(("Servers", tables.servers(run)))
+    sections.append(s)
+    return Document("I/O models compared", subtitle, sections)
+
+
+class Numbers:
+    """Section numbers in the order the sections come; several sections of
+    one group (one timeline per timeline workload) share a number."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.groups: dict[str, int] = {}
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n
+
+    def group(self, name: str) -> int:
+        if name not in self.groups:
+            self.groups[name] = self.next()
+        return self.groups[name]
+
+
+def resources(run: Run, plot_files: list[str], number: int) -> Section:
+    s = Section("resources", f"{number}. Resources")
     cpus = (run.environment.get("engine") or {}).get("cpus")
     s.paragraphs.append(
         "Server CPU is the server container's cgroup CPU time over the swarm's measured window; swarm "
@@ -120,19 +162,24 @@ def build(run: Run, plot_files: list[str]) -> Document:
     if "resources.svg" in plot_files:
         s.figures.append(Figure("resources.svg", "CPU, CPU per reply, memory per connection, threads and processes"))
     s.tables.append(("", tables.resources(run)))
-    sections.append(s)
+    return s
 
-    checks = tables.checks(run)
-    if checks is not None:
-        s = Section("checks", "5. Behaviour checks")
-        s.paragraphs.append("From `checks.json` (written by `lab check`): each model's declared behaviour "
-                            "(model.yaml), checked against what its live containers did.")
-        s.tables.append(("", checks))
-        sections.append(s)
 
-    s = Section("environment", f"{6 if checks is not None else 5}. Environment")
-    s.tables.append(("", tables.environment(run)))
-    s.tables.append(("Workloads", tables.workloads(run)))
-    s.tables.append(("Servers", tables.servers(run)))
-    sections.append(s)
-    return Document("I/O models compared", subtitle, sections)
+def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Section:
+    clients, active = tables.count(w.flags.get("clients")), tables.count(w.flags.get("active"))
+    s = Section(w.name, f"{number}. C10K: {clients} connections, {active} of them busy")
+    s.paragraphs.append(w.about)
+    s.paragraphs.append(
+        f"Each model got a fresh server of its own (`{' '.join(w.server_flags)}`) and the swarm of "
+        f"`scenarios/{w.scenario}.yaml`, run and read as `lab check --scenario {w.scenario}` runs them: "
+        f"{clients} connections opened at {tables.count(w.flags.get('ramp'))} a second, the run lasting "
+        f"{w.warmup_s + w.measure_s:g} s in all, the first {active} clients in pingpong throughout; their "
+        f"latency counts after the first {w.warmup_s:g} s (the ramp). Memory is read once, at the peak "
+        "(when the server had accepted every client, or when the scenario's bound ran out), against the "
+        "same server idle. The cgroup figure includes what the kernel holds for each socket, which PSS "
+        "and USS (the processes' own pages) do not.")
+    if f"{w.name}.svg" in plot_files:
+        s.figures.append(Figure(f"{w.name}.svg", "C10K: memory per connection and the busy clients' latency"))
+    connections, costs = tables.c10k(run, w)
+    s.tables += [("Connections and latency", connections), ("What a connection costs", costs)]
+    return s

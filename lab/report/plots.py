@@ -19,10 +19,11 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from . import data  # noqa: E402
 from .data import Run, Spread  # noqa: E402
+from .tables import kib  # noqa: E402
 
 STYLE = {
     "svg.hashsalt": "iolab-report",
@@ -235,7 +236,7 @@ def _unserved(run: Run, model: str, workload: str) -> str:
 
 def resources(run: Run) -> bytes | None:
     closed = run.of_kind("closed")
-    loads = [w.name for w in run.workloads if w.kind != "timeline"] or [w.name for w in run.workloads]
+    loads = [w.name for w in run.sampled if w.kind != "timeline"] or [w.name for w in run.sampled]
     if not loads:
         return None
     main = closed[0].name if closed else loads[0]
@@ -295,6 +296,70 @@ def resources(run: Run) -> bytes | None:
     return _svg(fig)
 
 
+# -- (5) c10k ------------------------------------------------------------------------
+
+MEMORY = (("pss", "PSS", "#2a6fb0"), ("uss", "USS", "#7fb0de"),
+          ("cgroup", "cgroup (the kernel's socket buffers too)", "#c9a227"))
+LATENCY = "#1c4770"
+
+
+def c10k(run: Run, workload: str) -> bytes | None:
+    """Left: memory per connection at the peak (PSS, USS, cgroup), log
+    scale.  Right: the busy clients' latency during the hold, and how many
+    connections each model kept where it did not keep them all."""
+    w = next(x for x in run.workloads if x.name == workload)
+    if not any(run.spread(m, workload, data.figure("accepted")) for m in run.models):
+        return None
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(1.5 + 0.42 * max(2, len(run.models)))
+        mem, lat = fig.subplots(1, 2)
+        height = 0.8 / len(MEMORY)
+        for i, m in enumerate(run.models):
+            for j, (key, _, col) in enumerate(MEMORY):
+                s = run.spread(m, workload, data.per_connection_kib(key))
+                if s is None:
+                    continue
+                y = i - 0.4 + height * (j + 0.5)
+                mem.barh(y, s.median, height=height * 0.9, color=col)
+                mem.annotate(kib(s.median), (s.median, y),
+                             xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        _models_axis(mem, run)
+        _log_axis(mem)
+        mem.set_title("memory per connection at the peak", loc="left")
+        mem.set_xlabel("KiB over the idle server (log scale)")
+
+        lat.set_xscale("log")
+        lat.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        lat.xaxis.set_minor_formatter(NullFormatter())
+        asked = w.flags.get("clients")
+        for i, m in enumerate(run.models):
+            got = [(p, s.median) for p, key in (("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us"))
+                   if (s := run.spread(m, workload, data.check_latency_ms(key)))]
+            if got:
+                lat.plot([v for _, v in got], [i] * len(got), color=LATENCY, linewidth=1.6, zorder=2)
+                for p, v in got:
+                    lat.plot([v], [i], marker=MARKERS[p], color=LATENCY, markersize=5.2,
+                             markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
+            kept = run.spread(m, workload, data.figure("kept_to_the_end"))
+            if kept is not None and isinstance(asked, int) and kept.median < asked:
+                # under the model's line, at the right: the latency is of the clients it kept
+                lat.annotate(f"{kept.median:,.0f} of {asked:,} kept", (1, i + 0.3),
+                             xycoords=("axes fraction", "data"), xytext=(-4, 0), textcoords="offset points",
+                             ha="right", va="center", fontsize=7.5, color="#b03a2e")
+        _models_axis(lat, run)
+        lat.tick_params(axis="y", labelleft=False)
+        lat.set_title("the busy clients' latency during the hold", loc="left")
+        lat.set_xlabel("ms (log scale)")
+        lat.margins(x=0.3)
+        handles = [Patch(color=c, label=label) for _, label, c in MEMORY]
+        handles += [Line2D([], [], color=LATENCY, marker=MARKERS[p], linestyle="none", label=p)
+                    for p in ("p50", "p99", "max")]
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.06, 1.0), ncol=len(handles))
+        height = fig.get_figheight()
+        fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.6 / height, wspace=0.08)
+    return _svg(fig)
+
+
 def _log_axis(ax: Any) -> None:
     """A log scale that still takes 0 (and the odd negative: memory can
     shrink between two snapshots): linear below 10."""
@@ -323,4 +388,6 @@ def all_plots(run: Run) -> dict[str, bytes]:
     found["throughput.svg"] = throughput(run)
     found["latency.svg"] = latency(run)
     found["resources.svg"] = resources(run)
+    for w in run.of_kind("c10k"):
+        found[f"{w.name}.svg"] = c10k(run, w.name)
     return {k: v for k, v in found.items() if v is not None}

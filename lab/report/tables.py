@@ -57,6 +57,20 @@ def short(v: float | None) -> str:
     return f"{v:.0f}"
 
 
+def count(v: Any) -> str:
+    """A count from the flags: 10,000 (or as it was written, if not a number)."""
+    return f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v if v is not None else "?")
+
+
+def kib(v: float | None) -> str:
+    """KiB per connection: a decimal where it matters (0.7 against 21)."""
+    if v is None:
+        return DASH
+    if round(v, 1) == 0:
+        return "0.0"  # not -0.0: memory that shrank by less than shows
+    return f"{v:,.1f}" if abs(v) < 10 else f"{v:,.0f}"
+
+
 def ms(v: float | None) -> str:
     if v is None:
         return DASH
@@ -70,7 +84,7 @@ def ms(v: float | None) -> str:
 def spread(s: Spread | None, fmt: Callable[[float | None], str] = short, ranges: bool = True) -> str:
     if s is None:
         return DASH
-    if not ranges or len(s.values) == 1 or s.min == s.max:
+    if not ranges or len(s.values) == 1 or fmt(s.min) == fmt(s.max):
         return fmt(s.median)
     return f"{fmt(s.median)} ({fmt(s.min)}{DASH}{fmt(s.max)})"
 
@@ -104,6 +118,9 @@ def summary(run: Run) -> Table:
         cols += [f"server cores ({cpu.name})", f"swarm cores ({cpu.name})"]
     if snap:
         cols += [f"KiB/conn ({snap.name})", f"threads/procs ({snap.name})"]
+    c10k = _first(run, "c10k")
+    if c10k:
+        cols += [f"{c10k.name} kept", f"{c10k.name} KiB/conn"]
     t = Table(cols)
     for m in run.models:
         row = [m] + [_at_once(run, m, w.name) for w in timelines]
@@ -120,9 +137,15 @@ def summary(run: Run) -> Table:
             row += [num(_median(run.spread(m, snap.name, data.memory_per_conn_kib)), 0),
                     ratio(run.spread(m, snap.name, data.load_figure("threads")),
                           run.spread(m, snap.name, data.load_figure("processes")))]
+        if c10k:
+            row += [num(_median(run.spread(m, c10k.name, data.figure("kept_to_the_end")))),
+                    kib(_median(run.spread(m, c10k.name, data.per_connection_kib("pss"))))]
         t.add(row, "fail" if any(r.get("error") for r in run.repeats(m)) else "")
-    t.notes.append("Medians over the repeats. served: connections that got at least one reply, of those "
-                   "connected. KiB/conn: memory under load minus idle, per connection." + _coarse(t))
+    t.notes.append("Medians over the repeats."
+                   + (" served: connections that got at least one reply, of those connected." if main else "")
+                   + (" KiB/conn: memory under load minus idle, per connection." if snap else "")
+                   + (f" {c10k.name}: connections kept of {count(c10k.flags.get('clients'))}, PSS at the "
+                      "peak over the idle server per connection (see C10K)." if c10k else "") + _coarse(t))
     return t
 
 
@@ -199,7 +222,7 @@ def resources(run: Run) -> Table:
         idle = [rep.get("idle") or {} for rep in run.repeats(m)]
         idle_p = Spread(tuple(i["processes"] for i in idle if "processes" in i)) if any("processes" in i for i in idle) else None
         idle_t = Spread(tuple(i["threads"] for i in idle if "threads" in i)) if any("threads" in i for i in idle) else None
-        for w in run.workloads:
+        for w in run.sampled:
             mem = run.spread(m, w.name, lambda rep, rec: data.memory_kib(data.under_load(rec))[0])
             t.add([m, w.name, cores(run, m, w.name),
                    num(_median(run.spread(m, w.name, data.us_per_reply)), 1),
@@ -238,6 +261,84 @@ def timeline(run: Run) -> Table:
                    " / ".join(str(len(c.answered)) for c in conns),
                    str(sum(len(c.pairs) - len(c.answered) for c in conns))])
     return t
+
+
+LISTEN = {"ListenOverflows": "overflows", "ListenDrops": "drops", "TCPBacklogDrop": "backlog drops"}
+
+
+def c10k(run: Run, w: data.Workload) -> tuple[Table, Table]:
+    """What 10,000 connections did to each model (its check's figures): who
+    was taken and kept and how fast the busy ones stayed; then what it cost."""
+    return c10k_connections(run, w), c10k_costs(run, w)
+
+
+def c10k_connections(run: Run, w: data.Workload) -> Table:
+    t = Table(["model", f"accepted of {count(w.flags.get('clients'))}", "kept", "ramp s", "busy answered",
+               "busy p50 ms", "busy p99 ms", "busy max ms", "listen queue", "model.yaml"], align="lrrrrrrrll")
+    for m in run.models:
+        got = lambda f: run.spread(m, w.name, f)  # noqa: E731
+        t.add([m, spread(got(data.figure("accepted")), num), spread(got(data.figure("kept_to_the_end")), num),
+               spread(got(data.figure("ramp_s")), lambda v: num(v, 1)),
+               ratio(got(data.figure("active_answered")), got(data.figure("active"))),
+               *[spread(got(data.check_latency_ms(k)), ms) for k in ("p50_us", "p99_us", "max_us")],
+               _listen(run, m, w.name), _held(run, m, w.name)], _failed(run, m, w.name))
+    t.notes.append(
+        "Medians over the repeats (range where they differ). accepted: the server's own accept events; kept: "
+        "connections still open when the swarm ended; ramp: from the first connect to the last (–: not all "
+        f"connected). busy: the {count(w.flags.get('active'))} clients in pingpong (answered: how many got a "
+        f"reply at all), their latency after the {w.warmup_s:g} s warm-up: during the hold. Listen queue: the kernel's overflow counters that grew "
+        "by the peak (–: none). model.yaml: the model's declared `c10k:`, judged as `lab check --scenario "
+        f"{w.scenario}` judges it.")
+    return t
+
+
+def c10k_costs(run: Run, w: data.Workload) -> Table:
+    t = Table(["model", "PSS KiB/conn", "USS KiB/conn", "cgroup KiB/conn", "threads at peak",
+               "processes at peak", "server cores"], align="lrrrrrr")
+    for m in run.models:
+        got = lambda f: run.spread(m, w.name, f)  # noqa: E731
+        t.add([m, *[spread(got(data.per_connection_kib(k)), kib) for k in ("pss", "uss", "cgroup")],
+               spread(got(data.at_peak("threads")), num), spread(got(data.at_peak("processes")), num),
+               spread(got(data.figure("cpu_cores")), lambda v: num(v, 2))], _failed(run, m, w.name))
+    t.notes.append(
+        "Memory per connection: at the peak (once the server had accepted every client, or when the "
+        "scenario's bound ran out) minus the same server idle, per connection the server had open. PSS and USS are "
+        "summed over the model's processes; cgroup is everything charged to the container, the kernel's "
+        "socket buffers included. Threads and processes: the model's at the peak (`docker top -eLf`). "
+        "Server cores: its cgroup CPU from just before the swarm started to its end, the ramp included.")
+    settings = next((data.check_figures(rec) for m in run.models for _, rec in run.records(m, w.name)), {})
+    if settings:
+        ports = settings.get("port_range") or []
+        t.notes.append(f"Settings in force: server flags {' '.join(w.server_flags) or DASH}; listen backlog "
+                       f"{settings.get('backlog')}, net.core.somaxconn {settings.get('somaxconn')}, open files "
+                       f"{count(settings.get('nofile'))}; the swarm's ports {'-'.join(map(str, ports)) or '?'}.")
+    return t
+
+
+def _failed(run: Run, model: str, workload: str) -> str:
+    return "fail" if any(rec.get("error") for rec in _tried(run, model, workload)) else ""
+
+
+def _tried(run: Run, model: str, workload: str) -> list[dict[str, Any]]:
+    return [rec for rep in run.repeats(model) if (rec := (rep.get("workloads") or {}).get(workload))]
+
+
+def _listen(run: Run, model: str, workload: str) -> str:
+    """Each overflow counter that grew in some repeat: its growth over the repeats."""
+    grown = [data.listen_queue(rep, rec) for rep, rec in run.records(model, workload)]
+    names = [k for k in LISTEN if any(k in g for g in grown)]
+    return "; ".join(f"{LISTEN[k]} {spread(Spread(tuple(g.get(k, 0) for g in grown)), num)}"
+                     for k in names) or DASH
+
+
+def _held(run: Run, model: str, workload: str) -> str:
+    verdicts = [(rec.get("check") or {}).get("ok") for _, rec in run.records(model, workload)]
+    want = (run.doc["models"][model].get("expect") or {}).get("c10k", "?")
+    if not verdicts:
+        return f"{want}: not measured"
+    held = sum(1 for v in verdicts if v)
+    return f"{want}: " + ("held" if held == len(verdicts) else "did not hold" if not held
+                          else f"held {held} of {len(verdicts)}")
 
 
 def checks(run: Run) -> Table | None:
@@ -301,15 +402,27 @@ def workloads(run: Run) -> Table:
     if base:
         t.notes.append(f"Swarm command: {base} --target=MODEL:12345 ... (each run's exact command is in "
                        "results.json).")
+    for w in run.workloads:
+        if w.scenario:
+            t.notes.append(f"{w.name}: from scenarios/{w.scenario}.yaml, as `lab check` runs it: the swarm by "
+                           "exec in an idle swarm container, on a server of its own with "
+                           f"{' '.join(w.server_flags) or 'its usual flags'}.")
     return t
 
 
 def servers(run: Run) -> Table:
     t = Table(["model", "server command", "backlog", "somaxconn", "workers"], align="llrrr")
     for m in run.models:
-        start = next((rep.get("server_start") for rep in run.repeats(m) if rep.get("server_start")), None) or {}
-        t.add([m, " ".join(run.doc["models"][m].get("server_command") or []), _opt(start.get("backlog")),
-               _opt(start.get("somaxconn")), _opt(start.get("workers"))])
+        start = next((rep.get("server_start") for rep in run.repeats(m) if rep.get("server_start")), None)
+        if start is not None or not any(w.scenario for w in run.workloads):
+            t.add([m, " ".join(run.doc["models"][m].get("server_command") or []), _opt((start or {}).get("backlog")),
+                   _opt((start or {}).get("somaxconn")), _opt((start or {}).get("workers"))])
+        for w in run.workloads:  # a scenario's own server
+            server = next((rec["server"] for _, rec in run.records(m, w.name) if rec.get("server")), None)
+            if server:
+                start = server.get("start") or {}
+                t.add([f"{m} ({w.name})", " ".join(server.get("command") or []), _opt(start.get("backlog")),
+                       _opt(start.get("somaxconn")), _opt(start.get("workers"))])
     return t
 
 
@@ -325,7 +438,8 @@ CSV_COLUMNS = [
     "p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms", "server_cpu_s", "server_window_s",
     "server_cores", "server_us_per_reply", "swarm_cores", "processes", "threads",
     "memory_source", "pss_kib", "uss_kib", "rss_kib", "idle_pss_kib", "idle_rss_kib",
-    "memory_per_conn_kib",
+    "memory_per_conn_kib", "accepted", "kept", "ramp_s", "peak_threads", "peak_processes",
+    "pss_per_conn_kib", "uss_per_conn_kib", "cgroup_per_conn_kib", "listen_overflows", "check_held",
 ]
 
 
@@ -356,7 +470,18 @@ def csv_row(model: str, wl: data.Workload, rep: dict[str, Any], rec: dict[str, A
             cpu.get("window_s"), cpu.get("cores"), cpu.get("us_per_reply"), sw["cpu"].get("per_s"),
             load.get("processes"), load.get("threads"), load.get("memory_source"), load.get("pss_kib"),
             load.get("uss_kib"), load.get("rss_kib"), idle.get("pss_kib"), idle.get("rss_kib"),
-            _round(data.memory_per_conn_kib(rep, rec), 2)]
+            _round(data.memory_per_conn_kib(rep, rec), 2), *check_columns(rep, rec)]
+
+
+def check_columns(rep: dict[str, Any], rec: dict[str, Any]) -> list[Any]:
+    """A scenario workload's own figures (c10k); empty for the others."""
+    if not rec.get("check"):
+        return [None] * 10
+    return [data.figure("accepted")(rep, rec), data.figure("kept_to_the_end")(rep, rec),
+            data.figure("ramp_s")(rep, rec), data.at_peak("threads")(rep, rec),
+            data.at_peak("processes")(rep, rec),
+            *[_round(data.per_connection_kib(k)(rep, rec), 2) for k in ("pss", "uss", "cgroup")],
+            (data.check_figures(rec).get("listen_queue") or {}).get("ListenOverflows"), rec["check"].get("ok")]
 
 
 def _round(v: float | None, digits: int) -> float | None:

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lab.report import data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +125,64 @@ def test_ctrl_c_stops_compare_removes_everything_and_exits_130(app_image, engine
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     assert run_dir.name not in engine.runs(run_dir.name), "the interrupted compare left resources"
     assert not (run_dir / "results.json").exists()
+
+
+def test_compare_c10k_reports_what_10000_connections_did(app_image, engine) -> None:
+    """`--scenario c10k`: the scenario file's workload against epoll (holds
+    them all) and select (fails past descriptor 1024), and a C10K section
+    whose every cell is the figure in results.json."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "compare", "--models", "epoll,select", "--scenario", "c10k",
+         "--repeat", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    run_dir = sorted(Path(os.environ["LAB_RUNS_DIR"]).glob("*-compare-2-models-*"))[-1]
+    assert run_dir.name not in engine.runs(run_dir.name), "compare left containers, networks or volumes"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["errors"] == [] and results["params"]["scenarios"] == ["c10k"]
+
+    # the workload is the scenario file's: its probe's flags, its server flags
+    from lab import scenarios
+    scenario = scenarios.get("c10k")
+    (workload,) = results["workloads"]
+    assert workload["kind"] == "c10k" and workload["server_flags"] == scenario.server
+    assert workload["flags"]["clients"] == scenario.probes["main"].values["clients"] == 10_000
+    recs = {m: results["models"][m]["repeats"][0]["workloads"]["c10k"] for m in ("epoll", "select")}
+    for m, rec in recs.items():
+        assert rec["error"] is None, rec["error"]
+        assert all(f in rec["swarm_command"] for f in scenario.probes["main"].flags(0)), rec["swarm_command"]
+        assert rec["server"]["start"]["backlog"] == 4096 and "--backlog=4096" in rec["server"]["command"]
+        assert (run_dir / "logs" / f"{m}.r1.c10k.log").exists()
+    epoll, select = (recs[m]["check"]["figures"] for m in ("epoll", "select"))
+    assert epoll["accepted"] == epoll["kept_to_the_end"] == 10_000 and recs["epoll"]["check"]["all_accepted"]
+    assert epoll["latency_us"]["p99_us"] <= 100_000
+    assert epoll["memory_per_connection"]["pss"] > 0 and epoll["memory_per_connection"]["cgroup"] > 0
+    assert recs["epoll"]["check"]["peak_threads"] == recs["epoll"]["check"]["peak_processes"] == 1
+    assert select["server_errors"].get("fd_setsize", 0) > 0 and select["kept_to_the_end"] < 10_000
+    assert recs["epoll"]["check"]["ok"] and recs["select"]["check"]["ok"]  # as their model.yaml says
+
+    # the C10K section: one row per model in each table, each cell the figure in results.json
+    from lab.report import tables
+    page = (run_dir / "report.html").read_text()
+    assert "C10K: 10,000 connections, 100 of them busy" in page and (run_dir / "plots" / "c10k.svg").exists()
+    for m, rec in recs.items():
+        f, check = rec["check"]["figures"], rec["check"]
+        lat, mem = f["latency_us"], f["memory_per_connection"]
+        queue = "; ".join(f"{tables.LISTEN[k]} {v:,}" for k, v in f["listen_queue"].items() if v)
+        connections = [m, f"{f['accepted']:,}", f"{f['kept_to_the_end']:,}", f"{f['ramp_s']:.1f}",
+                       f"{f['active_answered']}/{f['active']}",
+                       *[tables.ms(lat[k] / 1000) for k in ("p50_us", "p99_us", "max_us")], queue or "–",
+                       f"{results['models'][m]['expect']['c10k']}: held"]
+        costs = [m, *[tables.kib(mem[k] / 1024) for k in ("pss", "uss", "cgroup")],
+                 f"{check['peak_threads']:,}", f"{check['peak_processes']:,}", f"{f['cpu_cores']:.2f}"]
+        for cells, left in ((connections, (0, 8, 9)), (costs, (0,))):
+            row = "".join(f'<td class="{"l" if i in left else "r"}">{c}</td>' for i, c in enumerate(cells))
+            assert f"<tr>{row}</tr>" in page, f"{m}: no row {cells}"
+        assert f["cpu_cores"] == pytest.approx(rec["server_cpu"]["cores"], abs=0.001)  # the same two readings
+
+    # and results.csv says the same
+    rows = {r["model"]: r for r in csv.DictReader((run_dir / "results.csv").open()) if r["workload"] == "c10k"}
+    for m, rec in recs.items():
+        f = rec["check"]["figures"]
+        assert (int(rows[m]["accepted"]), int(rows[m]["kept"])) == (f["accepted"], f["kept_to_the_end"])
+        assert float(rows[m]["pss_per_conn_kib"]) == round(f["memory_per_connection"]["pss"] / 1024, 2)
+        assert float(rows[m]["p99_ms"]) == pytest.approx(rec["swarm"]["summary"]["latency"]["p99_us"] / 1000)

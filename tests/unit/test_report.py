@@ -3,8 +3,8 @@ every file is there, agrees with results.json, and comes out byte for byte
 the same every time; the HTML is self-contained and renders in Chromium.
 
 The fixture tests/fixtures/compare-run/ is a real `lab compare` run
-(blocking, threads and epoll, two repeats, one-second windows), its logs
-left out.
+(blocking, threads and epoll, two repeats, one-second windows, and c10k),
+its logs left out.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_the_fixture_is_small_and_a_real_compare_run(results: dict) -> None:
     assert size < 500_000, f"the fixture is {size} bytes"
     assert results["schema"] == "iolab.compare/1"
     assert set(results["models"]) >= {"blocking", "threads"}
-    assert {w["kind"] for w in results["workloads"]} >= {"timeline", "closed", "open"}
+    assert {w["kind"] for w in results["workloads"]} >= {"timeline", "closed", "open", "c10k"}
     assert all(len(m["repeats"]) >= 2 for m in results["models"].values())
 
 
@@ -76,7 +76,7 @@ def test_lab_report_writes_every_file(run_dir: Path, results: dict) -> None:
         assert (run_dir / name).stat().st_size > 0, name
     plots = sorted(p.name for p in (run_dir / "plots").glob("*.svg"))
     timelines = [f"timeline-{w['name']}.svg" for w in results["workloads"] if w["kind"] == "timeline"]
-    assert plots == sorted(timelines + ["latency.svg", "resources.svg", "throughput.svg"])
+    assert plots == sorted(timelines + ["c10k.svg", "latency.svg", "resources.svg", "throughput.svg"])
     for svg in (run_dir / "plots").glob("*.svg"):
         text = svg.read_text()
         assert text.lstrip().startswith("<?xml") and "</svg>" in text
@@ -122,8 +122,8 @@ def test_html_is_self_contained_and_shows_the_figures(run_dir: Path, results: di
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "a network fetch"
     assert "<script" not in page and "<link" not in page and "@import" not in page
     plots = [k for k in files if k.startswith("plots/")]
-    assert page.count('src="data:image/svg+xml;base64,') == len(plots) == 4
-    for section in ("At a glance", "Timeline", "Throughput", "Latency", "Resources", "Environment"):
+    assert page.count('src="data:image/svg+xml;base64,') == len(plots) == 5
+    for section in ("At a glance", "Timeline", "Throughput", "Latency", "Resources", "C10K", "Environment"):
         assert section in page, section
     assert "Behaviour checks" not in page  # no checks.json in this run
     for model in results["models"]:
@@ -175,10 +175,79 @@ def test_checks_section_appears_only_with_checks_json(run_dir: Path) -> None:
     ]}))
     files = report.render_run(run_dir)
     page = files["report.html"].decode()
-    assert "5. Behaviour checks" in page and "6. Environment" in page
+    assert "6. Behaviour checks" in page and "7. Environment" in page
     assert '<tr class="fail">' in page and "serves one client at a time" in page
     assert "1 of 2 checks held." in page
     assert "Behaviour checks" in files["report.md"].decode()
+
+
+def c10k_records(results: dict) -> list[tuple[str, dict]]:
+    return [(m, rep["workloads"]["c10k"]) for m in results["params"]["models"]
+            for rep in results["models"][m]["repeats"]]
+
+
+def test_the_c10k_section_shows_the_checks_figures_per_model(run_dir: Path, results: dict) -> None:
+    run = data.load(run_dir)
+    (w,) = run.of_kind("c10k")
+    connections, costs = tables.c10k(run, w)
+    assert [row[0] for row in connections.rows] == [row[0] for row in costs.rows] == run.models
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        half = len(ordered) // 2
+        return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+    for conns_row, costs_row in zip(connections.rows, costs.rows):
+        model = conns_row[0]
+        recs = [rec for m, rec in c10k_records(results) if m == model]
+        figures = [rec["check"]["figures"] for rec in recs]
+        cells = {**dict(zip(connections.columns, conns_row)), **dict(zip(costs.columns, costs_row))}
+        assert cells["accepted of 10,000"].startswith(tables.num(median([f["accepted"] for f in figures])))
+        assert cells["kept"].startswith(tables.num(median([f["kept_to_the_end"] for f in figures])))
+        assert cells["busy p99 ms"].startswith(tables.ms(median([f["latency_us"]["p99_us"] / 1000 for f in figures])))
+        for kind, column in (("pss", "PSS KiB/conn"), ("uss", "USS KiB/conn"), ("cgroup", "cgroup KiB/conn")):
+            per = median([f["memory_per_connection"][kind] / 1024 for f in figures])
+            assert cells[column].startswith(tables.kib(per)), (model, column)
+        assert cells["threads at peak"].startswith(tables.num(median([r["check"]["peak_threads"] for r in recs])))
+        assert cells["processes at peak"].startswith(tables.num(median([r["check"]["peak_processes"] for r in recs])))
+        overflows = [f["listen_queue"]["ListenOverflows"] for f in figures]
+        assert ("overflows" in cells["listen queue"]) == any(overflows), (model, cells["listen queue"])
+        assert cells["model.yaml"].startswith(results["models"][model]["expect"]["c10k"] + ":")
+        assert cells["busy answered"] == f"{median([f['active_answered'] for f in figures]):.0f}/100"
+    by_model = {row[0]: dict(zip(connections.columns, row)) for row in connections.rows}
+    assert by_model["epoll"]["kept"] == "10,000" and by_model["threads"]["kept"] == "10,000"
+    assert "10,000" not in by_model["blocking"]["kept"]  # a few served, the rest waited or gave up
+    page = report.render_run(run_dir)["report.html"].decode()
+    assert "C10K: 10,000 connections, 100 of them busy" in page and "plots/c10k.svg" in page
+    assert "Settings in force: server flags --backlog=4096" in page
+
+
+def test_c10k_is_not_in_the_resource_figures_of_the_swarm_workloads(run_dir: Path, results: dict) -> None:
+    run = data.load(run_dir)
+    assert "c10k" not in {w.name for w in run.sampled}
+    assert {row[1] for row in tables.resources(run).rows} == {w["name"] for w in results["workloads"]} - {"c10k"}
+    rows = [r for r in csv.DictReader(io.StringIO(report.render_run(run_dir)["results.csv"].decode()))
+            if r["workload"] == "c10k"]
+    assert len(rows) == len(c10k_records(results))
+    for r, (m, rec) in zip(rows, c10k_records(results)):
+        f = rec["check"]["figures"]
+        assert (r["model"], int(r["accepted"]), int(r["kept"])) == (m, f["accepted"], f["kept_to_the_end"])
+        assert float(r["cgroup_per_conn_kib"]) == round(f["memory_per_connection"]["cgroup"] / 1024, 2)
+        assert r["pss_kib"] == "" and r["check_held"] == str(rec["check"]["ok"])
+
+
+def test_a_run_without_c10k_has_no_c10k_section(run_dir: Path) -> None:
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["workloads"] = [w for w in doc["workloads"] if w["name"] != "c10k"]
+    doc["params"]["scenarios"].remove("c10k")
+    for m in doc["models"].values():
+        for rep in m["repeats"]:
+            del rep["workloads"]["c10k"]
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    files = report.render_run(run_dir)
+    page = files["report.html"].decode()
+    assert "C10K" not in page and "plots/c10k.svg" not in files and "4. Resources" in page
+    assert "5. Environment" in page and "c10k" not in files["results.csv"].decode()
 
 
 def test_a_wrong_schema_or_directory_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -227,69 +296,27 @@ def test_the_html_report_renders_in_headless_chromium(run_dir: Path, tmp_path: P
 
 # -- compare's own pieces, without Docker ----------------------------------------------------
 
-PROBE_OUTPUT = """\
-/proc/1/status:Name:\tdocker-init
-/proc/1/status:PPid:\t0
-/proc/1/status:Threads:\t1
-/proc/1/status:VmRSS:\t     692 kB
-/proc/1/smaps_rollup:Rss:                 692 kB
-/proc/1/smaps_rollup:Pss:                 688 kB
-/proc/1/smaps_rollup:Private_Clean:         0 kB
-/proc/1/smaps_rollup:Private_Dirty:        48 kB
-/proc/7/status:Name:\tpython3
-/proc/7/status:PPid:\t1
-/proc/7/status:Threads:\t3
-/proc/7/status:VmRSS:\t   14000 kB
-/proc/7/smaps_rollup:Rss:               14000 kB
-/proc/7/smaps_rollup:Pss:               10000 kB
-/proc/7/smaps_rollup:Private_Clean:      1000 kB
-/proc/7/smaps_rollup:Private_Dirty:      8000 kB
-/proc/9/status:Name:\tpython3
-/proc/9/status:PPid:\t7
-/proc/9/status:Threads:\t1
-/proc/9/status:VmRSS:\t   12000 kB
-/proc/9/smaps_rollup:Rss:               12000 kB
-/proc/9/smaps_rollup:Pss:                3000 kB
-/proc/9/smaps_rollup:Private_Clean:         0 kB
-/proc/9/smaps_rollup:Private_Dirty:      2000 kB
-/proc/30/status:Name:\tsh
-/proc/30/status:PPid:\t0
-/proc/31/status:Name:\tgrep
-/proc/31/status:PPid:\t30
-/proc/31/smaps_rollup:Pss:                 500 kB
-"""
-
-
-def test_memory_probe_counts_the_models_processes_only() -> None:
-    procs = compare.model_processes(compare.parse_memory_probe(PROBE_OUTPUT))
-    assert sorted(procs) == [7, 9]  # not docker-init (1), not the probe (sh 30, grep 31)
-    assert sum(p["pss_kib"] for p in procs.values()) == 13000
-    assert sum(p["uss_kib"] for p in procs.values()) == 11000
-    assert sum(p["threads"] for p in procs.values()) == 4
-
-
-def test_cpu_readings_parse_and_interpolate() -> None:
-    assert compare.CpuMeter._ns("123456789\n") == 123456789
-    assert compare.CpuMeter._ns("usage_usec 2500\nuser_usec 2000\n") == 2_500_000
-    meter = object.__new__(compare.CpuMeter)
-    meter.samples = [(10.0, 0), (10.1, 50_000_000), (10.2, 150_000_000)]
-    assert meter.at(10.05) == pytest.approx(25_000_000)
-    assert meter.at(10.15) == pytest.approx(100_000_000)
-    assert meter.at(9.0) is None and meter.at(11.0) is None
-    # two spans around a probe from 10.1 to 10.15: the probe's time and CPU are left out
-    spans = [((10.0, 0), (10.1, 50_000_000)), ((10.15, 100_000_000), (10.25, 150_000_000))]
-    cpu = compare.server_cpu(spans, rps=1000.0, source="host", origin=9.5)
-    assert cpu["window_s"] == pytest.approx(0.2) and cpu["cpu_s"] == pytest.approx(0.1)
-    assert cpu["cores"] == pytest.approx(0.5) and cpu["us_per_reply"] == pytest.approx(500.0)
-    assert (cpu["from_s"], cpu["to_s"], cpu["excluded_s"]) == (0.5, 0.75, 0.05)
-    assert compare.server_cpu([], rps=1.0, source="exec", origin=None)["cores"] is None
-
-
 def test_the_workload_table_is_well_formed() -> None:
     names = [w.name for w in compare.WORKLOADS]
     assert len(names) == len(set(names))
-    assert {w.kind for w in compare.WORKLOADS} <= {"timeline", "closed", "open"}
+    assert {w.kind for w in compare.WORKLOADS} <= {"timeline", "closed", "open", "c10k"}
     assert [w.name for w in compare.pick_workloads("rate,classic")] == ["rate", "classic"]
+    assert "c10k" not in [w.name for w in compare.pick_workloads(None)]  # too long for every compare
+
+
+def test_the_c10k_workload_comes_from_its_scenario_file() -> None:
+    from lab import scenarios
+
+    scenario = scenarios.get("c10k")
+    probe = scenario.probes["main"]
+    (w,) = compare.pick_workloads("c10k")
+    assert w.scenario == "c10k" and w.about == scenario.claim
+    assert w.flags == {k: v for k, v in probe.values.items() if k not in scenarios.OPTIONS}
+    assert w.warmup == probe.values["warmup"] and w.warmup + w.measure == probe.values["duration"]
+    plan = compare.Plan(["epoll"], [w], 1, duration=1.0)
+    assert plan.measure(w) == w.measure  # --duration leaves a scenario's own length alone
+    doc = compare.workload_doc(w, plan)
+    assert doc["server_flags"] == scenario.server and doc["scenario"] == "c10k"
 
 
 @pytest.mark.parametrize("args, says", [
@@ -303,17 +330,6 @@ def test_compare_refuses_bad_input_before_touching_docker(args: list[str], says:
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], done.stderr
-
-
-def test_top_rows_are_the_models_processes_only() -> None:
-    rows = [{"PID": "100", "PPID": "90", "LWP": "100", "CMD": "/sbin/docker-init -- python3 server.py"},
-            {"PID": "120", "PPID": "100", "LWP": "120", "CMD": "python3 server.py"},
-            {"PID": "120", "PPID": "100", "LWP": "121", "CMD": "python3 server.py"},
-            {"PID": "130", "PPID": "120", "LWP": "130", "CMD": "python3 server.py"},  # a forked child
-            {"PID": "200", "PPID": "90", "LWP": "200", "CMD": "runc init"},  # the health check's exec
-            {"PID": "201", "PPID": "200", "LWP": "201", "CMD": "grep -q :3039 /proc/net/tcp"}]
-    mine = compare.model_rows(rows)
-    assert [(r["PID"], r["LWP"]) for r in mine] == [("120", "120"), ("120", "121"), ("130", "130")]
 
 
 def test_a_failed_measurement_is_reported_not_fatal(run_dir: Path) -> None:
