@@ -66,3 +66,23 @@ def test_models_lists_every_model_with_its_description() -> None:
     for name in ("blocking", "threads"):
         assert name in done.stdout
     assert "one OS thread per connection" in done.stdout
+
+
+def test_no_permission_on_the_docker_socket_says_what_to_do(monkeypatch, capsys) -> None:
+    """What the SDK raises when the socket refuses us (EACCES), mapped to one
+    line and exit 2 (root cannot be refused a socket, so the error is staged)."""
+    import docker
+
+    from lab import cli
+
+    def refuse(**_: object) -> None:
+        raise docker.errors.DockerException(
+            "Error while fetching server API version: ('Connection aborted.', "
+            "PermissionError(13, 'Permission denied'))")
+
+    monkeypatch.setattr(docker, "from_env", refuse)
+    monkeypatch.setattr("lab.context._engine", None)
+    assert cli.main(["status"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no permission to use the Docker engine" in err[0]
+    assert "usermod -aG docker" in err[0]
