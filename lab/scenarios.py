@@ -44,8 +44,9 @@ TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probe
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
            "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
-OPTIONS = {"sample", "before", "after", "memory"}  # for the lab: sample the server; STATS
-# before/after; memory (and listen-queue counters) once every client is in
+OPTIONS = {"sample", "before", "after", "memory", "cpu"}  # for the lab: sample the server;
+# STATS before/after; memory (and listen-queue counters) once every client is in;
+# the server's CPU read every 50 ms meanwhile
 PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv}

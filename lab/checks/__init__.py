@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from .. import config
+from .. import config, measure
 from ..events import Event
 from ..models import Model
 from ..measure import Cpu, Sample
@@ -59,6 +59,16 @@ class Context:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     stats: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     readings: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory etc. per probe
+    cpu: dict[str, Any] = field(default_factory=dict)  # measure.Sampler per probe (option cpu)
+
+    def cores(self, probe: str, start: float, end: float) -> float | None:
+        """Cores the server used between two moments of a probe sampled with
+        `cpu: true` (interpolated between readings 50 ms apart)."""
+        sampler = self.cpu.get(probe)
+        if sampler is None or end <= start:
+            return None
+        a, b = sampler.at(start), sampler.at(end)
+        return None if a is None or b is None else (b - a) / (end - start)
     idle: list[Cpu] = field(default_factory=list)  # two readings around the idle window
 
     @property
@@ -144,12 +154,18 @@ def run_probes(bench: Bench, ctx: Context) -> None:
         if spec.values.get("memory"):
             ctx.readings[name] = {"before": target.memory(), "cpu_before": target.cpu(),
                                   "netstat_before": target.netstat()}
+        sampler = measure.Sampler(target.cgroup) if spec.values.get("cpu") else None
+        if sampler is not None:
+            sampler.start()
+            ctx.cpu[name] = sampler
         with target.sampling() if spec.values.get("sample") else _nothing() as taken:
             if spec.values.get("memory"):
                 ctx.probes[name] = _with_peak_reading(bench, ctx, name, label, spec.flags(workers),
                                                       spec.number("clients", workers))
             else:
                 ctx.probes[name] = bench.swarm(target, label, spec.flags(workers))
+        if sampler is not None:
+            sampler.stop()
         if taken is not None:
             ctx.samples[name] = taken
         if spec.values.get("after"):

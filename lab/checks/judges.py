@@ -148,23 +148,35 @@ def stalls(ctx: "Context") -> list["Verdict"]:
 
 @judge
 def gil(ctx: "Context") -> list["Verdict"]:
-    """CPU-bound WORK: one client's requests one after another, then two
-    clients' at once.  The speed-up says whether the two ran on two cores or
-    took turns on one (the median of several requests, against noise)."""
+    """CPU-bound WORK from two clients at once: how many cores did the server
+    keep busy meanwhile (its cgroup's CPU time over the wall time)?  Two
+    processes use two; threads under the GIL, or one loop, use one.  The
+    speed-up against one client's WORKs alone is reported too; it is the
+    weaker witness, since two vCPUs of a virtual machine may slow each other
+    down while both are busy (seen on the 2-core machine this lab grew on)."""
     solo = [got - sent for c in ctx.probes["solo"].results["timeline"]["conns"]
             for sent, got in c["pairs"] if got is not None]
-    pair = [p for c in ctx.probes["pair"].results["timeline"]["conns"] for p in c["pairs"]]
-    if not solo or not pair or any(got is None for _, got in pair):
+    conns = [c["pairs"] for c in ctx.probes["pair"].results["timeline"]["conns"]]
+    pairs = [p for c in conns for p in c]
+    if not solo or len(conns) != 2 or any(got is None for _, got in pairs):
         return [ctx.unknown("cpu_parallel", "a WORK went unanswered")]
+    start, end = min(sent for sent, _ in pairs), max(got for _, got in pairs)
+    # CPU is judged while both clients have WORK under way: from the later
+    # first request to the earlier last reply (one client alone would be one core)
+    both = (max(c[0][0] for c in conns), min(c[-1][1] for c in conns))
+    cores = ctx.cores("pair", *both)
+    if cores is None:
+        return [ctx.unknown("cpu_parallel", "no CPU readings of the server during the WORKs")]
     one = sorted(solo)[len(solo) // 2]
-    wall = max(got for _, got in pair) - min(sent for sent, _ in pair)
-    speedup = len(pair) * one / wall
+    speedup = len(pairs) * one / (end - start)
     want = ctx.expect("cpu_parallel")
-    ok = speedup >= ctx.tol["parallel_speedup_min"] if want else speedup <= ctx.tol["serial_speedup_max"]
-    return [ctx.verdict("cpu_parallel", "two cores at once" if want else "no faster than one after the other",
-                        f"speed-up {speedup:.2f}x ({len(pair)} WORKs from 2 clients in {wall * 1000:.0f} ms, "
-                        f"one alone {one * 1000:.0f} ms)", ok, speedup=round(speedup, 3),
-                        one_ms=round(one * 1000, 1), pair_ms=round(wall * 1000, 1))]
+    ok = cores >= ctx.tol["parallel_cores_min"] if want else cores <= ctx.tol["serial_cores_max"]
+    return [ctx.verdict("cpu_parallel", "two cores at once" if want else "one core at a time",
+                        f"{cores:.2f} cores busy; speed-up {speedup:.2f}x ({len(pairs)} WORKs from 2 clients "
+                        f"in {(end - start) * 1000:.0f} ms, one alone {one * 1000:.0f} ms)", ok,
+                        cores=round(cores, 3), both_ms=round((both[1] - both[0]) * 1000, 1),
+                        speedup=round(speedup, 3), one_ms=round(one * 1000, 1),
+                        pair_ms=round((end - start) * 1000, 1))]
 
 
 @judge
