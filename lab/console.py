@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
+__all__ = ["err", "escape", "fail", "out", "say"]  # escape: every path or name printed with markup
+
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)

@@ -1,10 +1,17 @@
-"""The lab's exit codes, as exceptions: 0 held, 1 an expectation failed,
-2 bad input or an unusable environment (always with one line on what to do),
-130 interrupted (Ctrl-C), after cleaning up what the run started."""
+"""The lab's exit codes, and the exceptions that carry them.
+
+    0    every expectation held
+    1    an expectation failed (measured, and contradicted)
+    2    bad input or an unusable environment (always with one line on what to do)
+    3    something could not be judged (evidence missing, the host too busy)
+    70   an internal error: a bug in the lab (the traceback goes to the run directory)
+    130  interrupted (Ctrl-C, SIGTERM), after cleaning up what the run started
+"""
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_JUDGED = 0, 1, 2, 3
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 
 
 class LabError(Exception):
@@ -25,3 +32,9 @@ class ExpectationFailed(Exception):
     """Measured behaviour did not match what a model declares: exit code 1."""
 
     exit_code = EXIT_FAILED
+
+
+class NotJudged(Exception):
+    """Some expectation could not be judged, and none failed: exit code 3."""
+
+    exit_code = EXIT_NOT_JUDGED

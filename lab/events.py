@@ -1,12 +1,14 @@
-"""Following a container's JSON-line events, with bounded waits.
+"""Following a unit's JSON-line events, with bounded waits.
 
-    events = EventStream(container)
+    events = EventStream(unit)
     accept = events.wait_for(lambda e: e["ev"] == "accept", timeout=5)
 
 A wait that times out raises TraceTimeout carrying the last events seen, so
 a check that fails says what the server did instead.  Reading is done by a
-background thread from the engine's log stream: the container is never held
-up by a slow reader.
+background thread from the engine's log stream: the unit is never held up
+by a slow reader.  A unit on another machine (a Swarm node) stamps its
+events on that machine's clock; they are moved onto this machine's (its
+Clock, lab/engine/base.py), so every trace and reading shares one axis.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import threading
 import time
 from typing import Any, Callable
 
-from docker.models.containers import Container
-
 Event = dict[str, Any]
 
 
@@ -26,13 +26,18 @@ class TraceTimeout(AssertionError):
 
 
 class EventStream:
-    def __init__(self, container: Container, name: str | None = None) -> None:
-        self.name = name or container.name
+    def __init__(self, unit: Any, name: str | None = None) -> None:
+        """``unit``: a lab.engine.Unit (or anything with logs() and a name)."""
+        self.name = name or unit.name
+        clock = unit.clock() if hasattr(unit, "clock") else None
+        self._offset = clock.offset_s if clock is not None else 0.0
         self.events: list[Event] = []
         self.other: list[str] = []  # lines that were not JSON events (tracebacks, ...)
         self.ended = False
+        self.error: str | None = None  # why reading stopped, if not because it ended or was closed
+        self._closing = False
         self._cond = threading.Condition()
-        self._stream = container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        self._stream = unit.logs(stream=True, follow=True, stdout=True, stderr=True)
         self._thread = threading.Thread(target=self._pump, daemon=True, name=f"events-{self.name}")
         self._thread.start()
 
@@ -47,6 +52,8 @@ class EventStream:
                     try:
                         event = json.loads(line)
                         if isinstance(event, dict) and "ev" in event:
+                            if self._offset and isinstance(event.get("t"), (int, float)):
+                                event["t"] -= self._offset  # onto this machine's clock
                             parsed.append(event)
                             continue
                     except ValueError:
@@ -55,8 +62,9 @@ class EventStream:
                 with self._cond:
                     self.events.extend(parsed)
                     self._cond.notify_all()
-        except Exception:  # the stream was closed under us: that is how it ends
-            pass
+        except Exception as exc:  # closed under us by close(): that is how it ends; else say why
+            if not self._closing:
+                self.error = f"reading {self.name}'s log stopped: {type(exc).__name__}: {exc}"
         finally:
             with self._cond:
                 self.ended = True
@@ -82,13 +90,15 @@ class EventStream:
                 seen = len(self.events)
                 left = deadline - time.monotonic()
                 if left <= 0 or self.ended:
-                    why = "the container's output ended" if self.ended else f"{timeout:g}s passed"
+                    why = (self.error or "the unit's output ended") if self.ended \
+                        else f"{timeout:g}s passed"
                     raise TraceTimeout(
                         f"{self.name}: {found} of {count} {what} before {why}; last events: "
                         f"{self.events[-6:]}; other output: {self.other[-3:]}")
                 self._cond.wait(left)
 
     def close(self) -> None:
+        self._closing = True
         try:
             self._stream.close()
         except Exception:  # already closed

@@ -3,11 +3,15 @@
 Every figure the lab reports about a server (`lab check`, `lab run`, `lab
 compare`) is read here, one way each, whoever asks:
 
-    cgroup = Cgroup(container)          # how this machine can reach its cgroup
+    cgroup = Cgroup(unit)               # how this machine can reach its cgroup
     cpu = cgroup.read()                 # Cpu(t, cpu_s, memory): CPU time and memory so far
-    snap = resources(container, cgroup.procs_dir)   # the model's processes: PSS, USS, RSS, threads
-    table = top(container)              # `docker top -eLf`: threads per process, the model's only
-    queue = listen_queue(container, cgroup.procs_dir)  # the listen queue's overflow counters
+    snap = resources(unit, cgroup.procs_dir)   # the model's processes: PSS, USS, RSS, threads
+    table = top(unit)                   # `docker top -eLf`: threads per process, the model's only
+    queue = listen_queue(unit, cgroup.procs_dir)  # the listen queue's overflow counters
+
+``unit`` is a lab.engine.Unit: a container, or a Swarm service's task.  This
+module parses and does the arithmetic; the unit says where the figures are
+(its cgroup on this machine, an exec inside it, the engine's stats and top).
 
 Over a swarm's run: Sampler(cgroup) reads in the background (local engines:
 CPU every 50 ms, the processes every 0.25 s) and answers afterwards for the
@@ -16,11 +20,11 @@ at set points instead.  environment() describes the machines a run used.
 
 Where a reading comes from, best first:
 
-    host    the engine is local: the container's own cgroup files and its
-            processes' /proc files, read by this machine.  A few milliseconds,
+    host    the unit runs on this machine: its own cgroup files and its
+            processes' /proc files, read here.  A few milliseconds,
             nothing runs in the container (so nothing is charged to it), and
             stamped on CLOCK_MONOTONIC, the clock the containers' events use.
-    exec    a remote engine: one short `docker exec` (cat or grep, never a
+    exec    another machine: one short `docker exec` (cat or grep, never a
             Python start-up) per reading; the exec's own processes are left
             out of every count, its few ms of CPU are not.
     stats   the engine's stats API, when neither works: free for the
@@ -42,11 +46,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import docker.errors
-from docker.models.containers import Container
-
 from . import __version__, config
-from .engine import Engine
+from .engine import Engine, EngineError, Unit
+from .engine.base import CPU_FILES, MEMORY_FILES
 from .errors import LabError
 from .events import EventStream, TraceTimeout
 from .runs import git_commit, host_environment
@@ -67,17 +69,6 @@ class Cpu:
     source: str = "host"  # host | exec | stats
 
 
-# Where a local engine keeps a container's cgroup, by controller (cgroup v1
-# with the cgroupfs or the systemd driver, then v2, where one directory has both).
-HOST_DIRS = {
-    "cpu": ("/sys/fs/cgroup/cpuacct/docker/{id}", "/sys/fs/cgroup/cpu,cpuacct/docker/{id}",
-            "/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope",
-            "/sys/fs/cgroup/system.slice/docker-{id}.scope", "/sys/fs/cgroup/docker/{id}"),
-    "memory": ("/sys/fs/cgroup/memory/docker/{id}", "/sys/fs/cgroup/memory/system.slice/docker-{id}.scope",
-               "/sys/fs/cgroup/system.slice/docker-{id}.scope", "/sys/fs/cgroup/docker/{id}"),
-}
-CPU_FILES = ("cpuacct.usage", "cpu.stat")  # v1: nanoseconds; v2: usage_usec
-MEMORY_FILES = ("memory.usage_in_bytes", "memory.current")  # v1, v2: bytes
 # Inside the container its own cgroup is mounted at /sys/fs/cgroup: one grep
 # prints every file that exists, each line prefixed by its path (-s: the
 # others are silently skipped).
@@ -112,24 +103,16 @@ def grep_files(text: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in files.items()}
 
 
-def _first_dir(templates: tuple[str, ...], names: tuple[str, ...], cid: str) -> str | None:
-    for template in templates:
-        path = template.format(id=cid)
-        if any(os.access(os.path.join(path, n), os.R_OK) for n in names):
-            return path
-    return None
-
-
 class Cgroup:
-    """A container's cgroup, read the best way this machine can (see the
-    module's docstring): its files here when the engine is local (the
-    container's id is in the path, so they cannot be another machine's),
-    else `grep` of them inside the container, else the stats API."""
+    """A unit's cgroup, read the best way this machine can (see the module's
+    docstring): its files here when the unit runs on this machine, else
+    `grep` of them inside the unit, else the engine's stats."""
 
-    def __init__(self, container: Container) -> None:
-        self.container = container
-        self.cpu_dir = _first_dir(HOST_DIRS["cpu"], CPU_FILES, container.id)
-        self.memory_dir = _first_dir(HOST_DIRS["memory"], MEMORY_FILES, container.id)
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        dirs = unit.host_cgroup()
+        self.cpu_dir = dirs.cpu_dir if dirs else None
+        self.memory_dir = dirs.memory_dir if dirs else None
         self.source = "host" if self.cpu_dir else "exec"
 
     @property
@@ -169,8 +152,8 @@ class Cgroup:
     def _exec(self) -> Cpu | None:
         before = time.monotonic()
         try:
-            done = self.container.exec_run(CGROUP_EXEC, stdout=True, stderr=False)
-        except docker.errors.APIError:
+            done = self.unit.exec(CGROUP_EXEC, stderr=False)
+        except EngineError:
             return None
         ns, memory = cgroup_values(grep_files(done.output.decode(errors="replace")))
         # the middle of the exec: the reading was made somewhere inside it
@@ -178,12 +161,12 @@ class Cgroup:
 
     def _stats(self) -> Cpu:
         began = time.monotonic()
-        try:
-            stats = self.container.stats(stream=False, one_shot=True)
-        except docker.errors.InvalidVersion:  # an engine before API 1.41 takes two readings, a second apart
-            stats = self.container.stats(stream=False)
+        stats = self.unit.stats()
         ended = time.monotonic()
-        usage = (stats.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage", 0)
+        usage = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        if not isinstance(usage, (int, float)):  # a missing figure is not zero CPU
+            raise LabError(f"the engine's stats for {getattr(self.unit, 'name', 'a unit')} "
+                           "have no CPU figure")
         return Cpu(engine_stamp(stats.get("read", ""), began, ended), usage / 1e9,
                    (stats.get("memory_stats") or {}).get("usage"), "stats")
 
@@ -305,7 +288,7 @@ class Sampler:
         return spans, snap, round(max(gaps), 3) if spans and gaps else None
 
 
-def scheduled(cgroup: Cgroup, server: Container, swarm: Container, name: str, warmup: float,
+def scheduled(cgroup: Cgroup, server: Unit, swarm: Unit, name: str, warmup: float,
               measured: float, snapshot_at: float, start_timeout: float) -> tuple[
                   Cpu | None, Cpu | None, dict[str, Any] | None]:
     """For a remote engine, where nothing can be read after the fact:
@@ -447,7 +430,7 @@ def local_resources(procs_dir: str) -> dict[str, Any] | None:
     return summarise(snap, mine)
 
 
-def resources(container: Container, procs_dir: str | None = None) -> dict[str, Any]:
+def resources(unit: Unit, procs_dir: str | None = None) -> dict[str, Any]:
     """The model's processes, threads and memory now (results.json's
     resource snapshot, lab/report/SCHEMA.md): read on this machine when the
     engine is local (``procs_dir``: Cgroup.procs_dir), else through the
@@ -458,15 +441,15 @@ def resources(container: Container, procs_dir: str | None = None) -> dict[str, A
             return snap
     snap: dict[str, Any] = {"read_by": "engine"}
     try:
-        table = top(container)
+        table = top(unit)
         snap["processes"], snap["threads"] = table.processes, table.total_threads
-    except (docker.errors.APIError, KeyError, ValueError) as exc:
+    except (EngineError, KeyError, ValueError) as exc:
         snap["top_error"] = str(exc)
     try:
-        done = container.exec_run(MEMORY_PROBE, stdout=True, stderr=False)
+        done = unit.exec(MEMORY_PROBE, stderr=False)
         procs = model_processes(parse_memory_probe(done.output.decode(errors="replace")))
-    except docker.errors.APIError as exc:
-        procs, snap["memory_error"] = {}, str(getattr(exc, "explanation", exc))
+    except EngineError as exc:
+        procs, snap["memory_error"] = {}, str(exc)
     return summarise(snap, procs)
 
 
@@ -529,9 +512,9 @@ def table_sample(titles: list[str], processes: list[list[str]], t: float) -> Sam
     return Sample(t, len(per_process), per_process.get(main, 0), per_process)
 
 
-def top(container: Container) -> Sample:
-    """The model's processes and threads now (ps -eLf on the engine's host)."""
-    answer = container.top(ps_args="-eLf")
+def top(unit: Unit) -> Sample:
+    """The model's processes and threads now (ps -eLf on the unit's machine)."""
+    answer = unit.top()
     return table_sample(answer.get("Titles") or [], answer.get("Processes") or [], time.monotonic())
 
 
@@ -549,9 +532,9 @@ def parse_netstat(text: str) -> dict[str, int]:
     return {k: int(table[k]) for k in LISTEN_COUNTERS if k in table}
 
 
-def listen_queue(container: Container, procs_dir: str | None = None) -> dict[str, int]:
+def listen_queue(unit: Unit, procs_dir: str | None = None) -> dict[str, int]:
     """The overflow counters of the server's network namespace: through a
-    process of the container on this machine when local, else by exec."""
+    process of the unit on this machine when local, else by exec."""
     if procs_dir:
         try:
             with open(os.path.join(procs_dir, "cgroup.procs")) as f:
@@ -560,18 +543,18 @@ def listen_queue(container: Container, procs_dir: str | None = None) -> dict[str
                 return parse_netstat(f.read())
         except (OSError, IndexError):
             pass
-    code, output = container.exec_run(["cat", "/proc/net/netstat"])
+    code, output = unit.exec(["cat", "/proc/net/netstat"])
     return parse_netstat(output.decode(errors="replace")) if code == 0 else {}
 
 
 # -- the environment a run was measured in -------------------------------------------
 
-def engine_cpu_model(container: Container) -> str | None:
-    """The CPU of the machine the engine runs on (which need not be this one)."""
+def engine_cpu_model(unit: Unit) -> str | None:
+    """The CPU of the machine the unit runs on (which need not be this one)."""
     try:
-        done = container.exec_run(["grep", "-m1", "^model name", "/proc/cpuinfo"])
+        done = unit.exec(["grep", "-m1", "^model name", "/proc/cpuinfo"])
         return done.output.decode(errors="replace").partition(":")[2].strip() or None
-    except docker.errors.APIError:
+    except EngineError:
         return None
 
 
@@ -589,18 +572,11 @@ def host_cpu_model() -> str | None:
 def environment(eng: Engine) -> dict[str, Any]:
     """This machine, the engine and the lab (results.json's `environment`);
     the containers' part is filled in as they start."""
-    version = eng.client.version()
-    info = eng.client.info()
     host = host_environment()
     return {
         "host": {"python": host["python"], "platform": host["platform"], "machine": host["machine"],
                  "cpus": host["cpus"], "cpu_model": host_cpu_model()},
-        "engine": {"version": version.get("Version"), "api_version": version.get("ApiVersion"),
-                   "client_api_version": eng.client.api.api_version,
-                   "kernel": version.get("KernelVersion"), "os": info.get("OperatingSystem"),
-                   "arch": version.get("Arch"), "cpus": info.get("NCPU"),
-                   "memory_bytes": info.get("MemTotal"), "cgroup_version": info.get("CgroupVersion"),
-                   "cpu_model": None},
+        "engine": eng.describe(),
         "containers": {"python": {}, "swarm_python": None, "image": None, "base_image": config.base_image()},
         "lab_version": __version__,
         "git_commit": git_commit(),

@@ -1,11 +1,13 @@
 """Run directories: everything one lab command captured, kept together.
 
-    runs/<when>-<verb>-<what>/
+    runs/<when>-<verb>-<what>-<short id>/
         run.json        what ran: command, parameters, environment, git commit,
-                        status (running, complete, incomplete, interrupted)
+                        status (running, kept, complete, failed, interrupted,
+                        incomplete, removed)
         logs/<container>.log   each container's output, capped
         results.json    machine-readable results (written whole or not at all)
         report.md ...   the human report, rendered from the files above
+        traceback.txt   only after an internal error (exit 70)
 
 Every file is written to a temporary name and renamed into place, so a crash
 or a full disk never leaves a half-written result that looks like a real one.
@@ -24,12 +26,34 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import config
 from .errors import EnvironmentProblem
 
 LOG_CAP = 50 << 20  # bytes kept per container log; the rest is cut, and says so
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write a file whole or not at all: a temporary name, fsync, rename.
+    Raises OSError (the temporary file is removed first)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def match(wanted: str, ids: Iterable[str]) -> list[str]:
+    """The run ids that ``wanted`` names: itself, or those it is a prefix of."""
+    ids = list(ids)
+    return [wanted] if wanted in ids else [i for i in ids if i.startswith(wanted)]
 
 
 def new_id(verb: str, what: str) -> tuple[str, str]:
@@ -76,17 +100,10 @@ class RunDir:
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Write a file whole or not at all; on a full disk mark the run incomplete."""
         target = self.path / name
-        tmp = target.with_name(f".{target.name}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            write_atomic(target, data)
             return target
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             self.mark_incomplete(f"writing {name}: {exc.strerror}")
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise EnvironmentProblem(f"disk full while writing {target}: the run is marked "
@@ -125,11 +142,22 @@ class RunDir:
 def find(run: str) -> Path | None:
     """The directory of a run, by id (or a unique prefix of one)."""
     root = config.runs_dir()
-    direct = root / run
-    if direct.is_dir():
-        return direct
-    matches = sorted(p for p in root.glob(f"{run}*") if p.is_dir()) if root.is_dir() else []
-    return matches[0] if len(matches) == 1 else None
+    ids = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    hits = match(run, ids)
+    return root / hits[0] if len(hits) == 1 else None
+
+
+def save_traceback(text: str, run_dir: Path | None) -> Path | None:
+    """Keep an internal error's traceback: in the run's directory when one
+    was made, else in <runs>/errors/.  None if it cannot be written."""
+    folder = run_dir if run_dir is not None and run_dir.is_dir() else config.runs_dir() / "errors"
+    target = folder / ("traceback.txt" if run_dir is not None and run_dir.is_dir()
+                       else f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt")
+    try:
+        write_atomic(target, text.encode())
+        return target
+    except OSError:
+        return None
 
 
 def is_complete(path: Path) -> bool:

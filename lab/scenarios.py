@@ -7,9 +7,10 @@ against:
     name: served-at-once
     claim: >-
       What the check shows, in a sentence or two.
-    judge: served_at_once      # the function in lab/checks/judges.py
-    expect: peak_served        # the model.yaml key judged; models without it are skipped
-    also: [thread_count]       # further keys its judge reads from the same probes
+    judge: served_at_once      # a judge in lab/checks/judges.py (lab/checks/registry.py)
+    expect: peak_served        # the model.yaml key judged (one the judge names)
+    also: [thread_count]       # further keys its judge judges from the same probes;
+                               # a target that declares none of them is skipped
     fresh: false               # true: a new server container first
     order: 10                  # checks run in this order (destructive ones last)
     probes:                    # one or more swarm runs, by name
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
+from .checks import registry
 from .errors import UsageError
 from .yamlfile import LineDict, load, where
 
@@ -140,8 +142,6 @@ def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
 
 
 def load_scenario(file: Path) -> Scenario:
-    from .checks import judges  # the registry of judge functions
-
     doc = load(file)
     if not isinstance(doc, LineDict):
         raise UsageError(f"{file}: a scenario is a mapping (name, claim, judge, expect, probes)")
@@ -151,9 +151,10 @@ def load_scenario(file: Path) -> Scenario:
     for key in ("name", "claim", "judge", "expect"):
         if not isinstance(doc.get(key), str) or not doc[key]:
             raise UsageError(f"{where(file, doc, key if key in doc else None)}: '{key}' must be text")
-    if doc["judge"] not in judges.JUDGES:
+    known = registry.load()
+    if doc["judge"] not in known:
         raise UsageError(f"{where(file, doc, 'judge')}: unknown judge '{doc['judge']}' "
-                         f"(known: {', '.join(sorted(judges.JUDGES))})")
+                         f"(known: {', '.join(sorted(known))})")
     probes: dict[str, ProbeSpec] = {}
     raw_probes = doc.get("probes") or LineDict()
     if not isinstance(raw_probes, LineDict):
@@ -184,6 +185,9 @@ def load_scenario(file: Path) -> Scenario:
     for key, value in [("expect", doc["expect"]), *(("also", k) for k in also)]:
         if value not in EXPECT and value not in OPTIONAL_EXPECT:
             raise UsageError(f"{where(file, doc, key)}: '{value}' is not a model.yaml expectation")
+        if value not in known[doc["judge"]].keys:
+            raise UsageError(f"{where(file, doc, key)}: judge '{doc['judge']}' does not judge '{value}' "
+                             f"(it judges: {', '.join(known[doc['judge']].keys)})")
     server = doc.get("server") or []
     if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
         raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
@@ -202,8 +206,13 @@ def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
 
 
 def get(name_or_path: str) -> Scenario:
+    """A scenario by name (scenarios/<name>.yaml), or a file given by path:
+    anything with a slash or a .yaml/.yml ending is a path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.exists():
+    if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not path.is_file():
+            raise UsageError(f"{name_or_path}: no such file (a scenario is a name from scenarios/ "
+                             f"or the path of a YAML file)")
         return load_scenario(path)
     found = all_scenarios()
     if name_or_path not in found:

@@ -1,32 +1,45 @@
 """Behaviour checks: scenarios run against live models, judged against model.yaml.
 
-For each model, the checks whose expectation the model declares run in
+For each model, the checks whose expectations the model declares run in
 scenario order on one server container (a fresh one when a scenario asks,
 or when the last one died).  Each scenario's probes run the swarm against
 it; the judge named by the scenario turns what was recorded into verdicts.
+
+A verdict is green only on positive evidence: each judge states what it
+needs (lab/checks/registry.py), and without it the verdict is "not judged:
+<what was missing>" (ok None), never a pass and never a failure.  A judge
+that depends on free CPU is told what the host could give during its probe
+(lab/checks/host.py); when the host was too busy for the claim, the check
+runs once more, and if the host is still busy it is not judged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import yaml
 
-from .. import config, measure
+from .. import config, measure, reach
+from ..errors import ExpectationFailed, NotJudged, UsageError
 from ..events import Event
-from ..models import Model
 from ..measure import Cpu, Sample
+from ..models import Model, check_expect
 from ..probe import Bench, Probe, Target
-from ..scenarios import Scenario
-from . import judges
+from . import analysis, registry
+from .host import HostLoad
+
+if TYPE_CHECKING:
+    from ..scenarios import Scenario
 
 TOLERANCES = config.SERVICES / "tolerances.yaml"
 SETTLE_S = 10.0  # bound on waiting for the server to log the swarm's closes
+NOT_JUDGED = "not judged: "
 
 
 @dataclass
@@ -37,11 +50,58 @@ class Verdict:
     claim: str
     expected: str
     observed: str
-    ok: bool | None  # None: could not be judged (counts as a failure)
+    ok: bool | None  # None: not judged (evidence missing, or the host too busy)
     figures: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def judged(self) -> bool:
+        return self.ok is not None
+
+    @property
+    def outcome(self) -> str:
+        return {True: "held", False: "failed", None: "not judged"}[self.ok]
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "judged": self.judged, "outcome": self.outcome}
+
+
+class Missing(Exception):
+    """Evidence a judge needs is missing: its verdict is "not judged: <why>"."""
+
+    def __init__(self, why: str, **figures: Any) -> None:
+        super().__init__(why)
+        self.figures = figures
+
+
+def need(evidence: Any, why: str) -> None:
+    """Go on only with ``evidence``; else the verdict is not judged, saying why."""
+    if not evidence:
+        raise Missing(why)
+
+
+def connected_clients(ctx: "Context") -> tuple[Any, Any]:
+    """The main probe and the clients of it that connected: none asked, or
+    none connected, is missing evidence."""
+    probe = ctx.probe()
+    conns = analysis.conns_of(probe.results)
+    need(ctx.asked() > 0, "the scenario asked for no clients")
+    need(conns, f"none of the {ctx.asked()} clients asked for connected")
+    return probe, conns
+
+
+def threads_while_serving(ctx: "Context", key: str, served: dict[int, tuple[float, float]]) -> Verdict:
+    """thread_count: the most threads any server process had in a sample
+    taken while clients (``served``: client -> (first, last) answer) were served."""
+    samples = ctx.samples.get("main") or []
+    need(samples, "no process-table samples")
+    need(served, "no client was answered, so no sample was taken while serving")
+    start, end = min(s for s, _ in served.values()), max(e for _, e in served.values())
+    during = [s for s in samples if start <= s.t <= end and s.per_process]
+    need(during, f"none of the {len(samples)} samples of the server's threads was taken while clients were served")
+    most = max(max(s.per_process.values()) for s in during)
+    want = ctx.expect(key)
+    return ctx.verdict(key, f"{want} per process", f"at most {most} while serving {len(served)}",
+                       most == want, max_threads=most, samples=len(during))
 
 
 def tolerances(model: Model) -> dict[str, Any]:
@@ -52,7 +112,7 @@ def tolerances(model: Model) -> dict[str, Any]:
 @dataclass
 class Context:
     model: Model
-    scenario: Scenario
+    scenario: "Scenario"
     target: Target
     tol: dict[str, Any]
     probes: dict[str, Probe] = field(default_factory=dict)
@@ -60,16 +120,8 @@ class Context:
     stats: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     readings: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory etc. per probe
     cpu: dict[str, Any] = field(default_factory=dict)  # measure.Sampler per probe (option cpu)
-
-    def cores(self, probe: str, start: float, end: float) -> float | None:
-        """Cores the server used between two moments of a probe sampled with
-        `cpu: true` (interpolated between readings 50 ms apart)."""
-        sampler = self.cpu.get(probe)
-        if sampler is None or end <= start:
-            return None
-        a, b = sampler.at(start), sampler.at(end)
-        return None if a is None or b is None else (b - a) / (end - start)
     idle: list[Cpu] = field(default_factory=list)  # two readings around the idle window
+    host: dict[str, Any] = field(default_factory=dict)  # host.HostLoad per probe ("idle": the idle window)
 
     @property
     def workers(self) -> int:
@@ -81,6 +133,43 @@ class Context:
     def expect(self, key: str) -> Any:
         return self.model.expect[key]
 
+    def asked(self, probe: str = "main") -> int:
+        """The clients the scenario asked the swarm for (the swarm's own
+        count when the scenario leaves it to the swarm's default)."""
+        spec = self.scenario.probes.get(probe)
+        n = spec.number("clients", self.workers) if spec is not None else None
+        if n is None and probe in self.probes:
+            n = self.probes[probe].summary.get("clients")
+        return int(n or 0)
+
+    def probe(self, name: str = "main") -> Probe:
+        need(name in self.probes, f"the {name} probe did not run")
+        return self.probes[name]
+
+    def cores(self, probe: str, start: float, end: float) -> float | None:
+        """Cores the server used between two moments of a probe sampled with
+        `cpu: true` (interpolated between readings 50 ms apart)."""
+        sampler = self.cpu.get(probe)
+        if sampler is None or end <= start:
+            return None
+        a, b = sampler.at(start), sampler.at(end)
+        return None if a is None or b is None else (b - a) / (end - start)
+
+    def host_check(self, probe: str, need_key: str, start: float | None = None,
+                   end: float | None = None) -> tuple[str | None, dict[str, Any]]:
+        """Could the host give the cores a claim needs (tolerance ``need_key``)
+        between start and end?  (None, figures) if it could, else (why, figures)."""
+        load = self.host.get(probe)
+        free = load.free_cores(start, end) if load is not None else None
+        wanted = self.tol[need_key]
+        figures: dict[str, Any] = {"free_cores": None if free is None else round(free, 2),
+                                   "free_cores_needed": wanted}
+        if free is None:
+            return "what the host could give was not measured (no /proc/stat readings around the probe)", figures
+        if free < wanted:
+            return f"host busy ({free:.1f} cores free, {wanted} needed)", {**figures, "host_busy": True}
+        return None, figures
+
     def events(self, probe: Probe) -> list[Event]:
         """The server's events from the probe's start on."""
         return self.target.events.matching(lambda e: e.get("t", 0) >= probe.began - 0.05)
@@ -89,6 +178,9 @@ class Context:
         """Wait (bounded) until the server has logged the close of each of
         ``conns``; a server that died logs nothing more, so stop there."""
         if not conns or not self.target.alive():
+            return
+        if not getattr(self.target, "traced", True):  # a real server: its socket table (lab/reach.py)
+            reach.wait_closed(self.target.container, self.target.cgroup.procs_dir, conns, SETTLE_S)
             return
         try:
             self.target.events.wait_for(lambda e: e["ev"] == "close" and e.get("conn") in conns,
@@ -101,17 +193,54 @@ class Context:
         return Verdict(self.model.name, name, key, self.scenario.claim, f"{key}: {expected}",
                        observed, ok, figures)
 
-    def unknown(self, key: str, why: str) -> Verdict:
-        return self.verdict(key, str(self.model.expect.get(key)), f"could not judge: {why}", None)
+    def not_judged(self, key: str, why: str, **figures: Any) -> Verdict:
+        declared = json.dumps(self.model.expect.get(key)).strip('"')  # as model.yaml writes it
+        return self.verdict(key, declared, NOT_JUDGED + why, None, **figures)
+
+    unknown = not_judged  # the older name
+
+    def each(self, keys: tuple[str, ...], judge_one: Callable[[str], Verdict]) -> list[Verdict]:
+        """A verdict for each declared key: judge_one(key), or not judged
+        when it finds evidence missing (it raises Missing)."""
+        out = []
+        for key in keys:
+            if not self.declares(key):
+                continue
+            try:
+                out.append(judge_one(key))
+            except Missing as why:
+                out.append(self.not_judged(key, str(why), **why.figures))
+        return out
 
 
-def applicable(model: Model, scenarios: list[Scenario]) -> list[Scenario]:
-    return [s for s in scenarios if s.expect in model.expect]
+def judged_keys(model: Model, scenario: "Scenario") -> list[str]:
+    """The keys of ``scenario`` that ``model`` declares: what a check of it judges."""
+    return [k for k in scenario.judges if k in model.expect]
 
 
-def run_model(bench: Bench, model: Model, scenarios: list[Scenario],
-              progress: Callable[[str, str, list[Verdict] | None], None]) -> list[Verdict]:
-    """Every applicable scenario against ``model``; verdicts in order."""
+def applicable(model: Model, scenarios: list["Scenario"]) -> list["Scenario"]:
+    return [s for s in scenarios if judged_keys(model, s)]
+
+
+def skipped(model: Model, scenarios: list["Scenario"]) -> list[dict[str, str]]:
+    """Each check a target does not declare, and so is not run: one record each."""
+    out = []
+    for s in scenarios:
+        for key in s.judges:
+            if key not in model.expect:
+                name = s.name if key == s.expect else f"{s.name}:{key}"
+                out.append({"model": model.name, "check": name, "expect": key,
+                            "why": f"{model.name} ({model.kind}) does not declare '{key}'"})
+    return out
+
+
+Progress = Callable[[str, str, "list[Verdict] | None"], None]
+
+
+def run_model(bench: Bench, model: Model, scenarios: list["Scenario"], progress: Progress) -> list[Verdict]:
+    """Every applicable scenario against ``model``; verdicts in order.  A
+    check that found the host too busy runs once more before it is left
+    not judged."""
     verdicts: list[Verdict] = []
     target: Target | None = None
     args: list[str] = []
@@ -119,17 +248,23 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario],
     try:
         for scenario in applicable(model, scenarios):
             progress(model.name, scenario.name, None)
-            if target is None or scenario.fresh or scenario.server != args or not target.alive():
-                if target is not None:
-                    target.close()
-                args = scenario.server
-                target = bench.serve(model, args=args)
-            ctx = Context(model, scenario, target, tol)
-            try:
-                run_probes(bench, ctx)
-                found = judges.JUDGES[scenario.judge](ctx)
-            except Exception as exc:  # a probe or judge that breaks is a failed check, not a lost run
-                found = [ctx.unknown(scenario.expect, f"{type(exc).__name__}: {exc}")]
+            found: list[Verdict] = []
+            for attempt in (1, 2):
+                # A retry (the host was busy) keeps a live server: only a
+                # memory reading needs one that never held the first try's clients.
+                if target is None or scenario.fresh or scenario.server != args or not target.alive() \
+                        or (attempt == 2 and _reads_memory(scenario)):
+                    if target is not None:
+                        target.close()  # serve() removes the old container
+                    args = scenario.server
+                    target = bench.serve(model, args=args)
+                first = found
+                found = judge(bench, Context(model, scenario, target, tol))
+                if attempt == 2:
+                    for v in found:
+                        v.figures["retried"] = {"because": [x.observed for x in first if _busy(x)]}
+                if not any(_busy(v) for v in found):
+                    break
             verdicts += found
             progress(model.name, scenario.name, found)
     finally:
@@ -139,14 +274,35 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario],
     return verdicts
 
 
+def _reads_memory(scenario: "Scenario") -> bool:
+    return any(spec.values.get("memory") for spec in scenario.probes.values())
+
+
+def _busy(v: Verdict) -> bool:
+    return bool(v.figures.get("host_busy")) and v.ok is None
+
+
+def judge(bench: Bench, ctx: Context) -> list[Verdict]:
+    """The scenario's probes, then its judge: a probe or judge that breaks
+    leaves each key it judges not judged, saying why (never a lost run)."""
+    try:
+        run_probes(bench, ctx)
+        return registry.load()[ctx.scenario.judge].fn(ctx)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        return [ctx.not_judged(k, why) for k in judged_keys(ctx.model, ctx.scenario)]
+
+
 def run_probes(bench: Bench, ctx: Context) -> None:
     """The scenario's idle window and probes, recording what the judge reads."""
     target, scenario = ctx.target, ctx.scenario
     workers = ctx.model.workers or 0
+    watch_host = registry.load()[scenario.judge].host_cpu
     if scenario.idle:
-        first = target.cpu()
-        threading.Event().wait(scenario.idle)  # the measurement window itself
-        ctx.idle = [first, target.cpu()]
+        with _host_load(bench, ctx, "idle", watch_host):
+            first = target.cpu()
+            threading.Event().wait(scenario.idle)  # the measurement window itself
+            ctx.idle = [first, target.cpu()]
     for name, spec in scenario.probes.items():
         label = f"{scenario.name}-{name}"
         if spec.values.get("before"):
@@ -158,19 +314,37 @@ def run_probes(bench: Bench, ctx: Context) -> None:
         if sampler is not None:
             sampler.start()
             ctx.cpu[name] = sampler
-        with target.sampling() if spec.values.get("sample") else _nothing() as taken:
-            if spec.values.get("memory"):
-                ctx.probes[name] = _with_peak_reading(bench, ctx, name, label, spec.flags(workers),
-                                                      spec.number("clients", workers))
-            else:
-                ctx.probes[name] = bench.swarm(target, label, spec.flags(workers))
-        if sampler is not None:
-            sampler.stop()
+        try:
+            with _host_load(bench, ctx, name, watch_host), \
+                    target.sampling() if spec.values.get("sample") else _nothing() as taken:
+                if spec.values.get("memory"):
+                    ctx.probes[name] = _with_peak_reading(bench, ctx, name, label, spec.flags(workers),
+                                                          spec.number("clients", workers))
+                else:
+                    ctx.probes[name] = bench.swarm(target, label, spec.flags(workers))
+        finally:
+            if sampler is not None:
+                sampler.stop()
         if taken is not None:
             ctx.samples[name] = taken
         if spec.values.get("after"):
             ctx.settle(dict.fromkeys(_conns(ctx.probes[name])))
             ctx.stats[f"{name}:after"] = target.stats_request()
+
+
+@contextlib.contextmanager
+def _host_load(bench: Bench, ctx: Context, name: str, watch: bool) -> Iterator[None]:
+    """What the host could give meanwhile, for judges that depend on free CPU."""
+    if not watch:
+        yield
+        return
+    load = HostLoad.around(ctx.target.cgroup, bench.swarm_container, bench.load_cgroups)
+    load.start()
+    try:
+        yield
+    finally:
+        load.stop()
+        ctx.host[name] = load
 
 
 def _with_peak_reading(bench: Bench, ctx: Context, name: str, label: str, flags: list[str],
@@ -179,8 +353,14 @@ def _with_peak_reading(bench: Bench, ctx: Context, name: str, label: str, flags:
     client (or the swarm has ended, or the ramp's bound has passed), read the
     server's memory, listen-queue counters and process table at that peak."""
     done: dict[str, Any] = {}
-    swarm = threading.Thread(target=lambda: done.update(probe=bench.swarm(ctx.target, label, flags)),
-                             daemon=True)
+
+    def run() -> None:
+        try:
+            done["probe"] = bench.swarm(ctx.target, label, flags)
+        except BaseException as exc:  # reported below, in the probing thread
+            done["error"] = exc
+
+    swarm = threading.Thread(target=run, daemon=True, name=f"swarm-{label}")
     swarm.start()
     reading = ctx.readings[name]
     bound = float(ctx.scenario.settings.get("peak_within_s", 20))
@@ -195,6 +375,9 @@ def _with_peak_reading(bench: Bench, ctx: Context, name: str, label: str, flags:
                        netstat_peak=ctx.target.netstat(), cgroup_peak=ctx.target.cpu(),
                        peak_t=time.monotonic())
     swarm.join()
+    if "error" in done:
+        exc = done["error"]
+        raise RuntimeError(f"the swarm failed: {type(exc).__name__}: {exc}") from exc
     if "probe" not in done:
         raise RuntimeError("the swarm ended without results")
     if ctx.target.alive():
@@ -211,12 +394,59 @@ def _conns(probe: Probe) -> list[str]:
     return [c["conn"] for c in probe.results.get("connections", []) if c.get("conn")]
 
 
-def as_json(verdicts: list[Verdict], meta: dict[str, Any]) -> dict[str, Any]:
-    return {"schema": "iolab.checks/1", **meta, "passed": all(v.ok for v in verdicts),
+def counts(verdicts: list[Verdict]) -> dict[str, int]:
+    return {"held": sum(1 for v in verdicts if v.ok is True),
+            "failed": sum(1 for v in verdicts if v.ok is False),
+            "not_judged": sum(1 for v in verdicts if v.ok is None)}
+
+
+def outcome(verdicts: list[Verdict]) -> str:
+    """The worst outcome: failed, else not judged, else held."""
+    n = counts(verdicts)
+    return "failed" if n["failed"] else "not judged" if n["not_judged"] else "held"
+
+
+def as_json(verdicts: list[Verdict], meta: dict[str, Any],
+            skips: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"schema": "iolab.checks/1", **meta, "passed": bool(verdicts) and all(v.ok for v in verdicts),
+            "outcome": outcome(verdicts), **counts(verdicts), "skipped": skips or [],
             "checks": [v.as_dict() for v in verdicts]}
 
 
-def scenario_files(names: list[str] | None, root: Path | None = None) -> list[Scenario]:
+def parse_expect(texts: list[str]) -> dict[str, Any]:
+    """`--expect KEY=VALUE` flags: VALUE is YAML, checked as model.yaml checks it."""
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--expect {text}: write KEY=VALUE, e.g. --expect peak_served=1")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UsageError(f"--expect {text}: '{raw}' is not a YAML value") from None
+        check_expect(key, value, f"--expect {text}")
+        found[key] = value
+    return found
+
+
+def conclude(verdicts: list[Verdict], where: str) -> int:
+    """The exit of a verb that judged: 0 every verdict held; 1 one did not
+    (ExpectationFailed); 3 none failed but some were not judged (NotJudged)."""
+    if not verdicts:
+        raise UsageError("no check ran: none of the scenarios judges a key these models declare")
+    n = counts(verdicts)
+    if n["failed"]:
+        raise ExpectationFailed(f"{n['failed']} expectation(s) did not hold"
+                                + (f", {n['not_judged']} not judged" if n["not_judged"] else "") + f"; see {where}")
+    if n["not_judged"]:
+        busy = sum(1 for v in verdicts if v.ok is None and v.figures.get("host_busy"))
+        raise NotJudged(f"{n['not_judged']} expectation(s) could not be judged"
+                        + (f" ({busy} because the host was busy)" if busy else "") + f"; see {where}")
+    return 0
+
+
+def scenario_files(names: list[str] | None, root: Path | None = None) -> list["Scenario"]:
     from .. import scenarios
     found = scenarios.all_scenarios(root)
     if not names:

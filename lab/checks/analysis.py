@@ -7,7 +7,8 @@ import json
 from typing import Any, Iterable
 
 Event = dict[str, Any]
-ERROR_KINDS = frozenset({"refused", "reset", "timeout", "eof", "unreachable", "other"})  # the swarm's
+ERROR_KINDS = frozenset({"refused", "refused-by-server", "reset", "timeout", "eof", "unreachable",
+                         "other"})  # the swarm's (swarm/book.py); a unit test holds them equal
 
 
 def conns_of(results: dict[str, Any]) -> dict[str, int]:
@@ -69,6 +70,18 @@ def action(results: dict[str, Any], send: str) -> dict[str, Any] | None:
     return next((a for a in results.get("actions", []) if a["send"] == send), None)
 
 
+def action_of(results: dict[str, Any], word: str) -> dict[str, Any] | None:
+    """The first scripted request of command ``word`` (WORK n: n is the scenario's)."""
+    return next((a for a in results.get("actions", []) if a["send"].split(" ", 1)[0] == word), None)
+
+
+def own_seconds(act: dict[str, Any]) -> float | None:
+    """How long a scripted request took to be answered: reply time minus send time."""
+    if act.get("done_t") is not None and act.get("sent_t") is not None:
+        return float(act["done_t"] - act["sent_t"])
+    return act["latency_ms"] / 1000 if act.get("latency_ms") is not None else None
+
+
 def reply_texts(swarm_output: str) -> dict[int, list[str]]:
     """Reply lines per client from the swarm's msg-level trace."""
     out: dict[int, list[str]] = {}
@@ -89,3 +102,20 @@ def cores(first: Any, last: Any) -> float | None:
     if last.t <= first.t:
         return None
     return (last.cpu_s - first.cpu_s) / (last.t - first.t)
+
+
+def waited_their_turn(spans: Iterable[tuple[float, float]], at_once: int) -> bool:
+    """Served in order of arrival, did each client beyond the first
+    ``at_once`` start only after one of those had left?"""
+    order = sorted(spans)
+    first_leave = min(end for _, end in order[:at_once])
+    return all(start >= first_leave for start, _ in order[at_once:])
+
+
+def short_of(asked: int, connected: int, served: int, word: str) -> str:
+    """What an observed figure must add when not every client took part."""
+    if connected < asked:
+        return f"; only {connected} of {asked} clients connected"
+    if served < asked:
+        return f"; {asked - served} connected but never {word}"
+    return ""

@@ -4,12 +4,18 @@
     # {"results.csv": b"...", "report.html": b"...", "report.md": b"...",
     #  "plots/timeline-classic.svg": b"...", ...}
 
-Inputs: results.json (schema iolab.compare/1, SCHEMA.md) and, if present,
-checks.json (iolab.checks/1, written by `lab check`).  Outputs are pure
-functions of those files: rendering a run again gives the same bytes.
+Inputs: results.json (schema iolab.compare/2, or /1, SCHEMA.md) and, if
+present, checks.json (iolab.checks/*, written by `lab compare --checks` or
+`lab check`); and, for a before/after report, another run's results.json.
+Outputs are pure functions of those files: rendering a run again gives the
+same bytes.
 
-    data.py      loading, checking the schema, derived figures
-    tables.py    the tables (HTML, Markdown, terminal) and results.csv
+    data.py      loading, checking the schema, derived figures: who was served,
+                 what limited a figure, what each model's checks said
+    tables.py    the tables (HTML, Markdown, terminal)
+    c10k.py      the C10K section's tables
+    csvfile.py   results.csv
+    baseline.py  each figure against another run's, with the noise
     plots.py     the figures (matplotlib, deterministic SVG)
     document.py  what the report says, section by section
     html.py      report.html, self-contained
@@ -28,20 +34,21 @@ from .data import Run, load
 __all__ = ["Run", "load", "render", "render_run", "write_files"]
 
 
-def render(run: Run) -> dict[str, bytes]:
-    """Every output file of the report, by path relative to the run directory."""
-    from . import document, html, md, plots, tables
+def render(run: Run, baseline: Run | None = None) -> dict[str, bytes]:
+    """Every output file of the report, by path relative to the run directory
+    (with ``baseline``: a section setting each figure against that run's)."""
+    from . import csvfile, document, html, md, plots
 
     figures = plots.all_plots(run)
-    doc = document.build(run, list(figures))
-    files = {"results.csv": tables.csv_bytes(run), "report.html": html.render(doc, figures),
+    doc = document.build(run, list(figures), baseline)
+    files = {"results.csv": csvfile.csv_bytes(run), "report.html": html.render(doc, figures),
              "report.md": md.render(doc)}
     files.update({f"plots/{name}": svg for name, svg in figures.items()})
     return files
 
 
-def render_run(run_dir: Path) -> dict[str, bytes]:
-    return render(load(Path(run_dir)))
+def render_run(run_dir: Path, baseline_dir: Path | None = None) -> dict[str, bytes]:
+    return render(load(Path(run_dir)), load(Path(baseline_dir)) if baseline_dir else None)
 
 
 def write_files(root: Path, files: dict[str, bytes]) -> list[Path]:

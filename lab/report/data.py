@@ -1,6 +1,7 @@
-"""Reading a compare run directory: results.json (iolab.compare/1, see
-SCHEMA.md beside this file) and, when present, checks.json (iolab.checks/1),
-and the figures derived from them.  Nothing here looks outside the run
+"""Reading a compare run directory: results.json (iolab.compare/2 or /1, see
+SCHEMA.md beside this file) and, when present, checks.json (iolab.checks/*),
+and the figures derived from them: who was served, what limited each
+figure, what each model's checks said.  Nothing here looks outside the run
 directory, and nothing depends on the time of reading.
 """
 
@@ -14,8 +15,9 @@ from typing import Any, Callable, Iterator, Optional
 
 from ..errors import UsageError
 
-SCHEMA = "iolab.compare/1"
-CHECKS_SCHEMA = "iolab.checks/1"
+SCHEMA = "iolab.compare/2"
+SCHEMAS = ("iolab.compare/1", SCHEMA)  # /1: no reference, limits from the swarm's own CPU, no wrk
+CHECKS_SCHEMA = "iolab.checks/"  # any version: the report reads model, check, claim, expected, observed, ok
 PERCENTILES = (("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("p99.9", "p99_9_us"),
                ("max", "max_us"))
 
@@ -83,9 +85,31 @@ class Run:
                                    w.get("scenario"), tuple(w.get("server_flags") or ()))
                           for w in doc["workloads"]]
         order = [m for m in doc["params"]["models"] if m in doc["models"]]
-        self.models = order + sorted(m for m in doc["models"] if m not in order)
+        named = order + sorted(m for m in doc["models"] if m not in order)
+        # the reference (native: this host's ceiling) first, then the models in run order
+        self.references = [m for m in named if self.kind_of(m) == "reference"]
+        self.models = self.references + [m for m in named if m not in self.references]
+        self.version = doc["schema"]
 
     # -- plain access ------------------------------------------------------------
+    def kind_of(self, model: str) -> str:
+        """``model`` (under study) or ``reference`` (the native ceiling: not a model)."""
+        return str(self.doc["models"][model].get("kind") or "model")
+
+    @property
+    def reference(self) -> str | None:
+        """The ceiling row, if the run measured one."""
+        return self.references[0] if self.references else None
+
+    @property
+    def studied(self) -> list[str]:
+        """The models under study: every row but the reference."""
+        return [m for m in self.models if m not in self.references]
+
+    def skipped(self, model: str, workload: str) -> str | None:
+        """Why ``model`` did not run ``workload`` (``workload/wrk``: wrk's part), or None."""
+        return (self.doc["models"][model].get("skipped") or {}).get(workload)
+
     @property
     def environment(self) -> dict[str, Any]:
         return self.doc.get("environment") or {}
@@ -145,17 +169,19 @@ def load(run_dir: Path) -> Run:
                          "directory?") from None
     except ValueError as exc:
         raise UsageError(f"{results}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in SCHEMAS:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise UsageError(f"{results}: schema is {found!r}, this lab renders {SCHEMA!r}")
+        raise UsageError(f"{results}: schema is {found!r}, this lab renders {' and '.join(map(repr, SCHEMAS))}")
     checks = None
     if (path / "checks.json").exists():
         try:
             checks = json.loads((path / "checks.json").read_text())
         except (OSError, ValueError) as exc:
             raise UsageError(f"{path / 'checks.json'}: unreadable ({exc})") from None
-        if not isinstance(checks, dict) or checks.get("schema") != CHECKS_SCHEMA:
-            raise UsageError(f"{path / 'checks.json'}: schema is not {CHECKS_SCHEMA!r}")
+        if not isinstance(checks, dict) or not str(checks.get("schema", "")).startswith(CHECKS_SCHEMA) \
+                or not isinstance(checks.get("checks"), list):
+            raise UsageError(f"{path / 'checks.json'}: not a checks file (schema {CHECKS_SCHEMA}*, "
+                             "with a list of checks)")
     return Run(doc, checks, path)
 
 
@@ -328,6 +354,229 @@ def at_peak(key: str) -> Callable[[Record, Record], float | None]:
     return get
 
 
+C10K_COUNTERS = ("connected", "accepted", "accepted_after_end", "open_at_peak", "kept", "waited_unaccepted")
+
+
+def c10k_counter(key: str) -> Callable[[Record, Record], float | None]:
+    """One of the connection counters (SCHEMA.md, `counters`).  A /1 record
+    has the check's figures only: its `accepted` counted the server's log to
+    its end (after the clients left too), so it stands in for accepted +
+    accepted_after_end, and the split is not known."""
+    def get(rep: Record, rec: Record) -> float | None:
+        counters = rec.get("counters")
+        if counters is not None:
+            return counters.get(key)
+        f = check_figures(rec)
+        old = {"connected": f.get("connected"), "accepted": f.get("accepted"),
+               "open_at_peak": f.get("open_at_peak"), "kept": f.get("kept_to_the_end")}
+        return old.get(key)
+    return get
+
+
+def c10k_partial(run: Run, model: str, workload: str) -> bool:
+    """Did the server hold fewer connections at the peak than were asked (in
+    any repeat)?  Then its memory per connection is of the few it held.  A
+    /1 record, without open_at_peak, is judged by its accepted count."""
+    for rep, rec in run.records(model, workload):
+        held = c10k_counter("open_at_peak")(rep, rec)
+        if held is None:
+            held = c10k_counter("accepted")(rep, rec)
+        asked = check_figures(rec).get("asked") or (rec.get("counters") or {}).get("asked")
+        if held is not None and asked and held < asked:
+            return True
+    return False
+
+
+def busy_partial(run: Run, model: str, workload: str) -> bool:
+    """Were some of the busy (active) clients never answered, in any repeat?"""
+    return any((figure("active_answered")(rep, rec) or 0) < (figure("active")(rep, rec) or 0)
+               for rep, rec in run.records(model, workload))
+
+
 def listen_queue(rep: Record, rec: Record) -> dict[str, int]:
     """The listen queue's overflow counters that grew by the peak."""
     return {k: v for k, v in (check_figures(rec).get("listen_queue") or {}).items() if v}
+
+
+# -- who was served: a figure of some connections is not the model's ----------------
+
+@dataclass(frozen=True)
+class Served:
+    """Connections served (at least one reply) of those connected, the
+    lowest over the repeats: a model is "partial" in a workload if any
+    repeat left a connection unserved."""
+
+    served: int
+    connected: int
+
+    @property
+    def partial(self) -> bool:
+        return self.served < self.connected
+
+    @property
+    def mark(self) -> str:
+        return PARTIAL if self.partial else ""
+
+    def __str__(self) -> str:
+        return f"{self.served} of {self.connected}"
+
+
+PARTIAL = "†"  # beside a figure of a model that served only some of its connections
+LIMITED = "‡"  # beside a throughput figure the server did not limit (the swarm or the host did)
+
+
+def served_of(run: Run, model: str, workload: str) -> Served | None:
+    """The fewest connections served in any repeat, of those connected then
+    (None: not measured, or the scenario's own counters say it: c10k)."""
+    worst = None
+    for rep, rec in run.records(model, workload):
+        s, c = served(rep, rec), connected(rep, rec)
+        if s is None or c is None:
+            continue
+        if worst is None or (c - s) > (worst.connected - worst.served):
+            worst = Served(int(s), int(c))
+    return worst
+
+
+def partial(run: Run, model: str, workload: str) -> bool:
+    got = served_of(run, model, workload)
+    return bool(got and got.partial)
+
+
+# -- what limited a throughput figure (SCHEMA.md, "Which limit") ---------------------
+
+NEAR = 0.85  # a share of the available cores that counts as "all of them" on a shared, noisy host
+
+
+@dataclass(frozen=True)
+class Limit:
+    by: str | None  # swarm | host | server | None: the inputs were not there
+    why: str
+
+    @property
+    def mark(self) -> str:
+        return LIMITED if self.by not in ("server", None) else ""
+
+
+def limit_inputs(run: Run, rec: Record) -> Record:
+    """The rule's inputs: recorded by compare (/2), else what a /1 record
+    has (the swarm's own CPU over its whole run, its worker count)."""
+    got = dict(rec.get("limit_inputs") or {})
+    if not got:
+        sw = rec.get("swarm") or {}
+        got = {"server_cores": (rec.get("server_cpu") or {}).get("cores"),
+               "swarm_cores": (sw.get("cpu") or {}).get("per_s"), "swarm_cores_source": "self-reported",
+               "swarm_workers": (sw.get("summary") or {}).get("workers"), "swarm_cpus": None,
+               "engine_cpus": (run.environment.get("engine") or {}).get("cpus"), "host_cores": None}
+    return got
+
+
+def limit(inputs: Record, generator: str = "swarm") -> Limit:
+    """The rule: the load generator if its processes used nearly all the
+    cores they could (one per worker, within its container's CPU limit and
+    the engine's CPUs); else the host if server and generator together (or
+    everything on the machine) used nearly all the engine's CPUs; else the
+    server.  ``generator`` names it in the sentence (swarm, wrk)."""
+    gen, workers = inputs.get("swarm_cores"), inputs.get("swarm_workers")
+    cpus, server, host = inputs.get("engine_cpus"), inputs.get("server_cores"), inputs.get("host_cores")
+    missing = f"not judged: the {generator}'s CPU, its workers or the engine's CPUs were not recorded"
+    if not cpus:
+        return Limit(None, missing)
+    if gen is not None and workers:
+        room = min(float(workers), float(inputs.get("swarm_cpus") or cpus), float(cpus))
+        if gen >= NEAR * room:
+            return Limit("swarm", f"the {generator} used {gen:.2f} of the {room:g} cores its {workers} "
+                                  f"worker(s) can use: it, not the server, set the pace")
+    pair = None if gen is None else gen + (server or 0.0)
+    busy = max(pair or 0.0, host or 0.0)
+    if busy >= NEAR * cpus:  # the machine was full, whatever the generator's own share (even unread)
+        whose = "everything on the machine" if host is not None and host >= (pair or 0.0) \
+            else f"server {server or 0:.2f} + {generator} {gen:.2f}"
+        return Limit("host", f"{whose} used {busy:.2f} of the engine's {cpus} cores: the machine was full")
+    if gen is None or not workers:
+        return Limit(None, missing)
+    if server is None:
+        return Limit(None, "not judged: the server's CPU was not read")
+    return Limit("server", f"server {server:.2f} + {generator} {gen:.2f} cores, of {cpus}: room to spare")
+
+
+def limit_of(run: Run, model: str, workload: str) -> Limit | None:
+    """The limit over the repeats: the generator or the host if any repeat
+    was limited so (the median would hide it), else the server."""
+    found = [limit(limit_inputs(run, rec)) for _, rec in run.records(model, workload)]
+    for by in ("swarm", "host", None, "server"):
+        hit = next((x for x in found if x.by == by), None)
+        if hit:
+            return hit
+    return None
+
+
+def fraction_of_reference(run: Run, model: str, workload: str,
+                          figure: Callable[[Record, Record], float | None]) -> float | None:
+    """The model's median as a fraction of the reference's, measured in this run."""
+    ref = run.reference
+    if ref is None or model == ref:
+        return None
+    mine, ceiling = run.spread(model, workload, figure), run.spread(ref, workload, figure)
+    return mine.median / ceiling.median if mine and ceiling and ceiling.median else None
+
+
+# -- did it do what its model.yaml promises ------------------------------------------
+
+@dataclass(frozen=True)
+class Promise:
+    state: str  # held | failed | not judged | not checked
+    text: str
+    failed: tuple[str, ...] = ()
+    unjudged: tuple[str, ...] = ()
+
+
+def verdicts(run: Run, model: str) -> list[tuple[str, bool | None]]:
+    """(check, ok) for ``model``: checks.json's, and the c10k check of every repeat."""
+    found = [(str(c.get("check")), c.get("ok")) for c in (run.checks or {}).get("checks", [])
+             if c.get("model") == model]
+    for w in run.of_kind("c10k"):
+        for _, rec in run.records(model, w.name):
+            if rec.get("check"):
+                found.append((w.name, rec["check"].get("ok")))
+    return found
+
+
+def promise(run: Run, model: str) -> Promise:
+    found = verdicts(run, model)
+    if not found:
+        return Promise("not checked", "not checked" + ("" if run.checks else " (run with --checks)"))
+    failed = tuple(dict.fromkeys(c for c, ok in found if ok is False))
+    unjudged = tuple(dict.fromkeys(c for c, ok in found if ok is None))
+    held = sum(1 for _, ok in found if ok is True)
+    rest = "" if run.checks else "; the other checks not run"  # only the C10K check ran with compare
+    if failed:
+        text = f"FAILED {', '.join(failed)}" + (f"; not judged: {', '.join(unjudged)}" if unjudged else "")
+        return Promise("failed", text + rest, failed, unjudged)
+    what = "checks" if run.checks else ", ".join(dict.fromkeys(c for c, _ in found))
+    if unjudged:
+        return Promise("not judged", f"not judged: {', '.join(unjudged)}; held {held} of {len(found)}" + rest,
+                       (), unjudged)
+    return Promise("held", f"{what} held ({held} of {len(found)})" + rest)
+
+
+# -- wrk, beside the swarm -----------------------------------------------------------
+
+def wrk_records(run: Run, model: str, workload: str) -> list[Record]:
+    return [rec["wrk"] for _, rec in run.records(model, workload)
+            if rec.get("wrk") and rec["wrk"].get("requests_per_s") is not None]
+
+
+def wrk_spread(run: Run, model: str, workload: str, get: Callable[[Record], float | None]) -> Spread | None:
+    values = tuple(v for r in wrk_records(run, model, workload) if (v := get(r)) is not None)
+    return Spread(values) if values else None
+
+
+def wrk_limit(run: Run, model: str, workload: str) -> Limit | None:
+    found = [limit(r.get("limit_inputs") or {}, "wrk") for r in wrk_records(run, model, workload)]
+    for by in ("swarm", "host", None, "server"):
+        hit = next((x for x in found if x.by == by), None)
+        if hit:
+            return Limit("wrk" if hit.by == "swarm" else hit.by, hit.why) if hit.by else hit
+    return None
+

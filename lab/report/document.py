@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import data, tables
+from . import c10k as c10k_tables, data, tables
 from .data import Run
 from .tables import Table
 
@@ -41,7 +41,7 @@ def _names(models: list[str]) -> str:
     return ", ".join(f"**{m}**" for m in models) if models else "none"
 
 
-def build(run: Run, plot_files: list[str]) -> Document:
+def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Document:
     doc = run.doc
     params = doc.get("params") or {}
     started = (doc.get("run") or {}).get("started_wall")
@@ -58,6 +58,17 @@ def build(run: Run, plot_files: list[str]) -> Document:
         "the swarm (the lab's load generator) in a container beside it. Warm-up is left out of every "
         "figure. The sections below show who was served when, how much each model sustains, how long "
         "clients waited, and what it cost.")
+    if run.reference:
+        glance.paragraphs.append(
+            f"**{run.reference}** is the ceiling row: a small C epoll echo server, the lab's ruler rather than "
+            "a model. It shows what this host and this load generator can do at all; every model's throughput "
+            "is also given as a share of it, measured in the same run."
+            + (f" Skipped for it: {_skips(run, run.reference)}." if _skips(run, run.reference) else ""))
+    glance.paragraphs.append(
+        f"Nothing here flatters: a figure of a model that served only some of its connections is marked "
+        f"{data.PARTIAL} wherever it appears, and is never called the best; a throughput figure that the load "
+        f"generator or the host limited, rather than the server, is marked {data.LIMITED} (the Throughput "
+        "section says which, and why).")
     glance.tables.append(("", tables.summary(run)))
     if run.errors:
         glance.paragraphs.append("**Problems:** " + "; ".join(run.errors))
@@ -87,7 +98,16 @@ def build(run: Run, plot_files: list[str]) -> Document:
         s = Section("throughput", f"{number.next()}. Throughput")
         s.paragraphs.append(" ".join(w.about for w in closed))
         s.paragraphs.append("A model that serves one connection at a time still shows a rate here: the "
-                            "rate of that one connection, while the others wait (see served/connected).")
+                            f"rate of that one connection, while the others wait (see served/connected); it "
+                            f"is marked {data.PARTIAL}.")
+        cpus = (run.environment.get("engine") or {}).get("cpus")
+        s.paragraphs.append(
+            "The swarm is a Python load generator: per reply it can spend more CPU than a fast server, and "
+            f"it shares the engine's {cpus or '?'} cores with the server. So for every figure the lab says "
+            "what set the pace (limited by): the swarm, when its processes used nearly all the cores they "
+            "can use (one per worker); the host, when the server and the swarm together, or everything "
+            "on the machine, used nearly all the engine's cores; otherwise the server. Only the last ranks "
+            f"the model; the others are marked {data.LIMITED}.")
         if "throughput.svg" in plot_files:
             s.figures.append(Figure("throughput.svg", "Replies per second per model"))
         s.tables.append(("", tables.throughput(run)))
@@ -107,6 +127,16 @@ def build(run: Run, plot_files: list[str]) -> Document:
         s.tables.append(("", tables.latency(run)))
         sections.append(s)
 
+    both = tables.clients(run)
+    if both is not None:
+        s = Section("clients", f"{number.next()}. Two clients: the swarm and wrk")
+        s.paragraphs.append(
+            "The same workload driven by a second, independent load generator: wrk (C, HTTP/1.1), run from a "
+            "tools container on the run's network, against the same server. Where the two agree, the figure "
+            "is the server's; where wrk gets much more, the swarm was the limit."
+            + (f" {run.reference} speaks only the line protocol, so it has no wrk figures." if run.reference else ""))
+        s.tables.append(("", both))
+        sections.append(s)
     if run.sampled:
         sections.append(resources(run, plot_files, number.next()))
     for w in run.of_kind("c10k"):
@@ -115,9 +145,27 @@ def build(run: Run, plot_files: list[str]) -> Document:
     checks = tables.checks(run)
     if checks is not None:
         s = Section("checks", f"{number.next()}. Behaviour checks")
-        s.paragraphs.append("From `checks.json` (written by `lab check`): each model's declared behaviour "
-                            "(model.yaml), checked against what its live containers did.")
+        s.paragraphs.append("From `checks.json` (written by `lab compare --checks` or `lab check` into this "
+                            "run directory): each model's declared behaviour (model.yaml), checked against what "
+                            "its live containers did. Not judged: the lab could not measure what the check needs "
+                            "(the host too busy, evidence missing): neither held nor failed.")
         s.tables.append(("", checks))
+        sections.append(s)
+
+    classes = tables.classification(run)
+    if classes is not None:
+        s = Section("classification", f"{number.next()}. Classification")
+        s.paragraphs.append("`lab classify`'s probes, on a fresh server of each target: the concurrency model "
+                            "inferred from what the server did, beside the one its model.yaml declares. The "
+                            "evidence behind each is in results.json (models.<target>.classification).")
+        s.tables.append(("", classes))
+        sections.append(s)
+
+    if baseline is not None:
+        from . import baseline as against
+        s = Section("baseline", f"{number.next()}. Against the baseline")
+        s.paragraphs.append(against.about(run, baseline))
+        s.tables.append(("", against.table(run, baseline)))
         sections.append(s)
 
     s = Section("environment", f"{number.next()}. Environment")
@@ -126,6 +174,10 @@ def build(run: Run, plot_files: list[str]) -> Document:
     s.tables.append(("Servers", tables.servers(run)))
     sections.append(s)
     return Document("I/O models compared", subtitle, sections)
+
+
+def _skips(run: Run, model: str) -> str:
+    return "; ".join(f"{w}: {why}" for w, why in (run.doc["models"][model].get("skipped") or {}).items())
 
 
 class Numbers:
@@ -151,7 +203,8 @@ def resources(run: Run, plot_files: list[str], number: int) -> Section:
     cpus = (run.environment.get("engine") or {}).get("cpus")
     s.paragraphs.append(
         "Server CPU is the server container's cgroup CPU time over the swarm's measured window; swarm "
-        "CPU is the load generator's own (its workers' user and system time over its run). "
+        "CPU is the load generator's own (its container's cgroup over the same window where the engine is "
+        "local, else its workers' user and system time over its run). "
         + (f"Both share the engine's {cpus} cores: where their sum nears {cpus}, the machine, not the "
            "model, was the limit. " if cpus else "")
         + f"Memory is {data.memory_source(run)}, summed over the model's processes (the container's "
@@ -174,12 +227,13 @@ def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Sect
         f"`scenarios/{w.scenario}.yaml`, run and read as `lab check --scenario {w.scenario}` runs them: "
         f"{clients} connections opened at {tables.count(w.flags.get('ramp'))} a second, the run lasting "
         f"{w.warmup_s + w.measure_s:g} s in all, the first {active} clients in pingpong throughout; their "
-        f"latency counts after the first {w.warmup_s:g} s (the ramp). Memory is read once, at the peak "
+        f"latency counts after the first {w.warmup_s:g} s (the ramp). Each connection counter is defined "
+        "under the first table, in the order a connection goes through them. Memory is read once, at the peak "
         "(when the server had accepted every client, or when the scenario's bound ran out), against the "
         "same server idle. The cgroup figure includes what the kernel holds for each socket, which PSS "
         "and USS (the processes' own pages) do not.")
     if f"{w.name}.svg" in plot_files:
         s.figures.append(Figure(f"{w.name}.svg", "C10K: memory per connection and the busy clients' latency"))
-    connections, costs = tables.c10k(run, w)
+    connections, costs = c10k_tables.c10k(run, w)
     s.tables += [("Connections and latency", connections), ("What a connection costs", costs)]
     return s

@@ -37,8 +37,11 @@ td.r, th.r { text-align: right; }
 td.r { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) td { background: #fbfbfc; }
 tr.fail td { color: var(--bad); }
-tr.ok td:last-child { color: var(--good); font-weight: 600; }
-tr.fail td:last-child { font-weight: 600; }
+tr.ceiling td { background: #f4f1fb; font-style: italic; }
+td.best { font-weight: 700; background: #dafbe1 !important; }
+td.ok { color: var(--good); font-weight: 600; }
+td.fail { color: var(--bad); font-weight: 600; }
+td.unknown { color: #7d5a00; background: #fff5c2 !important; font-weight: 600; }
 .note { color: var(--muted); font-size: 13px; margin: 4px 0 12px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 48px; border-top: 1px solid var(--line); padding-top: 8px; }
 """
@@ -56,9 +59,9 @@ def table(t: Table) -> str:
     head = "".join(f'<th class="{"r" if a == "r" else "l"}">{html.escape(c)}</th>'
                    for c, a in zip(t.columns, aligns))
     body = []
-    for row, cls in zip(t.rows, t.row_class):
-        cells = "".join(f'<td class="{"r" if a == "r" else "l"}">{html.escape(v)}</td>'
-                        for v, a in zip(row, aligns))
+    for r, (row, cls) in enumerate(zip(t.rows, t.row_class)):
+        cells = "".join(f'<td class="{" ".join(filter(None, ("r" if a == "r" else "l", t.cls(r, c))))}">'
+                        f"{html.escape(v)}</td>" for c, (v, a) in enumerate(zip(row, aligns)))
         body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
     show_head = any(c for c in t.columns)
     parts = ['<div class="scroll"><table>']

@@ -15,8 +15,9 @@ def table(t: Table) -> str:
     aligns = t.aligns()
     lines = ["| " + " | ".join(cell(c) for c in t.columns) + " |",
              "|" + "|".join("---:" if a == "r" else ":---" for a in aligns) + "|"]
-    for row, cls in zip(t.rows, t.row_class):
-        cells = [cell(v) for v in row]
+    for r, (row, cls) in enumerate(zip(t.rows, t.row_class)):
+        # the best of a column in bold; a verdict's colour is in its words already
+        cells = [f"**{cell(v)}**" if t.cls(r, c) == "best" else cell(v) for c, v in enumerate(row)]
         if cls == "fail" and cells:
             cells[0] = f"**{cells[0]}** ✗"
         lines.append("| " + " | ".join(cells) + " |")

@@ -116,9 +116,11 @@ def timeline(run: Run, workload: str) -> bytes | None:
 
 def _grouped_barh(ax: Any, run: Run, workloads: list[str],
                   figure: Callable[[str, str], Spread | None], fmt: Callable[[float], str],
-                  labels: bool = True) -> None:
+                  labels: bool = True, note: Callable[[str, str], str] | None = None) -> None:
     """Horizontal bars, one group per model (top to bottom in run order),
-    one bar per workload: the median, a line from min to max, a dot per repeat."""
+    one bar per workload: the median, a line from min to max, a dot per repeat.
+    A model that served only some connections gets a pale, hatched bar;
+    ``note(model, workload)`` is written after the value."""
     n = max(1, len(workloads))
     height = 0.8 / n
     for i, m in enumerate(run.models):
@@ -126,21 +128,46 @@ def _grouped_barh(ax: Any, run: Run, workloads: list[str],
             s = figure(m, w)
             y = i - 0.4 + height * (j + 0.5)
             if s is None:
-                ax.text(0, y, "  not measured", va="center", fontsize=7.5, color="#999999")
+                why = "skipped" if run.skipped(m, w) else "not measured"
+                ax.text(0, y, f"  {why}", va="center", fontsize=7.5, color="#999999")
                 continue
-            ax.barh(y, s.median, height=height * 0.9, color=colour(run, w),
-                    label=w if i == 0 else None)
+            part = data.partial(run, m, w)
+            ax.barh(y, s.median, height=height * 0.9, color=colour(run, w), alpha=0.35 if part else 1.0,
+                    hatch="////" if part else None, edgecolor=colour(run, w) if part else None,
+                    linewidth=0.6 if part else 0, label=w if i == 0 else None)
             if len(s.values) > 1:
                 ax.plot([s.min, s.max], [y, y], color="#333333", linewidth=1.1, solid_capstyle="butt")
                 ax.plot(list(s.values), [y] * len(s.values), linestyle="none", marker="o", markersize=2.6,
                         color="#222222")
             if labels:
-                ax.annotate(fmt(s.median), (max(s.max, s.median), y), xytext=(4, 0),
-                            textcoords="offset points", va="center", fontsize=7.5, color="#333333")
-    ax.set_yticks(range(len(run.models)), run.models)
+                extra = note(m, w) if note else ""
+                ax.annotate(fmt(s.median) + (f"  {extra}" if extra else ""), (max(s.max, s.median), y),
+                            xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5,
+                            color="#b03a2e" if part else "#333333")
+    ax.set_yticks(range(len(run.models)), [_label(run, m) for m in run.models])
     ax.set_ylim(len(run.models) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
     ax.grid(axis="y", visible=False)
+
+
+def _label(run: Run, model: str) -> str:
+    return f"{model} (ceiling)" if run.kind_of(model) == "reference" else model
+
+
+def throughput_note(run: Run, model: str, workload: str) -> str:
+    """What the throughput figure's label says besides the number: its share
+    of the ceiling, who was served, what limited it."""
+    parts = []
+    share = data.fraction_of_reference(run, model, workload, data.replies_per_s)
+    if share is not None:
+        parts.append(f"{share:.0%} of {run.reference}")
+    got = data.served_of(run, model, workload)
+    if got and got.partial:
+        parts.append(f"{data.PARTIAL} {got} served")
+    lim = data.limit_of(run, model, workload)
+    if lim and lim.mark:
+        parts.append(f"{data.LIMITED} {lim.by}-bound")
+    return ", ".join(parts)
 
 
 def throughput(run: Run) -> bytes | None:
@@ -151,10 +178,18 @@ def throughput(run: Run) -> bytes | None:
         fig = _figure(0.9 + 0.42 * len(run.models) * max(1, len(closed)) ** 0.5)
         ax = fig.subplots()
         _grouped_barh(ax, run, closed, lambda m, w: run.spread(m, w, data.replies_per_s),
-                      lambda v: f"{v:,.0f}")
-        ax.set_xlabel("replies per second, after the warm-up (bar: median; line: min–max; dots: repeats)")
+                      lambda v: f"{v:,.0f}", note=lambda m, w: throughput_note(run, m, w))
+        for w in closed:  # the ceiling of each workload, across every model's bars
+            ceiling = run.spread(run.reference, w, data.replies_per_s) if run.reference else None
+            if ceiling:
+                ax.axvline(ceiling.median, color=colour(run, w), linestyle="--", linewidth=0.9, zorder=0)
+        ax.set_xlabel("replies per second, after the warm-up (bar: median; line: min–max; dots: repeats; "
+                      f"hatched: {data.PARTIAL} served only some connections; {data.LIMITED}: limited by the "
+                      "swarm or the host"
+                      + ("; dashed: the ceiling" if run.reference else "") + ")")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _k(v)))
-        ax.margins(x=0.12)
+        ax.margins(x=0.45)
+        ax.set_xlim(left=0)
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(closed))
         ax.set_title("Closed-loop throughput", loc="left")
     return _svg(fig)
@@ -187,7 +222,7 @@ def latency(run: Run) -> bytes | None:
                 points = [(p, run.spread(m, w, data.latency_ms(key))) for p, key in data.PERCENTILES]
                 got = [(p, s.median) for p, s in points if s is not None]
                 if not got:
-                    ax.text(1, y, "no replies", va="center", fontsize=7.5, color="#999999",
+                    ax.text(1, y, "skipped" if run.skipped(m, w) else "no replies", va="center", fontsize=7.5, color="#999999",
                             transform=ax.get_yaxis_transform())
                     continue
                 ax.plot([v for _, v in got], [y] * len(got), color=colour(run, w), linewidth=1.6, zorder=2)
@@ -198,7 +233,7 @@ def latency(run: Run) -> bytes | None:
                 if note:
                     ax.annotate(note, (got[-1][1], y), xytext=(6, 0), textcoords="offset points",
                                 va="center", fontsize=7.5, color="#b03a2e")
-        ax.set_yticks(range(len(run.models)), run.models)
+        ax.set_yticks(range(len(run.models)), [_label(run, m) for m in run.models])
         ax.set_ylim(len(run.models) - 0.5, -0.5)
         ax.tick_params(axis="y", length=0)
         ax.grid(axis="y", visible=False)
@@ -221,10 +256,10 @@ def latency(run: Run) -> bytes | None:
 def _unserved(run: Run, model: str, workload: str) -> str:
     """What the percentiles leave out: connections never served, and (open
     loop) requests never answered."""
-    served, conns = run.spread(model, workload, data.served), run.spread(model, workload, data.connected)
+    got = data.served_of(run, model, workload)
     parts = []
-    if served and conns and served.median < conns.median:
-        parts.append(f"{served.median:.0f} of {conns.median:.0f} connections served")
+    if got and got.partial:
+        parts.append(f"{data.PARTIAL} {got} connections served")
     kind = next(w.kind for w in run.workloads if w.name == workload)
     lost, sent = run.spread(model, workload, data.unanswered), run.spread(model, workload, data.sent)
     if kind == "open" and lost and sent and sent.median and lost.median / sent.median >= 0.005:
@@ -308,22 +343,24 @@ def c10k(run: Run, workload: str) -> bytes | None:
     scale.  Right: the busy clients' latency during the hold, and how many
     connections each model kept where it did not keep them all."""
     w = next(x for x in run.workloads if x.name == workload)
-    if not any(run.spread(m, workload, data.figure("accepted")) for m in run.models):
+    models = [m for m in run.models if not run.skipped(m, workload)]
+    if not any(run.spread(m, workload, data.figure("accepted")) for m in models):
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(1.5 + 0.42 * max(2, len(run.models)))
+        fig = _figure(1.5 + 0.42 * max(2, len(models)))
         mem, lat = fig.subplots(1, 2)
         height = 0.8 / len(MEMORY)
-        for i, m in enumerate(run.models):
+        for i, m in enumerate(models):
             for j, (key, _, col) in enumerate(MEMORY):
                 s = run.spread(m, workload, data.per_connection_kib(key))
                 if s is None:
                     continue
                 y = i - 0.4 + height * (j + 0.5)
                 mem.barh(y, s.median, height=height * 0.9, color=col)
-                mem.annotate(kib(s.median), (s.median, y),
+                few = f" {data.PARTIAL}" if data.c10k_partial(run, m, workload) else ""
+                mem.annotate(kib(s.median) + few, (s.median, y),
                              xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-        _models_axis(mem, run)
+        _models_axis(mem, run, models)
         _log_axis(mem)
         mem.set_title("memory per connection at the peak", loc="left")
         mem.set_xlabel("KiB over the idle server (log scale)")
@@ -332,7 +369,7 @@ def c10k(run: Run, workload: str) -> bytes | None:
         lat.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         lat.xaxis.set_minor_formatter(NullFormatter())
         asked = w.flags.get("clients")
-        for i, m in enumerate(run.models):
+        for i, m in enumerate(models):
             got = [(p, s.median) for p, key in (("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us"))
                    if (s := run.spread(m, workload, data.check_latency_ms(key)))]
             if got:
@@ -340,13 +377,13 @@ def c10k(run: Run, workload: str) -> bytes | None:
                 for p, v in got:
                     lat.plot([v], [i], marker=MARKERS[p], color=LATENCY, markersize=5.2,
                              markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
-            kept = run.spread(m, workload, data.figure("kept_to_the_end"))
-            if kept is not None and isinstance(asked, int) and kept.median < asked:
-                # under the model's line, at the right: the latency is of the clients it kept
-                lat.annotate(f"{kept.median:,.0f} of {asked:,} kept", (1, i + 0.3),
+            held = run.spread(m, workload, data.c10k_counter("open_at_peak"))
+            if held is not None and isinstance(asked, int) and held.median < asked:
+                # under the model's line, at the right: the latency is of the clients it served
+                lat.annotate(f"{held.median:,.0f} of {asked:,} open at peak", (1, i + 0.3),
                              xycoords=("axes fraction", "data"), xytext=(-4, 0), textcoords="offset points",
                              ha="right", va="center", fontsize=7.5, color="#b03a2e")
-        _models_axis(lat, run)
+        _models_axis(lat, run, models)
         lat.tick_params(axis="y", labelleft=False)
         lat.set_title("the busy clients' latency during the hold", loc="left")
         lat.set_xlabel("ms (log scale)")
@@ -368,9 +405,10 @@ def _log_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _k(v)))
 
 
-def _models_axis(ax: Any, run: Run) -> None:
-    ax.set_yticks(range(len(run.models)), run.models)
-    ax.set_ylim(len(run.models) - 0.5, -0.5)
+def _models_axis(ax: Any, run: Run, models: list[str] | None = None) -> None:
+    models = run.models if models is None else models
+    ax.set_yticks(range(len(models)), [_label(run, m) for m in models])
+    ax.set_ylim(len(models) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
     ax.grid(axis="y", visible=False)
 

@@ -1,20 +1,23 @@
 """The report's tables, built once from a Run and rendered three ways: HTML,
-Markdown and (the summary) a rich table in the terminal.  Also results.csv.
+Markdown and (the summary) a rich table in the terminal.
 
 Cells are plain strings, formatted here, so every rendering shows the same
 digits.  A figure over several repeats is shown as its median, with the
-range (min-max) where the repeats disagree.
+range (min-max) where the repeats disagree.  Marks travel in the text, so
+every rendering shows them: † a model that served only some of its
+connections (its figure is theirs, never the best), ‡ a throughput figure
+the server did not limit (the load generator or the host did).  The best
+figure of a column is a cell class ("best"), given only to a model that
+served every connection and was not held back by the load generator.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import data
-from .data import Run, Spread
+from .data import PARTIAL, Run, Spread
 
 DASH = "–"  # en dash, for ranges and "not measured"
 
@@ -24,15 +27,20 @@ class Table:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     align: str = ""  # one letter per column: l or r (default: first l, rest r)
-    row_class: list[str] = field(default_factory=list)  # per row: "", "ok", "fail", "note"
+    row_class: list[str] = field(default_factory=list)  # per row: "", "fail", "ceiling"
     notes: list[str] = field(default_factory=list)
+    cell_class: dict[tuple[int, int], str] = field(default_factory=dict)  # best | ok | fail | unknown
 
-    def add(self, cells: list[str], cls: str = "") -> None:
+    def add(self, cells: list[str], cls: str = "") -> int:
         self.rows.append(cells)
         self.row_class.append(cls)
+        return len(self.rows) - 1
 
     def aligns(self) -> str:
         return self.align or "l" + "r" * (len(self.columns) - 1)
+
+    def cls(self, row: int, col: int) -> str:
+        return self.cell_class.get((row, col), "")
 
 
 # -- number formats ---------------------------------------------------------------
@@ -81,6 +89,12 @@ def ms(v: float | None) -> str:
     return f"{v:.2f}"
 
 
+def pct(v: float | None) -> str:
+    if v is None:
+        return DASH
+    return f"{v:.0%}" if v >= 0.01 else "<1%"
+
+
 def spread(s: Spread | None, fmt: Callable[[float | None], str] = short, ranges: bool = True) -> str:
     if s is None:
         return DASH
@@ -95,6 +109,57 @@ def ratio(a: Spread | None, b: Spread | None) -> str:
     return f"{a.median:.0f}/{b.median:.0f}"
 
 
+def marked(text: str, *marks: str) -> str:
+    """A figure with its marks (PARTIAL, LIMITED) after it; a dash stays bare."""
+    found = "".join(m for m in marks if m)
+    return f"{text} {found}" if found and text != DASH else text
+
+
+def _median(s: Spread | None) -> float | None:
+    return None if s is None else s.median
+
+
+# -- the best of a column: only where the figure is the model's own ------------------
+
+def eligible(run: Run, model: str, workload: str, throughput: bool = False) -> bool:
+    """May this model's figure in ``workload`` be called the best?  Not the
+    reference's (a ruler, not a contestant), not one of a model that served
+    only some connections, and for throughput not one the load generator set."""
+    if run.kind_of(model) == "reference" or data.partial(run, model, workload):
+        return False
+    lim = data.limit_of(run, model, workload) if throughput else None
+    return not (lim and lim.by == "swarm")
+
+
+def highlight_best(t: Table, col: int, candidates: list[tuple[int, float | None, bool]], higher: bool) -> None:
+    """Give the best-figure class to the best eligible value of a column
+    (ties all get it); (row, value, eligible) per row."""
+    values = [v for _, v, ok in candidates if ok and v is not None]
+    if len(values) < 2:  # a best of one is no comparison
+        return
+    best = max(values) if higher else min(values)
+    for row, v, ok in candidates:
+        if ok and v == best:
+            t.cell_class[(row, col)] = "best"
+
+
+def legend(t: Table, run: Run, best: bool = True) -> str:
+    """The marks' meaning, for the notes under a table that uses them."""
+    text = ""
+    cells = [c for row in t.rows for c in row]
+    if any(PARTIAL in c for c in cells):
+        text += (f" {PARTIAL}: the model served only some of its connections (served/connected"
+                 + ("; C10K: held at the peak, or busy clients answered" if run.of_kind("c10k") else "")
+                 + "): the figure is of those, never the best.")
+    if any(c.endswith(data.LIMITED) for c in cells):  # marks come last (marked())
+        text += (f" {data.LIMITED}: the server did not set this pace: the load generator or the host did "
+                 "(see Throughput, limited by).")
+    if best and any(v == "best" for v in t.cell_class.values()):
+        text += (" Highlighted: the best in its column among the models that served every connection and "
+                 "were not held back by the load generator.")
+    return text
+
+
 # -- the sections -----------------------------------------------------------------
 
 def _first(run: Run, kind: str) -> data.Workload | None:
@@ -102,12 +167,32 @@ def _first(run: Run, kind: str) -> data.Workload | None:
     return found[0] if found else None
 
 
+def model_cell(run: Run, model: str) -> str:
+    return f"{model} (ceiling)" if run.kind_of(model) == "reference" else model
+
+
+def throughput_cell(run: Run, model: str, workload: str, ranges: bool = False) -> str:
+    """replies/s with its share of the ceiling, and its marks."""
+    skipped = run.skipped(model, workload)
+    s = run.spread(model, workload, data.replies_per_s)
+    if s is None:
+        return "skipped" if skipped else DASH
+    share = data.fraction_of_reference(run, model, workload, data.replies_per_s)
+    lim = data.limit_of(run, model, workload)
+    text = spread(s, ranges=ranges) + (f" ({pct(share)})" if share is not None else "")
+    return marked(text, PARTIAL if data.partial(run, model, workload) else "", lim.mark if lim else "")
+
+
+PROMISE_CLASS = {"held": "ok", "failed": "fail", "not judged": "unknown", "not checked": ""}
+
+
 def summary(run: Run) -> Table:
-    """At a glance: one row per model."""
+    """At a glance: one row per model (the ceiling first)."""
     closed, opened = run.of_kind("closed"), _first(run, "open")
     main = closed[0] if closed else None
     timelines = run.of_kind("timeline")
-    cols = ["model"] + [f"{w.name}: served at once" for w in timelines] + [f"{w.name} replies/s" for w in closed]
+    cols = ["model", "model.yaml promises"] + [f"{w.name}: served at once" for w in timelines]
+    cols += [f"{w.name} replies/s" for w in closed]
     if main:
         cols += [f"{main.name} served", f"{main.name} p99 ms"]
     if opened:
@@ -120,17 +205,26 @@ def summary(run: Run) -> Table:
         cols += [f"KiB/conn ({snap.name})", f"threads/procs ({snap.name})"]
     c10k = _first(run, "c10k")
     if c10k:
-        cols += [f"{c10k.name} kept", f"{c10k.name} KiB/conn"]
-    t = Table(cols)
+        cols += [f"{c10k.name} open at peak", f"{c10k.name} KiB/conn"]
+    t = Table(cols, align="ll" + "r" * (len(cols) - 2))
+    best: dict[tuple[int, bool], list[tuple[int, float | None, bool]]] = {}  # (column, higher is better)
     for m in run.models:
-        row = [m] + [_at_once(run, m, w.name) for w in timelines]
-        row += [spread(run.spread(m, w.name, data.replies_per_s), ranges=False) for w in closed]
-        if main:
-            row += [ratio(run.spread(m, main.name, data.served), run.spread(m, main.name, data.connected)),
-                    ms(_median(run.spread(m, main.name, data.latency_ms("p99_us"))))]
-        if opened:
-            row += [ms(_median(run.spread(m, opened.name, data.latency_ms("p99_us")))),
-                    _share(run.spread(m, opened.name, data.unanswered), run.spread(m, opened.name, data.sent))]
+        promise = data.promise(run, m)
+        row = [model_cell(run, m), promise.text] + [_at_once(run, m, w.name) for w in timelines]
+        for w in closed:
+            best.setdefault((len(row), True), []).append(
+                (len(t.rows), _median(run.spread(m, w.name, data.replies_per_s)), eligible(run, m, w.name, True)))
+            row.append(throughput_cell(run, m, w.name))
+        for w in [main, opened]:
+            if w is None:
+                continue
+            if w is main:
+                row.append(ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)))
+            p99 = _median(run.spread(m, w.name, data.latency_ms("p99_us")))
+            best.setdefault((len(row), False), []).append((len(t.rows), p99, eligible(run, m, w.name)))
+            row.append(marked(ms(p99), PARTIAL if data.partial(run, m, w.name) else ""))
+            if w is opened:
+                row.append(_share(run.spread(m, w.name, data.unanswered), run.spread(m, w.name, data.sent)))
         if cpu:
             row += [cores(run, m, cpu.name), num(_median(run.spread(m, cpu.name, data.swarm_cores)), 2)]
         if snap:
@@ -138,15 +232,52 @@ def summary(run: Run) -> Table:
                     ratio(run.spread(m, snap.name, data.load_figure("threads")),
                           run.spread(m, snap.name, data.load_figure("processes")))]
         if c10k:
-            row += [num(_median(run.spread(m, c10k.name, data.figure("kept_to_the_end")))),
-                    kib(_median(run.spread(m, c10k.name, data.per_connection_kib("pss"))))]
-        t.add(row, "fail" if any(r.get("error") for r in run.repeats(m)) else "")
-    t.notes.append("Medians over the repeats."
-                   + (" served: connections that got at least one reply, of those connected." if main else "")
-                   + (" KiB/conn: memory under load minus idle, per connection." if snap else "")
-                   + (f" {c10k.name}: connections kept of {count(c10k.flags.get('clients'))}, PSS at the "
-                      "peak over the idle server per connection (see C10K)." if c10k else "") + _coarse(t))
+            row += [_c10k_open(run, m, c10k),
+                    marked(kib(_median(run.spread(m, c10k.name, data.per_connection_kib("pss")))),
+                           PARTIAL if data.c10k_partial(run, m, c10k.name) else "")]
+        failed = any(r.get("error") for r in run.repeats(m))
+        i = t.add(row, "fail" if failed else "ceiling" if run.kind_of(m) == "reference" else "")
+        t.cell_class[(i, 1)] = PROMISE_CLASS[promise.state]
+    for (col, higher), candidates in best.items():
+        highlight_best(t, col, candidates, higher)
+    t.notes.append(_summary_note(run, main, snap, c10k) + legend(t, run) + _coarse(t) + above_ceiling(run))
     return t
+
+
+def above_ceiling(run: Run) -> str:
+    """Say so where a model beat the ceiling: the ceiling's own run was held back."""
+    over = sorted({m for m in run.studied for w in run.of_kind("closed")
+                   if (data.fraction_of_reference(run, m, w.name, data.replies_per_s) or 0) > 1})
+    if not over:
+        return ""
+    return (f" Above 100% of the ceiling ({', '.join(over)}): the ceiling's own run was held back (see what "
+            "limited it), so in this run the shares are no measure of what the host can do.")
+
+
+def _summary_note(run: Run, main: data.Workload | None, snap: data.Workload | None,
+                  c10k: data.Workload | None) -> str:
+    text = "Medians over the repeats."
+    if run.reference:
+        text += (f" {run.reference} (ceiling) is the native C echo server: this host's limit with this "
+                 "load generator; a model's replies/s is followed by its share of the ceiling's, measured "
+                 "in the same run.")
+    text += (" model.yaml promises: the behaviour checks' verdicts for the model (checks.json, from "
+             "`lab compare --checks` or `lab check`, and the C10K check when it ran); not checked when none ran.")
+    if main:
+        text += " served: connections that got at least one reply, of those connected."
+    if snap:
+        text += " KiB/conn: memory under load minus idle, per connection."
+    if c10k:
+        text += (f" {c10k.name} open at peak: connections the server had accepted and not closed when it was "
+                 f"read at the peak, of {count(c10k.flags.get('clients'))}; KiB/conn: PSS at the peak over the "
+                 "idle server per connection open then (see C10K).")
+    return text
+
+
+def _c10k_open(run: Run, model: str, w: data.Workload) -> str:
+    if run.skipped(model, w.name):
+        return "skipped"
+    return num(_median(run.spread(model, w.name, data.c10k_counter("open_at_peak"))))
 
 
 def _coarse(t: Table) -> str:
@@ -171,10 +302,6 @@ def _at_once(run: Run, model: str, workload: str) -> str:
     return f"{data.peak_served(tl[0])} of {len(tl[0])}" if tl else DASH
 
 
-def _median(s: Spread | None) -> float | None:
-    return None if s is None else s.median
-
-
 def _share(part: Spread | None, whole: Spread | None) -> str:
     if part is None or whole is None or not whole.median:
         return DASH
@@ -185,33 +312,65 @@ def _share(part: Spread | None, whole: Spread | None) -> str:
 
 
 def throughput(run: Run) -> Table:
-    t = Table(["model", "workload", "replies/s (median)", "min", "max", "repeats", "served/connected",
-               "unanswered", "errors"], align="llrrrrrrr")
+    cols = ["model", "workload", "replies/s (median)", "min", "max", "repeats"]
+    cols += ["of the ceiling"] if run.reference else []
+    cols += ["served/connected", "limited by", "unanswered", "errors"]
+    t = Table(cols, align="llrrrr" + ("r" if run.reference else "") + "rlrr")
     for w in run.of_kind("closed"):
+        candidates = []
         for m in run.models:
             s = run.spread(m, w.name, data.replies_per_s)
+            if s is None and run.skipped(m, w.name):
+                t.add([model_cell(run, m), w.name, f"skipped: {run.skipped(m, w.name)}"] + [""] * (len(cols) - 3),
+                      "ceiling" if run.kind_of(m) == "reference" else "")
+                continue
             errors = sum(sum(rec["swarm"]["summary"]["errors"].values()) for _, rec in run.records(m, w.name))
-            t.add([m, w.name, num(s.median) if s else DASH, num(s.min) if s else DASH,
-                   num(s.max) if s else DASH, str(len(s.values)) if s else "0",
-                   ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)),
-                   num(_median(run.spread(m, w.name, data.unanswered))), num(errors)])
+            lim = data.limit_of(run, m, w.name)
+            part = PARTIAL if data.partial(run, m, w.name) else ""
+            row = [model_cell(run, m), w.name, marked(num(s.median) if s else DASH, part, lim.mark if lim else ""),
+                   num(s.min) if s else DASH, num(s.max) if s else DASH, str(len(s.values)) if s else "0"]
+            if run.reference:
+                row.append(pct(data.fraction_of_reference(run, m, w.name, data.replies_per_s))
+                           if m != run.reference else "ceiling")
+            row += [marked(ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)), part),
+                    f"{lim.by or 'not judged'}: {lim.why}" if lim else DASH,
+                    num(_median(run.spread(m, w.name, data.unanswered))), num(errors)]
+            candidates.append((t.add(row, "ceiling" if run.kind_of(m) == "reference" else ""),
+                               s.median if s else None, eligible(run, m, w.name, True)))
+        highlight_best(t, 2, candidates, higher=True)
+    t.notes.append(
+        "limited by: what set the pace (SCHEMA.md, Which limit): the swarm, when its processes used nearly "
+        f"({data.NEAR:.0%} or more of) all the cores its workers can; the host, when server and swarm (or "
+        f"everything on the machine) used nearly all the engine's cores; else the server. A figure the "
+        "swarm or the host limited ranks them, not the model; over several repeats the worst is shown."
+        + legend(t, run) + above_ceiling(run))
     return t
 
 
 def latency(run: Run) -> Table:
     t = Table(["model", "workload", "loop", *[f"{p} ms" for p, _ in data.PERCENTILES], "replies",
                "served/connected", "unanswered"], align="lll" + "r" * (len(data.PERCENTILES) + 3))
+    p99 = 3 + [p for p, _ in data.PERCENTILES].index("p99")
+    candidates: dict[str, list[tuple[int, float | None, bool]]] = {}
     for m in run.models:
         for w in run.of_kind("closed") + run.of_kind("open"):
-            cells = [ms(_median(run.spread(m, w.name, data.latency_ms(key)))) for _, key in data.PERCENTILES]
-            count = run.spread(m, w.name, lambda rep, rec: rec["swarm"]["summary"]["latency"]["count"])
-            t.add([m, w.name, w.kind, *cells, num(_median(count)),
-                   ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)),
-                   _share(run.spread(m, w.name, data.unanswered), run.spread(m, w.name, data.sent))])
+            if run.spread(m, w.name, data.replies_per_s) is None and run.skipped(m, w.name):
+                continue
+            part = PARTIAL if data.partial(run, m, w.name) else ""
+            values = [_median(run.spread(m, w.name, data.latency_ms(key))) for _, key in data.PERCENTILES]
+            n = run.spread(m, w.name, lambda rep, rec: rec["swarm"]["summary"]["latency"]["count"])
+            i = t.add([model_cell(run, m), w.name, w.kind, *[marked(ms(v), part) for v in values],
+                       num(_median(n)), marked(ratio(run.spread(m, w.name, data.served),
+                                                     run.spread(m, w.name, data.connected)), part),
+                       _share(run.spread(m, w.name, data.unanswered), run.spread(m, w.name, data.sent))],
+                      "ceiling" if run.kind_of(m) == "reference" else "")
+            candidates.setdefault(w.name, []).append((i, values[p99 - 3], eligible(run, m, w.name)))
+    for found in candidates.values():
+        highlight_best(t, p99, found, higher=False)
     t.notes.append("Median of each percentile over the repeats, after the warm-up. Requests never answered "
                    "are in no percentile: served/connected counts the connections that got any reply, "
                    "unanswered is the share of requests still waiting when the run ended (a closed loop "
-                   "always ends with its last requests in flight).")
+                   "always ends with its last requests in flight)." + legend(t, run))
     return t
 
 
@@ -223,19 +382,23 @@ def resources(run: Run) -> Table:
         idle_p = Spread(tuple(i["processes"] for i in idle if "processes" in i)) if any("processes" in i for i in idle) else None
         idle_t = Spread(tuple(i["threads"] for i in idle if "threads" in i)) if any("threads" in i for i in idle) else None
         for w in run.sampled:
+            if run.spread(m, w.name, data.replies_per_s) is None and run.skipped(m, w.name):
+                continue
             mem = run.spread(m, w.name, lambda rep, rec: data.memory_kib(data.under_load(rec))[0])
-            t.add([m, w.name, cores(run, m, w.name),
-                   num(_median(run.spread(m, w.name, data.us_per_reply)), 1),
+            t.add([model_cell(run, m), marked(w.name, PARTIAL if data.partial(run, m, w.name) else ""),
+                   cores(run, m, w.name), num(_median(run.spread(m, w.name, data.us_per_reply)), 1),
                    num(_median(run.spread(m, w.name, data.swarm_cores)), 2),
                    _from(idle_p, run.spread(m, w.name, data.load_figure("processes"))),
                    _from(idle_t, run.spread(m, w.name, data.load_figure("threads"))),
                    num(mem.median / 1024, 1) if mem else DASH,
                    num(_median(run.spread(m, w.name, data.memory_per_conn_kib)), 0),
-                   num(_median(run.spread(m, w.name, data.uss_per_conn_kib)), 0)])
+                   num(_median(run.spread(m, w.name, data.uss_per_conn_kib)), 0)],
+                  "ceiling" if run.kind_of(m) == "reference" else "")
     t.notes.append(f"Memory: {data.memory_source(run)}, summed over the model's processes under load "
                    "(–: no snapshot fell inside the measured window, the lab being kept off the CPU). "
                    "processes and threads: idle → under load. Cores: CPU time over the measured window "
-                   "(1.00 = one core busy all the time)." + _coarse(t))
+                   "(1.00 = one core busy all the time); swarm cores: the swarm's own CPU (its container's "
+                   "cgroup over the same window where the engine is local)." + _coarse(t) + legend(t, run))
     return t
 
 
@@ -254,91 +417,60 @@ def timeline(run: Run) -> Table:
         for m in run.models:
             tl = run.timeline(m, w.name)
             if tl is None:
-                t.add([m, w.name, DASH, DASH, DASH, DASH], "fail")
+                t.add([model_cell(run, m), w.name, DASH, DASH, DASH, DASH], "fail")
                 continue
             conns, _ = tl
-            t.add([m, w.name, str(len(conns)), str(data.peak_served(conns)),
+            t.add([model_cell(run, m), w.name, str(len(conns)), str(data.peak_served(conns)),
                    " / ".join(str(len(c.answered)) for c in conns),
-                   str(sum(len(c.pairs) - len(c.answered) for c in conns))])
+                   str(sum(len(c.pairs) - len(c.answered) for c in conns))],
+                  "ceiling" if run.kind_of(m) == "reference" else "")
     return t
 
 
-LISTEN = {"ListenOverflows": "overflows", "ListenDrops": "drops", "TCPBacklogDrop": "backlog drops"}
-
-
-def c10k(run: Run, w: data.Workload) -> tuple[Table, Table]:
-    """What 10,000 connections did to each model (its check's figures): who
-    was taken and kept and how fast the busy ones stayed; then what it cost."""
-    return c10k_connections(run, w), c10k_costs(run, w)
-
-
-def c10k_connections(run: Run, w: data.Workload) -> Table:
-    t = Table(["model", f"accepted of {count(w.flags.get('clients'))}", "kept", "ramp s", "busy answered",
-               "busy p50 ms", "busy p99 ms", "busy max ms", "listen queue", "model.yaml"], align="lrrrrrrrll")
-    for m in run.models:
-        got = lambda f: run.spread(m, w.name, f)  # noqa: E731
-        t.add([m, spread(got(data.figure("accepted")), num), spread(got(data.figure("kept_to_the_end")), num),
-               spread(got(data.figure("ramp_s")), lambda v: num(v, 1)),
-               ratio(got(data.figure("active_answered")), got(data.figure("active"))),
-               *[spread(got(data.check_latency_ms(k)), ms) for k in ("p50_us", "p99_us", "max_us")],
-               _listen(run, m, w.name), _held(run, m, w.name)], _failed(run, m, w.name))
+def clients(run: Run) -> Table | None:
+    """The same workload from two clients: the swarm (line protocol) and wrk (HTTP)."""
+    shown = [w for w in run.sampled if any(rec.get("wrk") for m in run.models for _, rec in run.records(m, w.name))]
+    if not shown:
+        return None
+    t = Table(["model", "workload", "swarm replies/s", "swarm p50 ms", "swarm p99 ms", "swarm limited by",
+               "wrk requests/s", "wrk p50 ms", "wrk p90 ms", "wrk p99 ms", "wrk errors", "wrk limited by"],
+              align="llrrrlrrrrrl")
+    for w in shown:
+        candidates = []
+        for m in run.models:
+            part = PARTIAL if data.partial(run, m, w.name) else ""
+            lim = data.limit_of(run, m, w.name)
+            swarm = [marked(short(_median(run.spread(m, w.name, data.replies_per_s))), part, lim.mark if lim else ""),
+                     *[marked(ms(_median(run.spread(m, w.name, data.latency_ms(k)))), part) for k in ("p50_us", "p99_us")],
+                     lim.by or "not judged" if lim else DASH]
+            skipped = run.skipped(m, f"{w.name}/wrk")
+            got = data.wrk_records(run, m, w.name)
+            if not got:
+                tried = [rec["wrk"] for _, rec in run.records(m, w.name) if rec.get("wrk")]
+                why = skipped or (tried[0].get("error") if tried else None) or "not run"
+                t.add([model_cell(run, m), w.name, *swarm, f"{'skipped' if skipped else 'failed'}: {why}",
+                       "", "", "", "", ""], "ceiling" if run.kind_of(m) == "reference" else "")
+                continue
+            rps = data.wrk_spread(run, m, w.name, lambda r: r["requests_per_s"])
+            wlim = data.wrk_limit(run, m, w.name)
+            errors = sum(sum((r.get("errors") or {}).values()) + int(r.get("non_2xx") or 0) for r in got)
+            row = [model_cell(run, m), w.name, *swarm,
+                   marked(spread(rps), part, wlim.mark if wlim else ""),
+                   *[marked(ms(_median(data.wrk_spread(run, m, w.name, lambda r, k=k: (r.get("latency_ms") or {}).get(k)))),
+                            part) for k in ("p50", "p90", "p99")],
+                   num(errors), (wlim.by or "not judged") if wlim else DASH]
+            candidates.append((t.add(row, "ceiling" if run.kind_of(m) == "reference" else ""),
+                               rps.median if rps else None, eligible(run, m, w.name, True) and not
+                               (wlim and wlim.by == "wrk")))
+        highlight_best(t, 6, candidates, higher=True)
     t.notes.append(
-        "Medians over the repeats (range where they differ). accepted: the server's own accept events; kept: "
-        "connections still open when the swarm ended; ramp: from the first connect to the last (–: not all "
-        f"connected). busy: the {count(w.flags.get('active'))} clients in pingpong (answered: how many got a "
-        f"reply at all), their latency after the {w.warmup_s:g} s warm-up: during the hold. Listen queue: the kernel's overflow counters that grew "
-        "by the peak (–: none). model.yaml: the model's declared `c10k:`, judged as `lab check --scenario "
-        f"{w.scenario}` judges it.")
+        "The swarm speaks the lab's line protocol; wrk speaks HTTP/1.1 (keep-alive GET, one request in flight "
+        "per connection, the same number of connections), on the same server right after the swarm's run. "
+        "wrk cannot say which connections it served: a model the swarm found serving only some connections "
+        f"is marked {PARTIAL} in both. wrk's latency is over its whole run (it has no warm-up), from its own "
+        "report (--latency); errors: socket errors and non-2xx answers. Its limit follows the same rule, "
+        "with wrk's threads as its workers." + legend(t, run))
     return t
-
-
-def c10k_costs(run: Run, w: data.Workload) -> Table:
-    t = Table(["model", "PSS KiB/conn", "USS KiB/conn", "cgroup KiB/conn", "threads at peak",
-               "processes at peak", "server cores"], align="lrrrrrr")
-    for m in run.models:
-        got = lambda f: run.spread(m, w.name, f)  # noqa: E731
-        t.add([m, *[spread(got(data.per_connection_kib(k)), kib) for k in ("pss", "uss", "cgroup")],
-               spread(got(data.at_peak("threads")), num), spread(got(data.at_peak("processes")), num),
-               spread(got(data.figure("cpu_cores")), lambda v: num(v, 2))], _failed(run, m, w.name))
-    t.notes.append(
-        "Memory per connection: at the peak (once the server had accepted every client, or when the "
-        "scenario's bound ran out) minus the same server idle, per connection the server had open. PSS and USS are "
-        "summed over the model's processes; cgroup is everything charged to the container, the kernel's "
-        "socket buffers included. Threads and processes: the model's at the peak (`docker top -eLf`). "
-        "Server cores: its cgroup CPU from just before the swarm started to its end, the ramp included.")
-    settings = next((data.check_figures(rec) for m in run.models for _, rec in run.records(m, w.name)), {})
-    if settings:
-        ports = settings.get("port_range") or []
-        t.notes.append(f"Settings in force: server flags {' '.join(w.server_flags) or DASH}; listen backlog "
-                       f"{settings.get('backlog')}, net.core.somaxconn {settings.get('somaxconn')}, open files "
-                       f"{count(settings.get('nofile'))}; the swarm's ports {'-'.join(map(str, ports)) or '?'}.")
-    return t
-
-
-def _failed(run: Run, model: str, workload: str) -> str:
-    return "fail" if any(rec.get("error") for rec in _tried(run, model, workload)) else ""
-
-
-def _tried(run: Run, model: str, workload: str) -> list[dict[str, Any]]:
-    return [rec for rep in run.repeats(model) if (rec := (rep.get("workloads") or {}).get(workload))]
-
-
-def _listen(run: Run, model: str, workload: str) -> str:
-    """Each overflow counter that grew in some repeat: its growth over the repeats."""
-    grown = [data.listen_queue(rep, rec) for rep, rec in run.records(model, workload)]
-    names = [k for k in LISTEN if any(k in g for g in grown)]
-    return "; ".join(f"{LISTEN[k]} {spread(Spread(tuple(g.get(k, 0) for g in grown)), num)}"
-                     for k in names) or DASH
-
-
-def _held(run: Run, model: str, workload: str) -> str:
-    verdicts = [(rec.get("check") or {}).get("ok") for _, rec in run.records(model, workload)]
-    want = (run.doc["models"][model].get("expect") or {}).get("c10k", "?")
-    if not verdicts:
-        return f"{want}: not measured"
-    held = sum(1 for v in verdicts if v)
-    return f"{want}: " + ("held" if held == len(verdicts) else "did not hold" if not held
-                          else f"held {held} of {len(verdicts)}")
 
 
 def checks(run: Run) -> Table | None:
@@ -346,13 +478,44 @@ def checks(run: Run) -> Table | None:
         return None
     t = Table(["model", "check", "claim", "expected", "observed", "result"], align="llllll")
     for c in sorted(run.checks.get("checks") or [], key=lambda c: (str(c.get("model")), str(c.get("check")))):
-        ok = bool(c.get("ok"))
-        t.add([str(c.get("model", "")), str(c.get("check", "")), str(c.get("claim", "")),
-               _text(c.get("expected")), _text(c.get("observed")), "held" if ok else "FAILED"],
-              "ok" if ok else "fail")
+        ok = c.get("ok")
+        i = t.add([str(c.get("model", "")), str(c.get("check", "")), str(c.get("claim", "")),
+                   _text(c.get("expected")), _text(c.get("observed")),
+                   "held" if ok is True else "FAILED" if ok is False else "not judged"],
+                  "fail" if ok is False else "")
+        t.cell_class[(i, 5)] = "ok" if ok is True else "fail" if ok is False else "unknown"
     n = len(t.rows)
-    failed = sum(1 for c in t.row_class if c == "fail")
-    t.notes.append(f"{n - failed} of {n} checks held." if n else "No checks recorded.")
+    failed = sum(1 for c in run.checks.get("checks") or [] if c.get("ok") is False)
+    unknown = sum(1 for c in run.checks.get("checks") or [] if c.get("ok") is None)
+    held = n - failed - unknown
+    t.notes.append((f"{held} of {n} checks held" + (f", {failed} failed" if failed else "")
+                    + (f", {unknown} not judged (the lab could not measure what the check needs: see observed)"
+                       if unknown else "") + ".") if n else "No checks recorded.")
+    return t
+
+
+def classification(run: Run) -> Table | None:
+    """Each classified target: what `lab classify`'s probes inferred, beside
+    what its model.yaml declares (results.json's models.<m>.classification)."""
+    found = {m: run.doc["models"][m].get("classification") for m in run.models}
+    found = {m: c for m, c in found.items() if c}
+    if not found:
+        return None
+    t = Table(["target", "declared", "inferred", "confidence", "", "why"], align="llllll")
+    for m, c in found.items():
+        if c.get("error"):
+            t.add([m, "", "not classified", "", "", str(c["error"])], "fail")
+            continue
+        declared = c.get("declared") or {}
+        d = declared.get("summary") or declared.get("class") or "not declared"
+        agrees = c.get("agrees")
+        i = t.add([m, d, str(c.get("summary", "")), str(c.get("confidence", "")),
+                   {True: "agrees", False: "differs", None: ""}[agrees], str((c.get("evidence") or [""])[-1])],
+                  "fail" if agrees is False else "")
+        t.cell_class[(i, 4)] = "ok" if agrees else "fail" if agrees is False else "unknown"
+    t.notes.append("Inferred from observation alone (who was served at once, what grew with the clients, which "
+                   "threads did the work, what one slow request did to the others): model.yaml is never an "
+                   "input, only what it is compared with.")
     return t
 
 
@@ -383,10 +546,12 @@ def environment(run: Run) -> Table:
         ("image", f"{cont.get('image') or '?'} on {cont.get('base_image') or '?'}"),
         ("lab", f"{env.get('lab_version') or '?'}, commit {env.get('git_commit') or 'unknown'}"),
         ("command", " ".join(params.get("argv") or [])),
-        ("run", str((run.doc.get("run") or {}).get("id", "?"))),
+        ("run", f"{(run.doc.get('run') or {}).get('id', '?')} ({run.version})"),
         ("repeats", str(params.get("repeat", "?"))),
         ("server trace level", str(params.get("server_trace", "?"))),
     ]
+    if params.get("clients"):
+        rows.append(("clients", ", ".join(params["clients"])))
     t = Table(["", ""], align="ll")
     for k, v in rows:
         t.add([k, v])
@@ -400,13 +565,17 @@ def workloads(run: Run) -> Table:
         flags = " ".join(f"--{k}={v}" for k, v in sorted(w.flags.items()))
         t.add([w.name, w.kind, f"{w.warmup_s:g}", f"{w.measure_s:g}", flags])
     if base:
-        t.notes.append(f"Swarm command: {base} --target=MODEL:12345 ... (each run's exact command is in "
-                       "results.json).")
+        t.notes.append(f"Swarm: {base} with the flags above, --target=MODEL:12345, --warmup, --duration, "
+                       "--trace and --out, each once (each run's exact command is in results.json).")
     for w in run.workloads:
         if w.scenario:
             t.notes.append(f"{w.name}: from scenarios/{w.scenario}.yaml, as `lab check` runs it: the swarm by "
                            "exec in an idle swarm container, on a server of its own with "
                            f"{' '.join(w.server_flags) or 'its usual flags'}.")
+    skipped = sorted({f"{m} {w}: {why}" for m in run.models
+                      for w, why in (run.doc["models"][m].get("skipped") or {}).items()})
+    if skipped:
+        t.notes.append("Skipped: " + "; ".join(skipped) + ".")
     return t
 
 
@@ -415,8 +584,9 @@ def servers(run: Run) -> Table:
     for m in run.models:
         start = next((rep.get("server_start") for rep in run.repeats(m) if rep.get("server_start")), None)
         if start is not None or not any(w.scenario for w in run.workloads):
-            t.add([m, " ".join(run.doc["models"][m].get("server_command") or []), _opt((start or {}).get("backlog")),
-                   _opt((start or {}).get("somaxconn")), _opt((start or {}).get("workers"))])
+            t.add([model_cell(run, m), " ".join(run.doc["models"][m].get("server_command") or []),
+                   _opt((start or {}).get("backlog")), _opt((start or {}).get("somaxconn")),
+                   _opt((start or {}).get("workers"))])
         for w in run.workloads:  # a scenario's own server
             server = next((rec["server"] for _, rec in run.records(m, w.name) if rec.get("server")), None)
             if server:
@@ -430,73 +600,10 @@ def _opt(v: Any) -> str:
     return DASH if v is None else str(v)
 
 
-# -- results.csv --------------------------------------------------------------------
-
-CSV_COLUMNS = [
-    "model", "workload", "kind", "repeat", "error", "pattern", "clients", "connected", "served",
-    "requests_sent", "replies_measured", "replies_per_s", "unanswered", "errors",
-    "p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms", "server_cpu_s", "server_window_s",
-    "server_cores", "server_us_per_reply", "swarm_cores", "processes", "threads",
-    "memory_source", "pss_kib", "uss_kib", "rss_kib", "idle_pss_kib", "idle_rss_kib",
-    "memory_per_conn_kib", "accepted", "kept", "ramp_s", "peak_threads", "peak_processes",
-    "pss_per_conn_kib", "uss_per_conn_kib", "cgroup_per_conn_kib", "listen_overflows", "check_held",
-]
-
-
-def csv_bytes(run: Run) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for m in run.models:
-        for rep in run.repeats(m):
-            for wl in run.workloads:
-                rec = (rep.get("workloads") or {}).get(wl.name)
-                if rec is None:
-                    continue
-                w.writerow([_csv(v) for v in csv_row(m, wl, rep, rec)])
-    return buf.getvalue().encode()
-
-
-def csv_row(model: str, wl: data.Workload, rep: dict[str, Any], rec: dict[str, Any]) -> list[Any]:
-    sw = rec.get("swarm")
-    if not sw:
-        return [model, wl.name, wl.kind, rep["repeat"], rec.get("error")] + [None] * (len(CSV_COLUMNS) - 5)
-    s, lat = sw["summary"], sw["summary"]["latency"]
-    cpu, load, idle = rec.get("server_cpu") or {}, data.under_load(rec) or {}, rep.get("idle") or {}
-    pct = [lat[key] / 1000 if lat.get("count") else None for _, key in data.PERCENTILES]
-    return [model, wl.name, wl.kind, rep["repeat"], rec.get("error"), s["pattern"], s["clients"],
-            s["connections"]["connected"], data.served(rep, rec), s["requests_sent"], s["replies_measured"],
-            s["replies_per_s"], s["unanswered"], sum(s["errors"].values()), *pct, cpu.get("cpu_s"),
-            cpu.get("window_s"), cpu.get("cores"), cpu.get("us_per_reply"), sw["cpu"].get("per_s"),
-            load.get("processes"), load.get("threads"), load.get("memory_source"), load.get("pss_kib"),
-            load.get("uss_kib"), load.get("rss_kib"), idle.get("pss_kib"), idle.get("rss_kib"),
-            _round(data.memory_per_conn_kib(rep, rec), 2), *check_columns(rep, rec)]
-
-
-def check_columns(rep: dict[str, Any], rec: dict[str, Any]) -> list[Any]:
-    """A scenario workload's own figures (c10k); empty for the others."""
-    if not rec.get("check"):
-        return [None] * 10
-    return [data.figure("accepted")(rep, rec), data.figure("kept_to_the_end")(rep, rec),
-            data.figure("ramp_s")(rep, rec), data.at_peak("threads")(rep, rec),
-            data.at_peak("processes")(rep, rec),
-            *[_round(data.per_connection_kib(k)(rep, rec), 2) for k in ("pss", "uss", "cgroup")],
-            (data.check_figures(rec).get("listen_queue") or {}).get("ListenOverflows"), rec["check"].get("ok")]
-
-
-def _round(v: float | None, digits: int) -> float | None:
-    return None if v is None else round(v, digits)
-
-
-def _csv(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(round(v, 6))
-    return v
-
-
 # -- the terminal ---------------------------------------------------------------------
+
+STYLE = {"best": "bold green", "ok": "green", "fail": "bold red", "unknown": "yellow"}
+
 
 def rich_table(t: Table, title: str | None = None) -> Any:
     """The table for the terminal, its notes below it (a rich caption wider
@@ -508,6 +615,8 @@ def rich_table(t: Table, title: str | None = None) -> Any:
     rt = RichTable(title=title, show_header=True, header_style="bold", title_justify="left")
     for i, (col, a) in enumerate(zip(t.columns, t.aligns())):
         rt.add_column(col, justify="right" if a == "r" else "left", no_wrap=a == "r" or i == 0)
-    for row, cls in zip(t.rows, t.row_class):
-        rt.add_row(*row, style="red" if cls == "fail" else None)
+    for r, (row, cls) in enumerate(zip(t.rows, t.row_class)):
+        cells = [Text(v, style=STYLE.get(t.cls(r, c), "")) for c, v in enumerate(row)]
+        rt.add_row(*cells, style="red" if cls == "fail" else "dim" if cls == "ceiling" else None)
     return Group(rt, *[Text(n, style="dim") for n in t.notes])
+

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from rich.markup import escape
 
 from ..console import err, say
+from .data import PARTIAL
 
 
 class Progress:
@@ -93,6 +94,11 @@ def one_line(model: str, rep: int, workload: str, got: dict[str, Any]) -> str:
             text += f", p50 {lat['p50_us'] / 1000:.2f} ms, p99 {lat['p99_us'] / 1000:.2f} ms"
         if s["unanswered"]:
             text += f", {s['unanswered']:,} unanswered"
+        per = got.get("replies_per_client") or []
+        if per and not all(per):
+            text += f", {sum(1 for n in per if n)} of {len(per)} connections served {PARTIAL}"
+    if (got.get("wrk") or {}).get("requests_per_s") is not None:
+        text += f"; wrk {got['wrk']['requests_per_s']:,.0f} requests/s"
     if cpu["cores"] is not None:
         text += f", server {cpu['cores']:.2f} cores"
     text += f", swarm {got['swarm']['cpu']['per_s']:.2f} cores"
@@ -101,19 +107,23 @@ def one_line(model: str, rep: int, workload: str, got: dict[str, Any]) -> str:
     return text
 
 
-def print_summary(console: Any, run_dir: Path, seconds: float) -> None:
-    """The summary table on the terminal, and where the report is."""
+def print_table(console: Any, table: Any) -> None:
+    """A rich table, never squeezed: a pipe or a file counts as 80 columns."""
     from rich.measure import Measurement
 
-    from . import load, tables
-
-    summary = tables.rich_table(tables.summary(load(run_dir)))
     narrow = console.width
-    if not console.is_terminal:  # a pipe or a file counts as 80 columns: never squeeze the table there
-        console.width = max(narrow, Measurement.get(console, console.options.update(width=1000), summary).maximum)
+    if not console.is_terminal:
+        console.width = max(narrow, Measurement.get(console, console.options.update(width=1000), table).maximum)
     try:
-        console.print(summary)
+        console.print(table)
     finally:
         console.width = narrow
+
+
+def print_summary(console: Any, run_dir: Path, seconds: float) -> None:
+    """The summary table on the terminal, and where the report is."""
+    from . import load, tables
+
+    print_table(console, tables.rich_table(tables.summary(load(run_dir))))
     console.print(f"report: {run_dir / 'report.html'} (also report.md, results.json, results.csv) "
                   f"after {seconds:.0f} s")

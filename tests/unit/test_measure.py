@@ -11,6 +11,7 @@ import pytest
 
 from lab import measure
 from lab.checks import analysis
+from lab.engine import Exec
 from lab.measure import Cpu
 
 # What the memory probe (one exec of grep over /proc) prints in a container
@@ -175,19 +176,22 @@ def test_listen_queue_counters() -> None:
 
 
 class FakeContainer:
-    """Just enough of a docker Container for the exec and stats fallbacks."""
+    """Just enough of a lab.engine.Unit on another machine for the exec and stats fallbacks."""
 
     id = "f" * 64
+    name = "fake"
 
     def __init__(self, exec_output: bytes, stats: dict[str, Any]) -> None:
         self.exec_output, self.stats_answer, self.execs = exec_output, stats, 0
 
-    def exec_run(self, cmd: list[str], **_: Any) -> Any:
-        from types import SimpleNamespace
-        self.execs += 1
-        return SimpleNamespace(exit_code=0 if self.exec_output else 2, output=self.exec_output)
+    def host_cgroup(self) -> None:
+        return None  # not on this machine
 
-    def stats(self, **_: Any) -> dict[str, Any]:
+    def exec(self, cmd: list[str], **_: Any) -> Exec:
+        self.execs += 1
+        return Exec(0 if self.exec_output else 2, self.exec_output)
+
+    def stats(self) -> dict[str, Any]:
         return self.stats_answer
 
 

@@ -60,3 +60,28 @@ def test_bad_scenarios_name_file_and_line(tmp_path: Path, change: tuple[str, str
 def test_unknown_scenario_lists_the_real_ones() -> None:
     with pytest.raises(UsageError, match=r"unknown scenario 'nope'; the scenarios are: .*served-at-once"):
         scenarios.get("nope")
+
+
+def test_a_path_that_does_not_exist_is_no_such_file(tmp_path: Path) -> None:
+    for given in (str(tmp_path / "nope.yaml"), "scenarios/nope.yml", "some/dir/gil"):
+        with pytest.raises(UsageError, match=r": no such file"):
+            scenarios.get(given)
+
+
+def test_a_scenario_file_by_path(tmp_path: Path) -> None:
+    assert scenarios.get(str(write(tmp_path, GOOD))).name == "x"
+
+
+def test_a_scenario_expects_only_keys_its_judge_judges(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"s.yaml:4: judge 'served_at_once' does not judge 'threads' "
+                                         r"\(it judges: peak_served, thread_count\)"):
+        scenarios.load_scenario(write(tmp_path, GOOD.replace("expect: peak_served", "expect: threads")))
+
+
+def test_scenarios_load_without_an_import_cycle() -> None:
+    """checks <-> scenarios <-> judges: each imports cleanly on its own."""
+    import subprocess
+    import sys
+    for module in ("lab.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
