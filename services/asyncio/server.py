@@ -21,6 +21,7 @@ our trace so that they are logged like every other model's.
 import asyncio
 import errno
 import signal
+from typing import Callable, Optional
 
 import iorun
 from ioproto import NEED_DATA, SLEEP, Reject, Request, ServerConnection
@@ -29,8 +30,11 @@ from iorun.server import RESOURCE_ERRORS
 MODEL = "asyncio"
 
 
-def main() -> None:
-    server = iorun.Server(MODEL, __doc__)
+def main(model: str = MODEL, description: str = __doc__,
+         loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None) -> None:
+    """Serve until SIGTERM.  uvloop runs this same code with its own loop
+    (``loop_factory``) and its own name in the traces and STATS."""
+    server = iorun.Server(model, description)
     trace, state = server.trace, server.state
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -46,6 +50,13 @@ def main() -> None:
                 if event is NEED_DATA:
                     data = await reader.read(iorun.BUFSIZE)  # other clients run meanwhile
                     trace.msg("recv", peer, data)
+                    reply = conn.quick_echo(data)
+                    if reply is not None:  # the common case: one whole line to echo
+                        writer.write(reply)
+                        await writer.drain()
+                        trace.msg("send", peer, reply)
+                        served += 1
+                        continue
                     conn.receive_data(data)
                 elif isinstance(event, Request):
                     if event.op == SLEEP:
@@ -102,7 +113,11 @@ def main() -> None:
         listener.close()  # then asyncio.run cancels every connection's coroutine
         raise iorun.Shutdown(reason)
 
-    server.run(lambda: asyncio.run(run()))
+    def serve_forever() -> None:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:  # asyncio.run(), with a choice of loop
+            runner.run(run())
+
+    server.run(serve_forever)
 
 
 if __name__ == "__main__":

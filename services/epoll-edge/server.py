@@ -37,6 +37,8 @@ def main() -> None:
     conns: dict[int, loop.Connection] = {}
     ep = select.epoll()
     ep.register(lfd, LISTEN)
+    wake = server.waker()  # a stop signal just before the wait still ends it
+    ep.register(wake, select.EPOLLIN)
 
     def accept() -> None:
         while True:  # until EAGAIN: this edge will not be reported again
@@ -53,13 +55,14 @@ def main() -> None:
 
     def serve(conn: loop.Connection) -> None:
         """Read and write until EAGAIN (or nothing is wanted), then forget it if done."""
-        busy = True
-        while busy and not conn.done:
-            busy = False
+        while not conn.done:
             while conn.reading and conn.on_read():
-                busy = True
-            while conn.writing and conn.on_write():  # sending may let reading resume
-                busy = True
+                pass
+            sent = False
+            while conn.writing and conn.on_write():
+                sent = True
+            if not sent:  # sending may let reading resume; nothing sent, nothing more to read
+                break
         if conn.done:
             ep.unregister(conn.fd)  # before close(): the number may be reused at once
             del conns[conn.fd]
@@ -71,12 +74,15 @@ def main() -> None:
                 server.trace.flush()
                 ready = ep.poll(timers.timeout())  # sleeps in the kernel until an edge
                 state.count("wakeups")
+                state.count("events", len(ready))
                 for fd, mask in ready:
-                    state.count("events")
-                    if fd == lfd:
-                        accept()
+                    conn = conns.get(fd)
+                    if conn is None:  # the listener, or the waker
+                        if fd == lfd:
+                            accept()
+                        else:
+                            server.woken()
                         continue
-                    conn = conns[fd]
                     if mask & BROKEN:
                         conn.on_error()
                     serve(conn)

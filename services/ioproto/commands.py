@@ -47,12 +47,14 @@ COMMANDS = frozenset(LIMITS) | BARE
 _REPLY_WORD = {SLEEP: b"SLEPT", BLOCK: b"BLOCKED"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """One parsed request: the operation, its integer argument, its text.
 
     ``text`` is the line as the client wrote it (without the newline); for
-    ERR it is the reason the line was refused.
+    ERR it is the reason the line was refused.  Treat it as a value: it is
+    not frozen only because a frozen dataclass costs three times as much to
+    make, once per request.
     """
 
     op: str

@@ -9,7 +9,9 @@ once.  What that takes per connection is the same in all five, and lives here:
   tells it "readable" (``on_read``: one recv, then answer what the core can),
   "writable" (``on_write``: one send from the outbox) or "broken"
   (``on_error``).  It says what it wants next through ``reading`` and
-  ``writing``, and when it is ``done``; the loop then stops watching it and
+  ``writing``, and when it is ``done`` (plain attributes, kept current;
+  ``changed`` says one of them may have moved since the loop cleared it,
+  which the common echo never does); the loop then stops watching it and
   calls ``close``.  The socket is closed only there, so that epoll forgets a
   descriptor before the number can be given to the next client.
 - ``Timers``: a deadline heap.  SLEEP becomes a deadline, not a wait; so does
@@ -28,6 +30,11 @@ Rules the adapter keeps:
 - BLOCK is still a real blocking call (iorun.perform sleeps in this thread):
   the whole loop stops with it.  That is what the lab shows.
 - Trace events and close reasons are those of iorun/stream.py.
+- The common request, one whole line to echo, is answered in on_read itself
+  (ServerConnection.quick_echo) and sent at once, past the outbox: the
+  per-message cost of the runtime must not blur the cost of the readiness
+  call, which is what the five loops are here to show.
+- One thread: counters are bumped in place, without State's lock.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from .server import BUFSIZE, Server, close_reason
 
 OUTBOX_LIMIT = 256 << 10  # bytes waiting to be sent before we stop reading
 ACCEPT_BATCH = 64  # accepts per readiness report (level-triggered: more will be reported)
+_NOTHING: list[Any] = []  # what Timers.run returns when no deadline is due (never appended to)
 
 
 class Timers:
@@ -67,9 +75,9 @@ class Timers:
     def run(self) -> list[Any]:
         """Fire every callback that is due; return what they returned, when
         not None (the connections that have work again after a SLEEP)."""
-        woken: list[Any] = []
         if not self._heap:
-            return woken
+            return _NOTHING
+        woken: list[Any] = []
         now = time.monotonic()
         while self._heap and self._heap[0][0] <= now:
             result = heapq.heappop(self._heap)[2]()
@@ -86,6 +94,9 @@ class Connection:
         self.sock, self.peer, self.timers = sock, peer, timers
         self.fd = sock.fileno()  # kept: fileno() is -1 once closed
         self.trace, self.state = server.trace, server.state
+        self.msgs = self.trace.msgs
+        self.counters = self.state.counters  # one thread: counted in place, no lock
+        self.counters.setdefault("reads", 0)
         self.core = ServerConnection(max_line=server.args.max_line)
         self.outbox = bytearray()  # framed replies not yet taken by send()
         self.asleep: Request | None = None  # the outstanding SLEEP, if any
@@ -94,23 +105,13 @@ class Connection:
         self.served = 0
         self.closed = False
         self.mask = 0  # what the loop last asked the kernel to watch (poll, epoll)
+        # What the loop asks, kept up to date by _refresh() after every change
+        # (plain attributes: the loop reads them for every event).
+        self.reading = True  # worth a recv(): not ending, not asleep, not held back by the outbox
+        self.writing = False  # replies wait in the outbox
+        self.done = False  # ending, and nothing left to send: stop watching it, then close()
+        self.changed = False  # one of those three may have changed since the loop cleared this
         self.state.opened()
-
-    # -- what the loop asks ------------------------------------------------
-    @property
-    def reading(self) -> bool:
-        """Worth a recv(): not ending, not asleep, not held back by the outbox."""
-        return (self.reason is None and self.asleep is None and not self.eof
-                and len(self.outbox) < OUTBOX_LIMIT)
-
-    @property
-    def writing(self) -> bool:
-        return bool(self.outbox)
-
-    @property
-    def done(self) -> bool:
-        """Ending, and nothing left to send: stop watching it, then close()."""
-        return self.reason is not None and not self.outbox and not self.closed
 
     # -- what the loop reports ---------------------------------------------
     def on_read(self) -> bool:
@@ -126,8 +127,26 @@ class Connection:
         except OSError as exc:
             self._fail(close_reason(exc))
             return True
-        self.state.count("reads")  # reads per readiness report tell level from edge
-        self.trace.msg("recv", self.peer, data)
+        self.counters["reads"] += 1  # reads per readiness report tell level from edge
+        if self.msgs:
+            self.trace.msg("recv", self.peer, data)
+        reply = None if self.outbox else self.core.quick_echo(data)
+        if reply is not None:  # the common case: one whole line to echo, nothing waiting
+            self.served += 1
+            try:
+                sent = self.sock.send(reply)
+            except BlockingIOError:
+                self.state.count("wouldblock")
+                sent = 0
+            except OSError as exc:
+                self._fail(close_reason(exc))
+                return True
+            if self.msgs and sent:
+                self.trace.msg("send", self.peer, reply[:sent])
+            if sent < len(reply):  # the rest waits in the outbox
+                self.outbox += reply[sent:]
+                self._refresh()
+            return True
         self.eof = not data
         self.core.receive_data(data)
         self._answer()
@@ -135,6 +154,7 @@ class Connection:
             # The socket is nearly always writable: trying now saves a trip
             # through the readiness call for the common, small reply.
             self.on_write()
+        self._refresh()
         return True
 
     def on_write(self) -> bool:
@@ -150,11 +170,13 @@ class Connection:
         except OSError as exc:
             self._fail(close_reason(exc))
             return True
-        if self.trace.msgs:
-            self.trace.msg("send", self.peer, bytes(self.outbox[:sent]))
+        if self.msgs:
+            with memoryview(self.outbox) as view:  # released before the outbox shrinks
+                self.trace.msg("send", self.peer, view[:sent])
         del self.outbox[:sent]  # cheap: a bytearray drops its head without copying
         if len(self.outbox) < OUTBOX_LIMIT:
             self._answer()  # requests held back by a full outbox, if any
+        self._refresh()
         return True
 
     def on_error(self) -> None:
@@ -169,11 +191,21 @@ class Connection:
             return
         self.closed = True
         self.reason = reason or self.reason or "eof"
+        self._refresh()
         self.sock.close()
         self.state.closed()
         self.trace.conn("close", self.peer, reason=self.reason, requests=self.served)
 
     # -- inside --------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Recompute reading, writing and done after a change."""
+        waiting = len(self.outbox)
+        ending = self.reason is not None
+        self.writing = waiting > 0
+        self.reading = not ending and self.asleep is None and not self.eof and waiting < OUTBOX_LIMIT
+        self.done = ending and not waiting and not self.closed
+        self.changed = True
+
     def _answer(self) -> None:
         """Answer the requests the core holds, until it needs data, a SLEEP
         starts, the outbox is full or the connection ends."""
@@ -211,11 +243,13 @@ class Connection:
             return None  # dropped while asleep: the timer outlived it
         self._reply(request, answer(request))
         self._answer()
+        self._refresh()
         return self
 
     def _fail(self, reason: str) -> None:
         self.reason = reason
         self.outbox.clear()  # nobody left to send it to
+        self._refresh()
 
     def _crashing(self) -> None:
         # The process is about to die from SIGSEGV: write the buffered trace now.

@@ -7,6 +7,7 @@ the State, then runs its own loop.  Only that loop differs between models.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import socket
 import sys
@@ -42,8 +43,7 @@ class Shutdown(BaseException):
     """Raised in the main thread by SIGTERM or SIGINT: stop gracefully."""
 
 
-def _raise_shutdown(signum: int, _frame: Any) -> None:
-    raise Shutdown(signal.Signals(signum).name)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def somaxconn() -> int | None:
@@ -62,11 +62,14 @@ def nofile() -> tuple[int, int]:
 class Server:
     def __init__(self, model: str, description: str, argv: list[str] | None = None,
                  workers: int | None = None, autoflush: bool = True) -> None:
+        """``autoflush=False`` is for an event loop in one thread: its trace
+        is buffered and flushed once a loop turn, its counters take no lock."""
         self.model = model
         self.args = options.parse(model, description, argv, workers)
         self.trace = Trace(model, self.args.trace, autoflush=autoflush)
-        self.state = State(model)
+        self.state = State(model, locked=autoflush)
         self.sock: socket.socket | None = None
+        self._wake: tuple[int, int] | None = None
 
     def listen(self, blocking: bool = True) -> socket.socket:
         """Bind and listen; the start event records the settings in force."""
@@ -85,6 +88,29 @@ class Server:
             python=sys.version.split()[0], wall=round(time.time(), 6),
         )
         return sock
+
+    def waker(self) -> int:
+        """A descriptor for an event loop to watch beside its clients.
+
+        Python runs a signal's handler between bytecodes, so a SIGTERM that
+        lands just before select/poll/epoll starts would wait with it, maybe
+        for ever.  The C-level handler also writes a byte here: the wait
+        returns at once, and the handler (Shutdown) runs.  The loop need only
+        call ``woken()`` if it is ever reported.
+        """
+        if self._wake is None:
+            self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            signal.set_wakeup_fd(self._wake[1], warn_on_full_buffer=False)
+        return self._wake[0]
+
+    def woken(self) -> None:
+        """Empty the waker: a signal whose handler did not stop the loop."""
+        assert self._wake is not None
+        try:
+            while os.read(self._wake[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
 
     def accept(self) -> tuple[socket.socket, str] | None | object:
         """One accept(2): (sock, peer), None if nothing was there, or BACKOFF."""
@@ -112,18 +138,27 @@ class Server:
 
     def run(self, loop: Callable[[], None]) -> None:
         """Run the model's loop until SIGTERM/SIGINT, then stop cleanly."""
-        signal.signal(signal.SIGTERM, _raise_shutdown)
-        signal.signal(signal.SIGINT, _raise_shutdown)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._shutdown)
         reason = "return"
         try:
             loop()
         except Shutdown as exc:
             reason = str(exc)
         finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a second one must not cut the stop event
             if self.sock is not None:
                 self.sock.close()
+            if self._wake is not None:
+                signal.set_wakeup_fd(-1)
+                for fd in self._wake:
+                    os.close(fd)
             self.trace.event("stop", reason=reason, accepted=self.state.accepted)
             self.trace.flush()
+
+    def _shutdown(self, signum: int, _frame: Any) -> None:
+        # Not in the middle of a trace flush: that would lose or repeat lines.
+        self.trace.interrupt(Shutdown(signal.Signals(signum).name))
 
 
 def close_reason(exc: BaseException) -> str:

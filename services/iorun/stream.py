@@ -30,6 +30,12 @@ def serve_connection(server: Server, sock: socket.socket, peer: str) -> None:
             if event is NEED_DATA:
                 data = sock.recv(BUFSIZE)  # blocks until the peer sends or closes
                 trace.msg("recv", peer, data)
+                reply = conn.quick_echo(data)
+                if reply is not None:  # the common case: one whole line to echo
+                    sock.sendall(reply)
+                    trace.msg("send", peer, reply)
+                    served += 1
+                    continue
                 conn.receive_data(data)
             elif isinstance(event, Request):
                 if event.op == SLEEP:

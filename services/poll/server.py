@@ -35,6 +35,8 @@ def main() -> None:
     conns: dict[int, loop.Connection] = {}
     pl = select.poll()
     pl.register(lfd, IN)
+    wake = server.waker()  # a stop signal just before the wait still ends it
+    pl.register(wake, IN)
 
     def accept() -> None:
         for _ in range(loop.ACCEPT_BATCH):  # the rest, if any, is reported again
@@ -52,6 +54,7 @@ def main() -> None:
 
     def update(conn: loop.Connection) -> None:
         """Watch what the connection waits for now, or forget it once done."""
+        conn.changed = False
         if conn.done:
             pl.unregister(conn.fd)
             del conns[conn.fd]
@@ -69,12 +72,15 @@ def main() -> None:
                 timeout = timers.timeout()
                 ready = pl.poll(None if timeout is None else math.ceil(timeout * 1000))
                 state.count("wakeups")
+                state.count("events", len(ready))
                 for fd, mask in ready:
-                    state.count("events")
-                    if fd == lfd:
-                        accept()
+                    conn = conns.get(fd)
+                    if conn is None:  # the listener, or the waker
+                        if fd == lfd:
+                            accept()
+                        else:
+                            server.woken()
                         continue
-                    conn = conns[fd]
                     if mask & BROKEN:
                         conn.on_error()
                     else:
@@ -82,7 +88,8 @@ def main() -> None:
                             conn.on_read()  # once: if more is left, poll reports it again
                         if mask & OUT:
                             conn.on_write()
-                    update(conn)
+                    if conn.changed:  # the common echo changes nothing
+                        update(conn)
                 for conn in timers.run():  # SLEEPs that just ended have replies to send
                     update(conn)
         finally:

@@ -36,6 +36,7 @@ def main() -> None:
     lfd, state, timers = listener.fileno(), server.state, loop.Timers()
     conns: dict[int, loop.Connection] = {}
     listening = True
+    wake = server.waker()  # a stop signal just before the wait still ends it
 
     def resume() -> None:
         nonlocal listening
@@ -70,7 +71,7 @@ def main() -> None:
             while True:
                 server.trace.flush()
                 # Rebuilt every turn: select() remembers nothing between calls.
-                readers = [fd for fd, conn in conns.items() if conn.reading]
+                readers = [fd for fd, conn in conns.items() if conn.reading] + [wake]
                 writers = [fd for fd, conn in conns.items() if conn.writing]
                 if listening:
                     readers.append(lfd)
@@ -80,14 +81,15 @@ def main() -> None:
                     refuse_high(exc)
                     continue
                 state.count("wakeups")
+                state.count("events", len(readable) + len(writable))
                 for fd in readable:
-                    state.count("events")
                     if fd == lfd:
                         accept()
+                    elif fd == wake:
+                        server.woken()
                     else:
                         conns[fd].on_read()  # once: if more is left, select reports it again
                 for fd in writable:
-                    state.count("events")
                     conns[fd].on_write()
                 timers.run()  # SLEEP replies join the writers on the next turn
                 for conn in [c for c in conns.values() if c.done]:

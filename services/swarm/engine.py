@@ -5,20 +5,25 @@ hold ten thousand idle connections, so it cannot afford a thread (or even a
 coroutine) per client.  Each worker process owns an epoll set of
 non-blocking sockets and a heap of timers, and does everything from one
 loop: non-blocking connects (a bounded number in progress, spread by the
-ramp), sends the pattern asks for, replies, scripted actions, the deadline.
+ramp), the sends the pattern asks for, replies, scripted actions, the end.
+What was sent and what came back is kept by book.py (no sockets there).
 
-The hot path is kept small on purpose.  A reply is a newline: the worker
-counts newlines in what recv() returned instead of splitting lines, and
-times requests in *batches*: each connection keeps a FIFO of
-``[t, n, step]`` entries meaning "n requests, the j-th sent (or intended) at
-t + j*step".  A closed-loop refill of k requests is one entry, one send()
-and one histogram update with weight k, whatever k is.  Only a connection
-that has a scripted action in flight (whose reply text must be kept), or a
-run traced at ``msg`` level, takes the slow path through the protocol
-core's LineClient, one line at a time.
-
-Replies match requests in order (the line protocol answers in order), so
-the FIFO front is always the request a reply answers.
+The instrument must not dominate the measurement, so the work per reply is
+small and constant.  Each epoll turn reads the clock once: every reply the
+turn reads had arrived by then, and every request it writes leaves within
+the turn (a turn is at most MAX_EVENTS events, so that error is bounded and
+the same on both ends of a latency).  A connection on the *fast path* (open,
+nothing waiting to be written, line protocol, no scripted action in flight,
+replies not traced one by one) is read straight into one preallocated
+buffer, its replies are counted as newlines, timed by its Ledger, and, in
+ping-pong, refilled with prebuilt request bytes in one send.  Past the
+timeline's first pairs, the swarm's own code allocates nothing per reply.
+Everything else (connects, EPOLLOUT, errors, scripted actions, msg-level
+traces) takes the general path, and so does every other protocol: its
+client codec (wire.py) counts the replies, and tells when the handshake is
+done, when the server refuses the session (a failed connection, kind
+"refused-by-server"), when it breaks the protocol (that connection ends,
+kind "other") and when it announced its close.
 
 Everything a worker measured goes back to the parent as one JSON document
 (see results.py for how the parent merges them).
@@ -34,165 +39,34 @@ import resource
 import select
 import signal
 import socket
-import time
 from collections import deque
-from time import monotonic  # a global name: one lookup less per reply
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from time import monotonic
+from typing import Any
 
-from ioproto import LineClient, ProtocolViolation
+from ioproto import ProtocolViolation
 from iorun import Trace
 
-from swarm.hist import Histogram
+from swarm.book import ERROR_KINDS, Ledger, Tally
+from swarm.conn import (CLOSED, CONNECTING, OPEN, REFUSED_BY_SERVER, RETRYING, Conn, Plan, errno_name,
+                        error_kind)
 from swarm.patterns import UNLIMITED, Action, Pattern, Storm
+from swarm.wire import CodecReader, LineReader, Refused
 
-CONNECTING, OPEN, CLOSED, RETRYING = 1, 2, 3, 4
-BUFSIZE = 1 << 18
+BUFSIZE = 1 << 16  # one receive buffer per worker, reused for every read
+MAX_EVENTS = 128  # events per epoll turn: bounds how stale the turn's clock gets
 # Open-loop sends stop queueing bytes once this much waits for a peer that
 # does not read; they are owed (counted, with their intended times kept in
-# the FIFO) and written once the socket drains, so memory stays bounded.
+# the ledger) and written once the socket drains, so memory stays bounded.
 OUT_CAP = 1 << 20
 PRECOMPUTED = 16  # request batches up to this many are prebuilt bytes
 REPLY_PREVIEW = 2000  # characters of an action's reply kept in the results (a STATS fits)
-ERROR_KINDS = ("refused", "reset", "timeout", "eof", "unreachable", "other")
 
+IN = select.EPOLLIN
 IN_EVENTS = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
 OUT = select.EPOLLOUT
 
 # timer kinds
-T_START, T_TIMEOUT, T_RETRY, T_SEND, T_ACTION, T_END = range(6)
-
-
-def error_kind(err: int | None) -> str:
-    """Fold an errno into the few kinds the results count."""
-    if err == errno.ECONNREFUSED:
-        return "refused"
-    if err in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
-        return "reset"
-    if err == errno.ETIMEDOUT:
-        return "timeout"
-    if err in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN):
-        return "unreachable"
-    return "other"
-
-
-def errno_name(err: int | None) -> str:
-    return errno.errorcode.get(err or 0, str(err))
-
-
-@dataclass
-class Plan:
-    """Everything one worker needs; built by the parent before fork()."""
-
-    worker: int
-    clients: list[int]  # client numbers this worker runs, ascending
-    active: int  # clients 1..active run the pattern, the others hold
-    pattern: Pattern
-    message: Callable[[int], bytes]  # client number -> request bytes
-    addr: tuple[Any, ...]
-    family: int
-    t0: float  # monotonic start of the run, shared by all workers
-    warm_end: float
-    t_end: float
-    count: int | None
-    ramp: float | None  # connections per second, over the whole swarm
-    connect_timeout: float
-    max_connecting: int
-    actions: list[Action] = field(default_factory=list)
-    timeline_per_conn: int = 2000
-    timeline_max: int = 200_000  # this worker's share
-    records_max: int = 20_000  # this worker's share
-    trace_level: str = "conn"
-    notify: Callable[[], None] | None = None  # tell the parent: actives done
-
-
-class Conn:
-    """One TCP connection of one client (storm makes many per client)."""
-
-    __slots__ = (
-        "client", "active", "pattern", "sock", "fd", "state", "name", "gen", "attempts",
-        "deadline", "connect_start", "attempt_t", "connect_end", "first_reply",
-        "last_reply", "close_t", "close_reason", "failed", "msg", "msgs", "fifo", "out",
-        "owed", "left", "sent", "replies", "unexpected", "bytes_out", "bytes_in",
-        "lat_sum", "lat_n", "lat_max", "errors", "tl", "tl_room", "slow", "proto",
-        "inflight_actions", "next_due", "recv", "send",
-    )
-
-    def __init__(self, client: int, active: bool, pattern: Pattern, msg: bytes,
-                 msgs: list[bytes], left: int, now: float, deadline: float, tl_room: int) -> None:
-        self.client = client
-        self.active = active
-        self.pattern = pattern
-        self.sock: socket.socket | None = None
-        self.fd = -1
-        self.state = RETRYING
-        self.name = ""
-        self.gen = 0
-        self.attempts = 0
-        self.deadline = deadline
-        self.connect_start = now
-        self.attempt_t = now
-        self.connect_end: float | None = None
-        self.first_reply: float | None = None
-        self.last_reply: float | None = None
-        self.close_t: float | None = None
-        self.close_reason = ""
-        self.failed = False
-        self.msg = msg
-        self.msgs = msgs
-        self.fifo: deque[list[Any]] = deque()
-        self.out = bytearray()
-        self.owed = 0
-        self.left = left
-        self.sent = 0
-        self.replies = 0
-        self.unexpected = 0
-        self.bytes_out = 0
-        self.bytes_in = 0
-        self.lat_sum = 0
-        self.lat_n = 0
-        self.lat_max = 0
-        self.errors: dict[str, int] = {}
-        self.tl: list[list[float]] = []
-        self.tl_room = tl_room
-        self.slow = False
-        self.proto: LineClient | None = None
-        self.inflight_actions = 0
-        self.next_due = 0.0
-        # the socket's bound methods, looked up once: the hot path calls them
-        self.recv: Callable[[int], bytes] = _not_open
-        self.send: Callable[[Any], int] = _not_open
-
-    def record(self) -> dict[str, Any]:
-        unanswered = sum(e[1] for e in self.fifo if len(e) == 3)
-        return {
-            "client": self.client,
-            "role": self.pattern.name,  # the pattern it ran: holders say "hold"
-            "conn": self.name or None,
-            "attempts": self.attempts,
-            "connect_start": _r(self.connect_start),
-            "connect_end": _r(self.connect_end),
-            "first_reply": _r(self.first_reply),
-            "last_reply": _r(self.last_reply),
-            "close_t": _r(self.close_t),
-            "close": self.close_reason,
-            "sent": self.sent,
-            "replies": self.replies,
-            "unanswered": unanswered + self.owed,
-            "bytes_sent": self.bytes_out,
-            "bytes_received": self.bytes_in,
-            "errors": dict(self.errors),
-            "latency_mean_us": round(self.lat_sum / self.lat_n, 1) if self.lat_n else None,
-            "latency_max_us": self.lat_max if self.lat_n else None,
-        }
-
-
-def _r(t: float | None) -> float | None:
-    return None if t is None else round(t, 6)
-
-
-def _not_open(*_: Any) -> Any:
-    raise OSError(errno.ENOTCONN, "not connected yet")
+T_START, T_TIMEOUT, T_RETRY, T_SEND, T_ACTION, T_WARM, T_END, T_HANDSHAKE = range(8)
 
 
 class Engine:
@@ -205,6 +79,7 @@ class Engine:
         self.storm = isinstance(plan.pattern, Storm)
         self.ep = select.epoll()
         self.conns: dict[int, Conn] = {}  # fd -> connection, connecting or open
+        self.fast: dict[int, Conn] = {}  # fd -> open connection on the fast path
         self.by_client: dict[int, Conn] = {}  # the current connection of a client
         self.unfinished: set[Conn] = set()  # connecting, retrying or open
         self.timers: list[tuple[float, int, int, Any, int]] = []
@@ -216,32 +91,21 @@ class Engine:
         self.stopping = False
         self.warm_end = plan.warm_end
         self.t_end = plan.t_end
-        self.replies_measured = 0  # hot counters live outside the totals dict
         self.sent_measured = 0
-        self.latency = Histogram()  # pattern replies after warm-up, microseconds
-        self.connect_hist = Histogram()  # successful connects, microseconds
+        self.tally = Tally(plan.timeline_max, plan.records_max)
         self.storm_left: dict[int, int] = {}
         self.live = 0  # clients not yet over
         self.active_live = 0
         self.active_count_done = 0
         self.notified = False
-        self.tl_room = plan.timeline_max
-        self.tl_capped = False
-        self.timeline: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
-        self.records_dropped = 0
         self.first_connected: dict[int, float] = {}  # client -> end of its first connect
-        self.totals = {
-            "attempted": 0, "connected": 0, "failed": 0, "never_started": 0, "sent": 0,
-            "replies": 0, "replies_measured": 0, "sent_measured": 0, "unanswered": 0,
-            "unexpected": 0, "bytes_sent": 0, "bytes_received": 0,
-        }
-        self.errors = dict.fromkeys(ERROR_KINDS, 0)
-        self.closed_by: dict[str, int] = {}
         self.warnings: list[str] = []
         self.ports_warned = False
+        self.cpu_warm: tuple[float, float] | None = None  # this worker's CPU at the warm-up's end
         self.ended = plan.t0
         self._wake_r = -1
+        self.buf = bytearray(BUFSIZE)
+        self.view = memoryview(self.buf)
 
     # -- timers -------------------------------------------------------------
     def _push(self, due: float, kind: int, obj: Any = None, gen: int = 0) -> None:
@@ -257,11 +121,12 @@ class Engine:
     def run(self) -> dict[str, Any]:
         plan = self.plan
         self._signals()
-        # The loop allocates many small lists (FIFO entries, timeline pairs)
-        # and makes no reference cycles worth collecting; the cyclic GC
-        # would only walk them over and over.  The process ends after the run.
+        # The loop makes no reference cycles worth collecting; the cyclic GC
+        # would only walk the connections over and over.  The process ends
+        # after the run.
         gc.disable()
-        now = time.monotonic()
+        clock = monotonic
+        now = clock()
         rate = plan.ramp
         for client in plan.clients:
             when = plan.t0 + ((client - 1) / rate if rate else 0.0)
@@ -273,57 +138,126 @@ class Engine:
                 self.storm_left[client] = UNLIMITED if plan.count is None else plan.count
         for action in plan.actions:
             self._push(plan.t0 + action.t, T_ACTION, action)
+        self._push(plan.warm_end, T_WARM)
         self._push(plan.t_end, T_END)
         self._start_due(now)
 
-        conns = self.conns
+        fast_get = self.fast.get
         timers = self.timers
         poll = self.ep.poll
-        monotonic = time.monotonic
-        readable = self._readable
+        buf = self.buf
+        count = buf.count
+        event = self._event
+        answered = self._answered
+        lost = self._lost
+        warm_end = self.warm_end
+        t_end = self.t_end
         while self.stop_reason is None:
             if timers:
-                timeout = timers[0][0] - monotonic()
+                timeout = timers[0][0] - clock()
                 if timeout < 0:
                     timeout = 0
             else:
                 timeout = -1
-            # Times are taken per event, not once per epoll turn: with a
-            # hundred sockets ready, the last one is read a millisecond after
-            # the first, and its replies are that much later.
-            for fd, ev in poll(timeout):
-                c = conns.get(fd)
-                if c is None:
-                    self._drain_wakeup()
+            ready = poll(timeout, MAX_EVENTS)
+            now = clock()
+            if now >= t_end:
+                # The run is over.  What arrived now may well be the server's
+                # answer to another worker closing at the deadline: not counted.
+                self._stop("duration")
+                break
+            measure = now >= warm_end
+            for fd, ev in ready:
+                c = fast_get(fd)
+                if c is None or ev != IN:
+                    event(fd, ev, now)
                     continue
-                if c.state == OPEN:
-                    if ev & IN_EVENTS:
-                        readable(c)
-                    if ev & OUT and c.state == OPEN:
-                        self._writable(c, monotonic())
-                elif c.state == CONNECTING:
-                    self._connect_done(c, monotonic())
-            while timers and timers[0][0] <= monotonic() and self.stop_reason is None:
-                due, _, kind, obj, gen = heapq.heappop(timers)
-                now = monotonic()
-                if kind == T_SEND:
-                    if obj.state == OPEN and obj.gen == gen:
-                        obj.pattern.due(self, obj, now)
-                elif kind == T_START:
-                    self.start_armed = -1.0
-                    self._start_due(now)
-                elif kind == T_TIMEOUT:
-                    if obj.state == CONNECTING and obj.gen == gen:
-                        self._drop_socket(obj)
-                        self._connect_failed(obj, "timeout", "no answer to the connect", now)
-                elif kind == T_RETRY:
-                    if obj.state == RETRYING and obj.gen == gen and not self.stopping:
-                        self._attempt(obj, now)
-                elif kind == T_ACTION:
-                    self._fire_action(obj, now)
-                elif kind == T_END:
-                    self._stop("duration")
+                # -- the fast path: one read, count, time, refill ----------
+                try:
+                    n = c.recv_into(buf)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+                    continue
+                if not n:
+                    lost(c, "eof", "the server closed the connection", now)
+                    continue
+                c.bytes_in += n
+                k = count(b"\n", 0, n)
+                if not k:
+                    continue
+                if c.refill and c.left >= k:
+                    # ping-pong: the ledger times the replies and books as
+                    # many new requests, which leave here in one send
+                    m = c.ledger.replied(k, now, measure, True)
+                    if m != k:
+                        c.unexpected += k - m  # more lines than requests: not our protocol
+                        if not m:
+                            continue
+                    c.left -= m
+                    data = c.msgs[m] if m <= PRECOMPUTED else c.msg * m
+                    try:
+                        w = c.send(data)
+                    except BlockingIOError:
+                        w = 0
+                    except OSError as exc:
+                        c.extra_out -= len(data)  # it never left
+                        lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+                        continue
+                    if w != len(data):
+                        self._keep(c, data, w)
+                    continue
+                m = c.ledger.replied(k, now, measure)
+                if m != k:
+                    c.unexpected += k - m
+                answered(c, m, now)
+            if timers and timers[0][0] <= now:
+                self._timers(now)
         return self._finish()
+
+    def _timers(self, now: float) -> None:
+        timers = self.timers
+        while timers and timers[0][0] <= now and self.stop_reason is None:
+            due, _, kind, obj, gen = heapq.heappop(timers)
+            if kind == T_SEND:
+                if obj.state == OPEN and obj.gen == gen:
+                    obj.pattern.due(self, obj, now)
+            elif kind == T_START:
+                self.start_armed = -1.0
+                self._start_due(now)
+            elif kind == T_TIMEOUT:
+                if obj.state == CONNECTING and obj.gen == gen:
+                    self._drop_socket(obj)
+                    self._connect_failed(obj, "timeout", "no answer to the connect", now)
+            elif kind == T_HANDSHAKE:
+                if obj.state == OPEN and not obj.ready and obj.gen == gen:
+                    self._lost(obj, "timeout", "no answer to the handshake", now)
+            elif kind == T_RETRY:
+                if obj.state == RETRYING and obj.gen == gen and not self.stopping:
+                    self._attempt(obj, now)
+            elif kind == T_ACTION:
+                self._fire_action(obj, now)
+            elif kind == T_WARM:
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                self.cpu_warm = (usage.ru_utime, usage.ru_stime)
+            elif kind == T_END:
+                self._stop("duration")
+
+    def _event(self, fd: int, ev: int, now: float) -> None:
+        """Everything but a fast-path read: connects, EPOLLOUT, errors, the
+        slow path, the signal wake-up."""
+        c = self.conns.get(fd)
+        if c is None:
+            self._drain_wakeup()
+            return
+        if c.state == OPEN:
+            if ev & IN_EVENTS:
+                self._read(c, now)
+            if ev & OUT and c.state == OPEN:
+                self._writable(c, now)
+        elif c.state == CONNECTING:
+            self._connect_done(c, now)
 
     def _signals(self) -> None:
         """SIGTERM/SIGINT stop the run early ("signal"); SIGUSR1 is the parent
@@ -352,6 +286,18 @@ class Engine:
         if self.stop_reason is None:
             self.stop_reason = reason
 
+    def _settle(self, c: Conn) -> None:
+        """Put an open connection on the fast path, or take it off, and
+        watch EPOLLOUT exactly while something waits to be written."""
+        if c.state != OPEN:
+            return
+        waiting = bool(c.out or c.owed)
+        if waiting or c.slow or c.codec is not None:
+            self.fast.pop(c.fd, None)
+        else:
+            self.fast[c.fd] = c
+        self.ep.modify(c.fd, IN_EVENTS | OUT if waiting else IN_EVENTS)
+
     # -- connecting ---------------------------------------------------------
     def _start_due(self, now: float) -> None:
         """Start the clients whose time has come, within the connect window."""
@@ -368,21 +314,27 @@ class Engine:
             self._new_conn(client, now)
 
     def _new_conn(self, client: int, now: float) -> None:
+        c = self._make_conn(client, now)
+        self.unfinished.add(c)
+        self.by_client[client] = c
+        self._attempt(c, now)
+
+    def _make_conn(self, client: int, now: float) -> Conn:
         plan = self.plan
         active = client <= plan.active
         pattern = self.pattern if active else self.hold
         msg = plan.message(client)
         depth = min(PRECOMPUTED, getattr(pattern, "depth", 1))
         msgs = [msg * n for n in range(depth + 1)]
-        tl_room = plan.timeline_per_conn if pattern.sends else 0
+        ledger = Ledger(self.tally, plan.timeline_per_conn if pattern.sends else 0)
         c = Conn(client, active, pattern, msg, msgs, pattern.budget(plan.count), now,
-                 now + plan.connect_timeout, tl_room)
+                 now + plan.connect_timeout, ledger)
+        if plan.codec is not None:
+            c.codec = plan.codec()  # keep=False: it counts replies, keeps no text
+            c.reader = CodecReader(c.codec)
         if self.trace_msgs:  # every reply is traced: line by line from the start
-            c.slow = True
-            c.proto = LineClient()
-        self.unfinished.add(c)
-        self.by_client[client] = c
-        self._attempt(c, now)
+            self._go_slow(c)
+        return c
 
     def _attempt(self, c: Conn, now: float) -> None:
         c.gen += 1
@@ -432,18 +384,47 @@ class Engine:
             return
         self.connecting -= 1
         c.state = OPEN
-        c.connect_end = now
+        c.tcp_end = now
         host, port = sock.getsockname()[:2]
         c.name = f"{host}:{port}"
-        c.recv = sock.recv
+        c.recv_into = sock.recv_into
         c.send = sock.send
-        self.ep.modify(c.fd, IN_EVENTS)
-        self.connect_hist.record(int((now - c.attempt_t) * 1e6))
-        self.first_connected.setdefault(c.client, now)
+        self._tcp_connected(c, now)
+
+    def _tcp_connected(self, c: Conn, now: float) -> None:
+        """Write the handshake, if any, and become ready, at once or once
+        the codec says so (_decode)."""
         self.trace.conn("connect", c.name, client=c.client, attempts=c.attempts,
                         connect_us=int((now - c.attempt_t) * 1e6))
-        c.pattern.opened(self, c, now)
+        self._settle(c)
+        codec = c.codec
+        if codec is not None:
+            hello = codec.handshake()
+            if hello:
+                c.extra_out += len(hello)
+                self._write(c, hello, now)
+        if codec is None or codec.ready:
+            self._ready(c, now)
+        elif c.state == OPEN:
+            # the handshake gets a connect timeout of its own
+            self._push(now + self.plan.connect_timeout, T_HANDSHAKE, c, c.gen)
         self._start_due(now)
+
+    def _ready(self, c: Conn, now: float) -> None:
+        """The connection is usable (TCP connect, then the handshake if the
+        protocol has one): connected, for the figures and the pattern."""
+        if c.state != OPEN:
+            return
+        c.ready = True
+        c.connect_end = now
+        self.tally.connect.record(int((now - c.attempt_t) * 1e6))
+        self.first_connected.setdefault(c.client, now)
+        if c.tcp_end != now:
+            assert c.tcp_end is not None
+            handshake_us = int((now - c.tcp_end) * 1e6)
+            self.tally.handshake.record(handshake_us)
+            self.trace.conn("ready", c.name, client=c.client, handshake_us=handshake_us)
+        c.pattern.opened(self, c, now)
 
     def _connect_failed(self, c: Conn, kind: str, detail: str, now: float) -> None:
         c.errors[kind] = c.errors.get(kind, 0) + 1
@@ -470,134 +451,146 @@ class Engine:
             self._client_over(c.client, False)
         self._start_due(now)
 
-    # -- I/O ------------------------------------------------------------------
-    def _readable(self, c: Conn) -> None:
+    # -- reading (the general path) -------------------------------------------
+    def _read(self, c: Conn, now: float) -> None:
         try:
-            data = c.recv(BUFSIZE)
+            n = c.recv_into(self.buf)
         except BlockingIOError:
             return
         except OSError as exc:
-            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}",
-                       time.monotonic())
+            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
             return
-        now = monotonic()
-        if now >= self.t_end:
-            # The run is over; this worker just has not noticed yet.  What
-            # arrives now may well be the server's answer to another worker
-            # having closed its connections at the deadline: not part of it.
-            self._stop("duration")
+        if not n:
+            detail = "the server closed the connection"
+            if c.codec is not None:
+                # EOF may complete a reply (an HTTP body read to the close)
+                self._decode(c, b"", now)
+                if c.codec.pending:
+                    detail += f" in the middle of a reply ({c.codec.pending} bytes of it)"
+            self._lost(c, "eof", detail, now)
             return
-        if not data:
-            self._lost(c, "eof", "the server closed the connection", now)
-            return
-        c.bytes_in += len(data)
-        if c.slow:
-            self._slow_readable(c, data, now)
-            return
-        k = data.count(b"\n")
-        if k:
-            self._answered(c, self._consume(c, k, now), now)
-
-    def _consume(self, c: Conn, k: int, now: float) -> int:
-        """Match ``k`` replies with the oldest pattern requests in flight;
-        time them; return how many matched a request."""
-        fifo = c.fifo
-        measure = now >= self.warm_end
-        hist = self.latency
-        left = k
-        while left and fifo:
-            e = fifo[0]
-            t, n, step = e[0], e[1], e[2]
-            m = n if n <= left else left
-            if step == 0.0:
-                us = int((now - t) * 1e6)
-                if measure:
-                    hist.record(us, m)
-                c.lat_sum += us * m
-                if us > c.lat_max:
-                    c.lat_max = us
-            else:
-                for j in range(m):
-                    us = int((now - t - j * step) * 1e6)
-                    if measure:
-                        hist.record(us)
-                    c.lat_sum += us
-                    if us > c.lat_max:
-                        c.lat_max = us
-            if c.tl_room:
-                self._timeline(c, t, step, m, now)
-            if m == n:
-                fifo.popleft()
-            else:
-                e[0] = t + m * step
-                e[1] = n - m
-            left -= m
-        done = k - left
-        c.lat_n += done
-        if left:
-            c.unexpected += left  # more lines than requests: not our protocol
-        c.replies += done
-        if measure:
-            self.replies_measured += done
-        if c.first_reply is None:
-            c.first_reply = now
-        c.last_reply = now
-        return done
-
-    def _timeline(self, c: Conn, t: float, step: float, m: int, now: float) -> None:
-        room = min(c.tl_room, self.tl_room, m)
-        if room < m:
-            self.tl_capped = True
-            if not room:
-                c.tl_room = 0  # the worker's share is spent: stop asking
-                return
-        if step == 0.0:
-            c.tl.extend([[t, now]] * room)
+        c.bytes_in += n
+        data = self.view[:n].tobytes()
+        if c.codec is not None:
+            self._decode(c, data, now)
+        elif c.slow:
+            self._read_texts(c, data, now)
         else:
-            c.tl.extend([[t + j * step, now] for j in range(room)])
-        c.tl_room -= room
-        self.tl_room -= room
-        if not self.tl_room:
-            self.tl_capped = True
+            k = data.count(b"\n")
+            if k:
+                m = c.ledger.replied(k, now, now >= self.warm_end)
+                c.unexpected += k - m
+                self._answered(c, m, now)
+
+    def _decode(self, c: Conn, data: bytes, now: float) -> None:
+        """Bytes (b"": EOF) of a connection with a codec: the handshake,
+        then replies, counted (or read as texts on the slow path)."""
+        codec = c.codec
+        assert codec is not None and c.reader is not None
+        try:
+            if c.slow:
+                self._read_texts(c, data, now)
+                k = 0
+            else:
+                k = c.reader.count(data)
+        except Refused as exc:
+            self._lost(c, REFUSED_BY_SERVER, f"the server refused the session: {exc}", now)
+            return
+        except ProtocolViolation as exc:  # ioclient.ProtocolError included
+            self._lost(c, "other", f"{codec.protocol} protocol error: {exc}", now)
+            return
+        if not c.ready:
+            if codec.ready:
+                self._ready(c, now)
+            return
+        if not k:
+            if codec.closing:
+                self._closing(c, now)
+            return
+        if c.refill and c.left >= k and not codec.closing and not c.out and not c.owed:
+            # ping-pong, as on the line protocol's fast path: time the
+            # replies, book as many new requests, and send them in one write
+            m = c.ledger.replied(k, now, now >= self.warm_end, True)
+            c.unexpected += k - m
+            if m:
+                c.left -= m
+                self._write(c, c.msgs[m] if m <= PRECOMPUTED else c.msg * m, now)
+            return
+        m = c.ledger.replied(k, now, now >= self.warm_end)
+        c.unexpected += k - m
+        if codec.closing:
+            self._closing(c, now)
+        else:
+            self._answered(c, m, now)
+
+    def _closing(self, c: Conn, now: float) -> None:
+        """The server said it closes after this reply: nothing more will be
+        answered, so stop here (a spent budget ends as usual)."""
+        if c.state != OPEN:
+            return
+        if c.left == 0 and not c.owed and not c.ledger.inflight and not c.ledger.actions:
+            self._close(c, c.pattern.done_reason, now)
+        else:
+            self._lost(c, "eof", "the server announced that it closes the connection", now)
+
+    def _read_texts(self, c: Conn, data: bytes, now: float) -> None:
+        """Reply by reply: an action's reply text is kept, msg-level traces
+        show every reply.  Counting stays exactly as on the fast path.  A
+        codec's errors are the caller's (_decode) to handle."""
+        assert c.reader is not None
+        if c.codec is not None:
+            texts = c.reader.texts(data)
+        else:
+            try:
+                texts = c.reader.texts(data)
+            except ProtocolViolation as exc:
+                self._lost(c, "other", str(exc), now)
+                return
+        ledger = c.ledger
+        matched = 0
+        for text in texts:
+            if ledger.action_next():
+                sent = ledger.actions.popleft()
+                self._action_outcome(sent.action, "reply", now, text)
+                continue
+            sent_t = ledger.t if ledger.n else (ledger.later[0].t if ledger.later else None)
+            m = ledger.replied(1, now, now >= self.warm_end)
+            c.unexpected += 1 - m
+            matched += m
+            if self.trace_msgs:
+                latency = None if sent_t is None else int((now - sent_t) * 1e6)
+                self.trace.msg("reply", c.name, text, client=c.client, latency_us=latency)
+        if not ledger.actions and not self.trace_msgs:
+            c.slow = False  # back to counting replies, not reading them
+            if c.codec is None:
+                c.reader = None  # the line protocol counts newlines on the fast path
+            else:
+                c.codec.keep = False
+            self._settle(c)
+        if texts:
+            if c.codec is not None and c.codec.closing:
+                self._closing(c, now)
+            else:
+                self._answered(c, matched, now)
+
+    def _go_slow(self, c: Conn) -> None:
+        if not c.slow:
+            c.slow = True
+            if c.codec is not None:
+                c.codec.keep = True  # replies from here on come with their texts
+            elif c.reader is None:
+                c.reader = LineReader()
+            self._settle(c)
 
     def _answered(self, c: Conn, k: int, now: float) -> None:
         """After ``k`` pattern replies: close when the budget is spent and
         everything is answered, otherwise let the pattern go on."""
-        if c.left == 0 and not c.owed and c.sent == c.replies:
+        if c.left == 0 and not c.owed and not c.ledger.inflight:
             self._close(c, c.pattern.done_reason, now)
         elif k:
             c.pattern.answered(self, c, k, now)
 
-    def _slow_readable(self, c: Conn, data: bytes, now: float) -> None:
-        """Line by line: an action's reply text is kept, msg-level traces
-        show every reply.  Counting stays exactly as on the fast path."""
-        proto = c.proto
-        assert proto is not None
-        proto.receive_data(data)
-        try:
-            lines = proto.replies()
-        except ProtocolViolation as exc:
-            self._lost(c, "other", str(exc), now)
-            return
-        fifo = c.fifo
-        matched = 0
-        for line in lines:
-            if fifo and len(fifo[0]) == 4:
-                entry = fifo.popleft()
-                c.inflight_actions -= 1
-                self._action_outcome(entry[3], "reply", now, line)
-                continue
-            sent_t = fifo[0][0] if fifo else None
-            matched += self._consume(c, 1, now)
-            if self.trace_msgs:
-                latency = None if sent_t is None else int((now - sent_t) * 1e6)
-                self.trace.msg("reply", c.name, line, client=c.client, latency_us=latency)
-        if not c.inflight_actions and not self.trace_msgs:
-            c.slow = False
-            c.proto = None
-        if lines:
-            self._answered(c, matched, now)
-
+    # -- writing --------------------------------------------------------------
     def send_batch(self, c: Conn, n: int, t: float, step: float) -> int:
         """Send ``n`` pattern requests (fewer if the budget is short), the
         j-th intended at ``t + j*step``; returns how many were sent."""
@@ -607,42 +600,42 @@ class Engine:
         if n <= 0 or c.state != OPEN:
             return 0
         c.left = left - n
-        c.sent += n
+        c.ledger.sent_batch(t, n, step)
         if t >= self.warm_end:
             self.sent_measured += n
-        fifo = c.fifo
-        if step and fifo:
-            last = fifo[-1]
-            # the next slot of the same schedule: extend, so a stalled
-            # server costs one FIFO entry, not one per intended request
-            if len(last) == 3 and last[2] == step and abs(last[0] + last[1] * step - t) < 1e-9:
-                last[1] += n
-            else:
-                fifo.append([t, n, step])
-        else:
-            fifo.append([t, n, step])
         if c.out or c.owed:
             if len(c.out) < OUT_CAP and not c.owed:
                 c.out += c.msg * n
             else:
                 c.owed += n
         else:
-            self._write(c, c.msgs[n] if n < len(c.msgs) else c.msg * n)
+            self._write(c, c.msgs[n] if n < len(c.msgs) else c.msg * n, t)
         return n
 
-    def _write(self, c: Conn, data: bytes) -> None:
+    def _write(self, c: Conn, data: bytes, now: float) -> None:
+        if c.out or c.owed:
+            # behind what already waits, so that the wire order stays the
+            # order of the ledger and replies match requests
+            if c.owed:
+                c.out += c.msg * c.owed
+                c.owed = 0
+            c.out += data
+            return
         try:
             sent = c.send(data)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}",
-                       time.monotonic())
+            c.extra_out -= len(data)  # it never left
+            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
             return
-        c.bytes_out += sent
         if sent < len(data):
-            c.out += memoryview(data)[sent:]
-            self.ep.modify(c.fd, IN_EVENTS | OUT)
+            self._keep(c, data, sent)
+
+    def _keep(self, c: Conn, data: bytes, sent: int) -> None:
+        """The socket took only ``sent`` bytes: keep the rest, watch EPOLLOUT."""
+        c.out += memoryview(data)[sent:]
+        self._settle(c)
 
     def _writable(self, c: Conn, now: float) -> None:
         out = c.out
@@ -655,39 +648,29 @@ class Engine:
                 self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
                 return
             del out[:sent]
-            c.bytes_out += sent
         if not out and c.owed:
             # requests the schedule owed while the peer was not reading
             n = min(c.owed, OUT_CAP // len(c.msg) + 1)
             c.owed -= n
             out += c.msg * n
         if not out:
-            self.ep.modify(c.fd, IN_EVENTS)
+            self._settle(c)
 
     # -- scripted actions -----------------------------------------------------
     def _fire_action(self, a: Action, now: float) -> None:
         c = self.by_client.get(a.client)
-        if c is None or c.state != OPEN:
+        if c is None or c.state != OPEN or not c.ready:
             a.outcome = "not-connected"
             self.trace.event("action", None, client=a.client, send=a.send, outcome=a.outcome)
             return
-        if not c.slow:
-            c.slow = True
-            c.proto = LineClient()
-        c.fifo.append([now, 1, 0.0, a])
-        c.inflight_actions += 1
+        self._go_slow(c)
+        c.ledger.sent_action(a)
         a.sent_t = now
         a.conn = c.name
         self.trace.event("action", c.name, client=a.client, send=a.send, outcome="sent")
-        if c.out or c.owed:
-            # Behind everything queued, owed requests included, so that the
-            # wire order stays the FIFO order and replies match requests.
-            if c.owed:
-                c.out += c.msg * c.owed
-                c.owed = 0
-            c.out += a.line
-        else:
-            self._write(c, a.line)
+        line = a.line if c.codec is None else c.codec.request(a.send)
+        c.extra_out += len(line)
+        self._write(c, line, now)
 
     def _action_outcome(self, a: Action, outcome: str, now: float, reply: bytes | None = None) -> None:
         a.outcome = outcome
@@ -704,19 +687,31 @@ class Engine:
         if c.state != OPEN:
             return
         c.errors[kind] = c.errors.get(kind, 0) + 1
-        self.trace.event("error", c.name, client=c.client, kind=kind, detail=detail)
+        if c.ready:
+            self.trace.event("error", c.name, client=c.client, kind=kind, detail=detail)
+        else:
+            self.trace.event("error", c.name, client=c.client, kind=kind, detail=detail, phase="handshake")
         self._close(c, kind, now)
 
     def _close(self, c: Conn, reason: str, now: float) -> None:
         if c.state != OPEN:
             return
-        for entry in c.fifo:
-            if len(entry) == 4:
-                # an action still waiting when the connection ends: its
-                # outcome is how it ended ("pending" if we closed it)
-                outcome = reason if reason in ERROR_KINDS else "pending"
-                self._action_outcome(entry[3], outcome, now)
+        for sent in c.ledger.actions:
+            # an action still waiting when the connection ends: its outcome
+            # is how it ended ("pending" if we closed it)
+            self._action_outcome(sent.action, reason if reason in ERROR_KINDS else "pending", now)
+        c.ledger.actions.clear()
+        codec = c.codec
+        if codec is not None and c.ready and not c.out and reason not in ERROR_KINDS:
+            goodbye = getattr(codec, "close", None)  # postgres: Terminate, so the backend ends quietly
+            if goodbye is not None:
+                data = goodbye()
+                try:
+                    c.extra_out += c.send(data)
+                except OSError:
+                    pass
         self.conns.pop(c.fd, None)
+        self.fast.pop(c.fd, None)
         try:
             self.ep.unregister(c.fd)
         except OSError:
@@ -727,8 +722,8 @@ class Engine:
         c.state = CLOSED
         c.close_t = now
         c.close_reason = reason
-        self.trace.conn("close", c.name, client=c.client, reason=reason, sent=c.sent,
-                        replies=c.replies)
+        self.trace.conn("close", c.name, client=c.client, reason=reason, sent=c.ledger.sent,
+                        replies=c.ledger.answered)
         self._finalize(c)
         if self.stopping:
             return
@@ -760,71 +755,36 @@ class Engine:
             self._stop("count" if everyone else "all-closed")
 
     def _finalize(self, c: Conn) -> None:
-        """Add a finished connection to the worker's totals and records."""
+        """Hand a finished connection to the worker's totals and records."""
         self.unfinished.discard(c)
-        totals = self.totals
-        totals["attempted"] += 1
-        if c.connect_end is not None:
-            totals["connected"] += 1
-        if c.failed:
-            totals["failed"] += 1
-        totals["sent"] += c.sent
-        totals["replies"] += c.replies
-        totals["unexpected"] += c.unexpected
-        totals["bytes_sent"] += c.bytes_out
-        totals["bytes_received"] += c.bytes_in
-        for kind, n in c.errors.items():
-            self.errors[kind] = self.errors.get(kind, 0) + n
-        self.closed_by[c.close_reason] = self.closed_by.get(c.close_reason, 0) + 1
-        unanswered = sum(e[1] for e in c.fifo if len(e) == 3) + c.owed
-        totals["unanswered"] += unanswered
-        keep = len(self.records) < self.plan.records_max
-        if keep:
-            self.records.append(c.record())
-        else:
-            self.records_dropped += 1
-        # a connection's timeline goes with its record (storm makes many)
-        if keep and c.pattern.sends and (c.tl or c.fifo):
-            pairs: list[list[float | None]] = [[round(s, 6), round(r, 6)] for s, r in c.tl]
-            # requests never answered show as [sent, null]: who waited, and since when
-            room = min(c.tl_room, self.tl_room)
-            for e in c.fifo:
-                if len(e) != 3:
-                    continue
-                take = min(e[1], room)
-                pairs.extend([round(e[0] + j * e[2], 6), None] for j in range(take))
-                room -= take
-                self.tl_room -= take
-                if take < e[1]:
-                    self.tl_capped = True
-            if pairs:
-                self.timeline.append({"client": c.client, "conn": c.name or None, "pairs": pairs})
-        c.tl = []
+        self.tally.finished(c.record(), c.ledger, c.pattern.sends)
 
     def _finish(self) -> dict[str, Any]:
         """Close everything still open and report."""
-        now = time.monotonic()
+        now = monotonic()
         self.stopping = True
         self.ended = now
         reason = self.stop_reason or "duration"
         for c in list(self.unfinished):
             if c.state == OPEN:
-                self._close(c, reason, now)
+                self._close(c, reason if c.ready else "stopped-connecting", now)
             else:
                 self._drop_socket(c)
                 c.state = CLOSED
                 c.close_t = now
                 c.close_reason = "stopped-connecting"
                 self._finalize(c)
-        self.totals["never_started"] = len(self.pending)
-        self.totals["replies_measured"] = self.replies_measured
-        self.totals["sent_measured"] = self.sent_measured
-        for due, _, kind, obj, _gen in self.timers:
+        tally = self.tally
+        tally.totals["never_started"] = len(self.pending)
+        tally.totals["replies_measured"] = tally.latency.total
+        tally.totals["sent_measured"] = self.sent_measured
+        for _due, _, kind, obj, _gen in self.timers:
             if kind == T_ACTION and obj.outcome == "pending" and obj.sent_t is None:
                 obj.outcome = "not-run"
         self.ep.close()
         signal.set_wakeup_fd(-1)
         usage = resource.getrusage(resource.RUSAGE_SELF)
+        warm = self.cpu_warm or (usage.ru_utime, usage.ru_stime)
         clients_first = sorted(self.first_connected.values())
         return {
             "worker": self.plan.worker,
@@ -833,18 +793,20 @@ class Engine:
             "started": self.plan.t0,
             "ended": now,
             "end_reason": reason,
-            "latency": self.latency.to_json(),
-            "connect": self.connect_hist.to_json(),
-            "totals": self.totals,
-            "errors": self.errors,
-            "closed_by": self.closed_by,
+            "latency": tally.latency.to_json(),
+            "connect": tally.connect.to_json(),
+            "handshake": tally.handshake.to_json(),
+            "totals": tally.totals,
+            "errors": tally.errors,
+            "closed_by": tally.closed_by,
             "clients_connected": len(clients_first),
             "last_first_connect": clients_first[-1] if clients_first else None,
-            "records": self.records,
-            "records_dropped": self.records_dropped,
-            "timeline": self.timeline,
-            "timeline_capped": self.tl_capped,
+            "records": tally.records,
+            "records_dropped": tally.records_dropped,
+            "timeline": tally.timeline,
+            "timeline_capped": tally.tl_capped,
             "actions": [a.to_json() for a in self.plan.actions],
-            "cpu": {"user_s": usage.ru_utime, "sys_s": usage.ru_stime},
+            "cpu": {"user_s": usage.ru_utime, "sys_s": usage.ru_stime,
+                    "measured_s": usage.ru_utime - warm[0] + usage.ru_stime - warm[1]},
             "warnings": self.warnings,
         }

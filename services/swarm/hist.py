@@ -29,10 +29,11 @@ import math
 from typing import Any, Iterable, Iterator
 
 SIGNIFICANT_DIGITS = 3
-_SUB_BITS = 11  # 2048 sub-buckets: the power of two at or above 2 * 10**3
-_HALF_BITS = _SUB_BITS - 1
+SUB_BITS = 11  # 2048 sub-buckets: the power of two at or above 2 * 10**3
+HALF_BITS = SUB_BITS - 1
 _MAX_BITS = 63  # values up to 2**63 - 1 (in microseconds: 292,000 years)
-SIZE = ((_MAX_BITS - _SUB_BITS + 1) << _HALF_BITS) + (1 << _HALF_BITS)
+SIZE = ((_MAX_BITS - SUB_BITS + 1) << HALF_BITS) + (1 << HALF_BITS)
+_NONE = 1 << 63  # ``low`` of an empty histogram: above any value it can hold
 
 # The percentiles every summary reports, with the names of their fields.
 PERCENTILES: tuple[tuple[str, float], ...] = (
@@ -42,25 +43,25 @@ PERCENTILES: tuple[tuple[str, float], ...] = (
 
 def index_of(value: int) -> int:
     """The bucket index a (non-negative integer) value is counted in."""
-    shift = value.bit_length() - _SUB_BITS
+    shift = value.bit_length() - SUB_BITS
     if shift <= 0:
         return value
-    return (shift << _HALF_BITS) + (value >> shift)
+    return (shift << HALF_BITS) + (value >> shift)
 
 
 def lowest_equivalent(index: int) -> int:
     """The smallest value that falls into bucket ``index``."""
-    if index < (1 << _SUB_BITS):
+    if index < (1 << SUB_BITS):
         return index
-    shift = (index >> _HALF_BITS) - 1
-    return (index - (shift << _HALF_BITS)) << shift
+    shift = (index >> HALF_BITS) - 1
+    return (index - (shift << HALF_BITS)) << shift
 
 
 def highest_equivalent(index: int) -> int:
     """The largest value that falls into bucket ``index``."""
-    if index < (1 << _SUB_BITS):
+    if index < (1 << SUB_BITS):
         return index
-    shift = (index >> _HALF_BITS) - 1
+    shift = (index >> HALF_BITS) - 1
     return lowest_equivalent(index) + (1 << shift) - 1
 
 
@@ -73,7 +74,9 @@ def rank(percentile: float, total: int) -> int:
 class Histogram:
     """Counts of integer values in HdrHistogram buckets, mergeable by addition."""
 
-    __slots__ = ("counts", "total", "sum", "min", "max")
+    # The swarm's hot path (book.Ledger.replied) records by hand into these
+    # fields, as record() does: counts, total, sum, max, low.
+    __slots__ = ("counts", "total", "sum", "low", "max")
 
     def __init__(self) -> None:
         # A flat list is the fastest thing CPython can index and add to; it
@@ -81,17 +84,21 @@ class Histogram:
         self.counts: list[int] = [0] * SIZE
         self.total = 0
         self.sum = 0
-        self.min = 0
+        self.low = _NONE  # the smallest value, without a test for "empty" per sample
         self.max = 0
+
+    @property
+    def min(self) -> int:
+        return self.low if self.total else 0
 
     def record(self, value: int, n: int = 1) -> None:
         """Count ``value`` (clamped at 0) ``n`` times."""
         if value < 0:
             value = 0
-        shift = value.bit_length() - _SUB_BITS
-        self.counts[value if shift <= 0 else (shift << _HALF_BITS) + (value >> shift)] += n
-        if self.total == 0 or value < self.min:
-            self.min = value
+        shift = value.bit_length() - SUB_BITS
+        self.counts[value if shift <= 0 else (shift << HALF_BITS) + (value >> shift)] += n
+        if value < self.low:
+            self.low = value
         if value > self.max:
             self.max = value
         self.total += n
@@ -104,7 +111,7 @@ class Histogram:
         counts = self.counts
         for index, n in other.buckets():
             counts[index] += n
-        self.min = other.min if self.total == 0 else min(self.min, other.min)
+        self.low = min(self.low, other.low)
         self.max = max(self.max, other.max)
         self.total += other.total
         self.sum += other.sum
@@ -162,7 +169,7 @@ class Histogram:
             hist.counts[index_of(int(low))] += int(n)
         hist.total = int(data["count"])
         hist.sum = int(data["sum"])
-        hist.min = int(data["min"])
+        hist.low = int(data["min"]) if hist.total else _NONE
         hist.max = int(data["max"])
         return hist
 

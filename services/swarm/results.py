@@ -18,10 +18,10 @@ import os
 import tempfile
 from typing import Any
 
+from swarm.book import ERROR_KINDS
 from swarm.hist import Histogram
 
 SCHEMA = "iolab.swarm/1"
-ERROR_KINDS = ("refused", "reset", "timeout", "eof", "unreachable", "other")
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:
@@ -40,6 +40,7 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     """The whole results document from the workers' reports."""
     latency = Histogram()
     connect = Histogram()
+    handshake = Histogram()
     totals: dict[str, int] = {}
     errors = dict.fromkeys(ERROR_KINDS, 0)
     closed_by: dict[str, int] = {}
@@ -54,6 +55,7 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     for w in workers:
         latency.merge(Histogram.from_json(w["latency"]))
         connect.merge(Histogram.from_json(w["connect"]))
+        handshake.merge(Histogram.from_json(w["handshake"]))
         _add(totals, w["totals"])
         _add(errors, w["errors"])
         _add(closed_by, w["closed_by"])
@@ -85,7 +87,9 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     pattern = config["pattern"]
     active = config["active"]
     replies_measured = totals.get("replies_measured", 0)
+    protocol = config.get("protocol", "line")
     summary: dict[str, Any] = {
+        "protocol": protocol,
         "pattern": pattern,
         "clients": clients,
         "active": active,
@@ -95,6 +99,7 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
         "connections": {
             "attempted": totals.get("attempted", 0),
             "connected": totals.get("connected", 0),
+            "tcp_connected": totals.get("tcp_connected", 0),
             "failed": totals.get("failed", 0),
             "never_started": totals.get("never_started", 0) if workers else clients,
             "clients_connected": connected_clients,
@@ -110,11 +115,14 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
         "replies_per_s": round(replies_measured / window, 1) if window > 0 else 0.0,
         "unanswered": totals.get("unanswered", 0),
         "unexpected_replies": totals.get("unexpected", 0),
+        # the line protocol's fast path never reads a reply's text
+        "error_replies": None if protocol == "line" else totals.get("error_replies", 0),
         "bytes_sent": totals.get("bytes_sent", 0),
         "bytes_received": totals.get("bytes_received", 0),
         "errors": errors,
         "latency": latency.summary("us"),
         "connect": connect.summary("us"),
+        "handshake": handshake.summary("us"),
         "rate": None,
         "storm": None,
     }
@@ -131,7 +139,9 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     # per_s: cores the workers kept busy while the run lasted (1.0 = one
     # whole core), the figure that says whether the swarm was the limit
     cpu = dict(cpu, total_s=round(cpu["user_s"] + cpu["sys_s"], 3),
-               per_s=round(cpu["workers_s"] / duration, 3) if duration > 0 else 0.0)
+               per_s=round(cpu["workers_s"] / duration, 3) if duration > 0 else 0.0,
+               us_per_reply=round(cpu["measured_s"] * 1e6 / replies_measured, 2)
+               if replies_measured else None)
     n_pairs = sum(len(c["pairs"]) for c in timeline)
     return {
         "schema": SCHEMA,
@@ -153,7 +163,8 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
              "end_reason": w["end_reason"], "ended": _r(w["ended"]), "cpu": w["cpu"]}
             for w in workers
         ],
-        "histograms": {"latency": latency.to_json("us"), "connect": connect.to_json("us")},
+        "histograms": {"latency": latency.to_json("us"), "connect": connect.to_json("us"),
+                       "handshake": handshake.to_json("us")},
         "connections": records,
         "connections_capped": {"capped": dropped > 0, "kept": len(records), "dropped": dropped,
                                "max": config["records_max"]},
@@ -192,7 +203,8 @@ def human_line(doc: dict[str, Any]) -> str:
     lat = s["latency"]
     errs = ", ".join(f"{k} {n}" for k, n in s["errors"].items() if n) or "no errors"
     line = (
-        f"swarm: {s['pattern']} x{s['clients']} ({s['workers']} workers) "
+        f"swarm: {'' if s['protocol'] == 'line' else s['protocol'] + ' '}{s['pattern']} x{s['clients']} "
+        f"({s['workers']} workers) "
         f"{conns['connected']}/{conns['attempted']} connected, {s['replies']} replies, "
         f"{s['replies_per_s']:,.0f}/s over {doc['measure_window_s']} s"
     )

@@ -15,6 +15,12 @@ Why processes and not threads: the GIL would make a threaded load
 generator slower than the servers it measures.  Why not one process per
 client: ten thousand of them would measure the swarm, not the server.
 
+--protocol picks what the clients speak: the lab's line protocol (the
+default, counted on the engine's fast path), or http, redis, memcached or
+postgres through a client codec per connection (services/ioclient), so the
+same patterns and figures apply to real servers.  --message and --at take
+a request in the protocol's own text form ("PING", "SELECT 1", "/sleep/500").
+
 The run ends at --duration, when every active client has sent its --count
 requests and read the replies, when every connection is gone (the server
 died), or on SIGTERM/SIGINT; results are written in every case.
@@ -37,6 +43,8 @@ if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
+import base64
+import gzip
 import json
 import math
 import platform
@@ -51,10 +59,12 @@ from typing import Any, NoReturn
 from iorun import Trace
 from iorun.trace import LEVELS
 
-from swarm import patterns, results
-from swarm.engine import Engine, Plan
+from swarm import patterns, results, wire
+from swarm.conn import Plan
+from swarm.engine import Engine
 
 FD_RESERVE = 32  # descriptors a worker needs besides its sockets (stdio, pipes, epoll)
+RESULTS_PART = 3000  # base64 characters per `results` event: a line stays below the trace's 4000
 RESOLVE_PAUSE = 0.2  # seconds between name lookups while the target's name is not known yet
 
 
@@ -92,14 +102,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=positive_int, default=3, help="number of clients (storm: concurrent slots)")
     p.add_argument("--pattern", choices=patterns.NAMES, default="interval",
                    help="what the clients do (default %(default)s)")
-    p.add_argument("--message", default="client {i}",
-                   help="request template; {i} is the 1-based client number (default %(default)r)")
+    p.add_argument("--protocol", choices=wire.PROTOCOLS, default="line",
+                   help="what the clients speak (default %(default)s)")
+    p.add_argument("--message", default=None,
+                   help="request, in the protocol's text form; {i} is the 1-based client number "
+                        "(default: " + ", ".join(f"{k} {v!r}" for k, v in wire.DEFAULT_MESSAGES.items()) + ")")
     p.add_argument("--interval", type=positive_float, default=50.0,
                    help="interval: milliseconds between a client's requests (default %(default)s)")
     p.add_argument("--pipeline", type=positive_int, default=1,
                    help="pingpong: requests in flight per connection (default %(default)s)")
     p.add_argument("--size", type=positive_int, default=None,
-                   help="pad each request line to this many bytes, newline included")
+                   help="line protocol only: pad each request line to this many bytes, newline included")
     p.add_argument("--rate", type=positive_float, default=None,
                    help="rate: requests per second over all active connections")
     p.add_argument("--ramp", type=positive_float, default=None,
@@ -116,6 +129,10 @@ def parser() -> argparse.ArgumentParser:
                    help="scripted request: at T s client CLIENT sends SEND (repeatable)")
     p.add_argument("--plan", default=None, metavar="FILE_OR_JSON",
                    help='scripted requests as a JSON list of {"t": 2.0, "client": 1, "send": "CRASH"}')
+    p.add_argument("--user", default=None, help="postgres: the user to log in as, trust auth (default lab)")
+    p.add_argument("--database", default=None, help="postgres: the database (default lab)")
+    p.add_argument("--http-host", default=None,
+                   help="http: the Host header (default: the target's host, and its port unless 80)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes (default: CPU count, at most one per client)")
     p.add_argument("--connect-timeout", type=positive_float, default=5.0,
@@ -129,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--records-max", type=nonneg_int, default=20_000,
                    help="per-connection records kept (storm makes many; default %(default)s)")
     p.add_argument("--out", default=None, help="directory for results.json")
+    p.add_argument("--replica", default=os.environ.get("IOLAB_REPLICA") or None, metavar="I/N",
+                   help="one of N copies of this swarm (on other machines): run only clients I, I+N, "
+                        "I+2N... of --clients, numbered as in the whole swarm; --active, --rate, --ramp "
+                        "and --at stay the whole swarm's (default from IOLAB_REPLICA)")
+    p.add_argument("--results-stdout", action="store_true",
+                   help="also print results.json on stdout at the end, as `results` events (its gzip, "
+                        "base64, in parts): for a reader that cannot reach the --out volume")
     p.add_argument("--trace", choices=sorted(LEVELS), default=os.environ.get("LAB_TRACE", "msg"),
                    help="event level: off, conn or msg (default from LAB_TRACE, else msg)")
     return p
@@ -152,11 +176,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--active {args.active} is more than --clients {args.clients}")
     if args.warmup >= args.duration:
         p.error(f"--warmup {args.warmup} leaves nothing of --duration {args.duration}")
-    try:
-        for i in {1, args.clients}:
-            patterns.message(args.message, i, args.size)
-    except (KeyError, IndexError, ValueError) as exc:
-        p.error(f"--message {args.message!r}: {exc}")
+    args.mine = _replica_share(p, args)
+    _protocol_args(p, args)
     actions = list(args.at)
     if args.plan is not None:
         try:
@@ -164,6 +185,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             p.error(str(exc))
     for a in actions:
+        if args.encode is not None:
+            try:
+                args.encode(a.send)
+            except ValueError as exc:
+                p.error(f"scripted request {a.send!r}: {exc}")
+            if _unanswered(args.protocol, args.encode(a.send)):
+                p.error(f"scripted request {a.send!r}: memcached does not answer noreply (or a meta "
+                        f"command's q flag), and a scripted request waits for its reply; drop it")
         if a.client > args.clients:
             p.error(f"scripted request for client {a.client}, but there are {args.clients} clients")
         if a.t > args.duration:
@@ -180,18 +209,102 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _replica_share(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[int]:
+    """The client numbers this process runs: all, or a replica's share
+    (every Nth, so each replica ramps, holds and runs actives alike)."""
+    if args.replica is None:
+        return list(range(1, args.clients + 1))
+    i, sep, n = str(args.replica).partition("/")
+    if not sep or not i.isdigit() or not n.isdigit() or not 1 <= int(i) <= int(n):
+        p.error(f"--replica {args.replica!r} must be I/N with 1 <= I <= N")
+    if int(n) > args.clients:
+        p.error(f"--replica {args.replica}: {n} replicas for {args.clients} clients leave some with none")
+    args.replica = (int(i), int(n))
+    return list(range(int(i), args.clients + 1, int(n)))
+
+
+def print_results(trace: Trace, doc: dict[str, Any]) -> None:
+    """results.json as `results` events: gzip, base64, cut in numbered parts."""
+    data = base64.b64encode(gzip.compress(json.dumps(doc, separators=(",", ":")).encode())).decode()
+    parts = [data[k:k + RESULTS_PART] for k in range(0, len(data), RESULTS_PART)]
+    for k, part in enumerate(parts, 1):
+        trace.event("results", part=k, of=len(parts), gz64=part)
+
+
+def _protocol_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check the protocol's own flags and the message; set ``args.codec``
+    (what makes one connection's codec, None for the line protocol) and
+    ``args.encode`` (request text -> bytes, None for the line protocol)."""
+    proto = args.protocol
+    if args.size is not None and proto != "line":
+        p.error(f"--size pads line-protocol requests; it does not apply to --protocol {proto}")
+    if proto != "postgres" and (args.user is not None or args.database is not None):
+        p.error(f"--user and --database are for --protocol postgres, not {proto}")
+    if proto != "http" and args.http_host is not None:
+        p.error(f"--http-host is for --protocol http, not {proto}")
+    options: dict[str, Any] = {}
+    if proto == "postgres":
+        args.user = "lab" if args.user is None else args.user
+        args.database = "lab" if args.database is None else args.database
+        options = {"user": args.user, "database": args.database}
+    elif proto == "http":
+        if args.http_host is None:
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            args.http_host = host if args.port == 80 else f"{host}:{args.port}"
+        if not args.http_host or any(ch in args.http_host for ch in "\r\n "):
+            p.error(f"--http-host {args.http_host!r} is not a host name")
+        options = {"host": args.http_host}
+    if args.message is None:
+        args.message = wire.DEFAULT_MESSAGES[proto]
+    try:
+        args.codec = wire.codec_factory(proto, **options)
+    except ValueError as exc:  # a NUL in a postgres user, for example
+        p.error(f"--protocol {proto}: {exc}")
+    args.encode = None if args.codec is None else args.codec().request
+    try:
+        for i in {1, args.clients}:
+            text = args.message.format(i=i)
+            if args.encode is None:
+                patterns.message(args.message, i, args.size)
+            else:
+                args.encode(text)
+    except (KeyError, IndexError, ValueError) as exc:
+        p.error(f"--message {args.message!r}: {exc}")
+    if args.pattern != "hold" and args.encode is not None and \
+            _unanswered(proto, args.encode(args.message.format(i=1))):
+        p.error(f"--message {args.message!r}: memcached does not answer noreply (or a meta command's "
+                f"q flag), so the swarm could not count replies; drop it")
+
+
+def _unanswered(protocol: str, request: bytes) -> bool:
+    """A memcached request that gets no reply: "noreply" on a classic
+    command, the q (quiet) flag on a meta command (mg, ms, md, ma)."""
+    if protocol != "memcached":
+        return False
+    words = request.split(b"\r\n", 1)[0].split(b" ")
+    if b"noreply" in words[1:]:
+        return True
+    return len(words[0]) == 2 and words[0][:1] == b"m" and b"q" in words[2:]
+
+
 def config_of(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    """Every flag, as the run used it (results.json's "config")."""
+    """Every flag, as the run used it (results.json's "config"); a replica's
+    clients and active are its own share, the whole swarm's under replica."""
+    mine = getattr(args, "mine", range(1, args.clients + 1))
+    replica = None if not getattr(args, "replica", None) else {
+        "index": args.replica[0], "of": args.replica[1], "clients": args.clients, "active": args.active}
     return {
-        "target": args.target, "clients": args.clients, "pattern": args.pattern,
+        "target": args.target, "protocol": args.protocol, "clients": len(mine), "pattern": args.pattern,
         "message": args.message, "interval_ms": args.interval, "pipeline": args.pipeline,
         "size": args.size, "rate": args.rate, "ramp": args.ramp, "warmup": args.warmup,
-        "duration": args.duration, "count": args.count, "active": args.active,
+        "duration": args.duration, "count": args.count, "active": sum(1 for c in mine if c <= args.active),
+        "replica": replica,
         "at": [f"{a.t:g}:{a.client}:{a.send}" for a in args.at], "plan": args.plan,
         "workers": workers, "connect_timeout": args.connect_timeout,
         "max_connecting": args.max_connecting, "timeline_per_conn": args.timeline_per_conn,
         "timeline_max": args.timeline_max, "records_max": args.records_max,
         "out": args.out, "trace": args.trace,
+        "user": args.user, "database": args.database, "http_host": args.http_host,
     }
 
 
@@ -381,8 +494,9 @@ def fail(message: str, code: int) -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     trace = Trace("swarm", args.trace)
-    n_workers = min(args.workers or os.cpu_count() or 1, args.clients)
-    per_worker = math.ceil(args.clients / n_workers)
+    mine = args.mine
+    n_workers = min(args.workers or os.cpu_count() or 1, len(mine))
+    per_worker = math.ceil(len(mine) / n_workers)
     limits = raise_nofile(per_worker + FD_RESERVE)
     warnings: list[str] = []
 
@@ -436,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             "user_s": round(children.ru_utime + me.ru_utime, 3),
             "sys_s": round(children.ru_stime + me.ru_stime, 3),
             "workers_s": round(sum(r["cpu"]["user_s"] + r["cpu"]["sys_s"] for r in reports), 3),
+            "measured_s": round(sum(r["cpu"]["measured_s"] for r in reports), 3),
             "parent": {"user_s": round(me.ru_utime, 3), "sys_s": round(me.ru_stime, 3)},
         }
         summary_failures = list(failures)
@@ -453,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 0 if doc["ok"] else 1
         doc["exit_code"] = code
         path = results.write_atomic(args.out, doc) if args.out else None
+        if args.results_stdout:
+            print_results(trace, doc)
         s = doc["summary"]
         trace.event("done", ok=doc["ok"], end_reason=s["end_reason"], results=path,
                     duration_s=doc["duration_s"], connected=conns["connected"], failed=conns["failed"],
@@ -464,23 +581,30 @@ def main(argv: list[str] | None = None) -> int:
 
     if unresolved is not None:
         trace.event("error", kind="unreachable", phase="resolve", detail=unresolved)
-        for a in args.actions:
+        ours = [a for a in args.actions if a.client in set(mine)]
+        for a in ours:
             a.outcome = "not-run"
-        return finish([], [unresolved], [a.to_json() for a in args.actions])
+        return finish([], [unresolved], [a.to_json() for a in ours])
 
     pattern = patterns.make(args.pattern, interval_ms=args.interval, depth=args.pipeline,
                             rate=args.rate, active=args.active)
-    template, size = args.message, args.size
+    template, size, encode = args.message, args.size, args.encode
+    if encode is None:
+        def message(i: int) -> bytes:
+            return patterns.message(template, i, size)
+    else:
+        def message(i: int) -> bytes:
+            return encode(template.format(i=i))
     plans: list[Plan] = []
-    share = [list(range(w + 1, args.clients + 1, n_workers)) for w in range(n_workers)]
+    share = [mine[w::n_workers] for w in range(n_workers)]
     for w, clients in enumerate(share):
         part = len(clients) / args.clients
         plans.append(Plan(
             worker=w, clients=clients, active=args.active, pattern=pattern,
-            message=lambda i: patterns.message(template, i, size), addr=addr, family=family,
+            message=message, codec=args.codec, addr=addr, family=family,
             t0=t0, warm_end=t0 + args.warmup, t_end=t0 + args.duration, count=args.count,
             ramp=args.ramp, connect_timeout=args.connect_timeout, max_connecting=args.max_connecting,
-            actions=[a for a in args.actions if (a.client - 1) % n_workers == w],
+            actions=[a for a in args.actions if a.client in clients],
             timeline_per_conn=args.timeline_per_conn,
             timeline_max=math.ceil(args.timeline_max * part),
             records_max=math.ceil(args.records_max * part), trace_level=args.trace,

@@ -38,6 +38,10 @@ def test_each_pattern_runs_and_reports(epoll, pattern: str) -> None:
     assert probe.exit_code == 0 and probe.results["ok"], probe.results.get("failures")
     assert s["pattern"] == pattern and s["end_reason"] == "duration"
     assert sum(s["errors"].values()) == 0
+    # per_s: cores the swarm's workers kept busy, their CPU over the run's length
+    cpu, took = probe.results["cpu"], probe.results["duration_s"]
+    assert cpu["per_s"] == pytest.approx(cpu["workers_s"] / took, abs=0.002), (cpu, took)
+    assert cpu["workers_s"] <= cpu["total_s"] and cpu["per_s"] <= probe.results["environment"]["cpu_count"], cpu
     if pattern == "hold":
         assert s["connections"]["connected"] == 200 and s["replies"] == 0
         return
@@ -52,4 +56,3 @@ def test_each_pattern_runs_and_reports(epoll, pattern: str) -> None:
         assert abs(s["rate"]["achieved_per_s"] - 2000) < 200
     if pattern == "storm":
         assert s["connections"]["attempted"] > 10 and s["storm"]["connections_per_s"] > 0
-    assert probe.results["cpu"]["per_s"] is not None

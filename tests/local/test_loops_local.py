@@ -12,6 +12,7 @@ to synchronise.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import selectors
 import signal
 import socket
 import struct
+import termios
 import threading
 import time
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
+from ..conftest import unavailable
 from .model_process import SERVICES, ModelProcess, ask, read_exact, read_line
 
 LOOPS = ["busypoll", "select", "poll", "epoll", "epoll-edge"]
@@ -266,7 +269,7 @@ def many_descriptors() -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = 2 * MANY + 200
     if hard != resource.RLIM_INFINITY and hard < need:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {need}")
+        unavailable(f"RLIMIT_NOFILE hard limit {hard} is below {need}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     try:
         yield
@@ -366,6 +369,46 @@ def test_sigterm_closes_open_connections(model: str) -> None:
         stop = server.wait_for(lambda e: e["ev"] == "stop")
         assert stop["reason"] == "SIGTERM"
         assert idle.recv(1) == b""
+
+
+def waker(pid: int) -> int:
+    """The write end of the server's signal waker: the one pipe both of whose
+    ends the process holds (its stdout and stderr are pipes with one end)."""
+    ends: dict[str, list[int]] = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{name}")
+        if target.startswith("pipe:"):
+            ends.setdefault(target, []).append(int(name))
+    both = [fds for fds in ends.values() if len(fds) == 2]
+    assert len(both) == 1, f"pipes held at both ends: {ends}"
+    for fd in both[0]:
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            flags = int(f.read().split("flags:")[1].split()[0], 8)
+        if flags & os.O_ACCMODE == os.O_WRONLY:
+            return fd
+    raise AssertionError(f"no write end among {both[0]}")
+
+
+def unread(fd: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+
+
+@pytest.mark.parametrize("model", ["select", "poll", "epoll", "epoll-edge", "coroutines"])
+def test_a_signal_wakes_the_readiness_wait(model: str) -> None:
+    """A signal that lands just before select/poll/epoll_wait starts would
+    not interrupt it: Python runs its handler between bytecodes, and the
+    loop might then sleep on with a SIGTERM pending (a CI run once waited
+    10 s for coroutines to stop).  The C handler also writes a byte to a
+    pipe the loop watches, so the wait returns.  Shown here by writing that
+    byte ourselves, with the loop idle in its wait: the loop drains it (a
+    loop that did not watch the pipe would leave it there), and serves on."""
+    with running(model) as server, server.connect() as sock:
+        assert ask(sock, b"hi") == b"hi"
+        with open(f"/proc/{server.pid}/fd/{waker(server.pid)}", "wb", buffering=0) as pipe:
+            pipe.write(b"\x0f")
+            wait_until(lambda: unread(pipe.fileno()) == 0, what=f"{model} draining its waker")
+        assert ask(sock, b"still") == b"still"
+        assert server.stop(signal.SIGTERM) == 0
 
 
 # -- one process: a crash takes every connection with it ------------------------

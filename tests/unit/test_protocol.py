@@ -140,3 +140,89 @@ def test_any_input_in_any_chunking_gives_the_same_events(data: bytes, step: int)
 def test_mixed_line_endings_keep_requests_apart() -> None:
     out = converse([b"GET / HTTP/1.1\n\nGET /x HTTP/1.1\r\n\r\n"])
     assert [e for e in out if isinstance(e, Request)] == [Request("ECHO", 0, b"/"), Request("ECHO", 0, b"/x")]
+
+
+# -- quick_echo: the adapters' fast path answers exactly as the full path -------
+
+def quick_converse(chunks: list[bytes], max_line: int = 1 << 20) -> list[object]:
+    """converse(), but as the adapters drive it: each chunk is offered to
+    quick_echo first and fed through receive_data only when it declines.
+    Returns only the bytes written and the final event."""
+    conn = ServerConnection(max_line=max_line)
+    out: list[object] = []
+    for chunk in chunks:
+        reply = conn.quick_echo(chunk)
+        if reply is not None:
+            out.append(reply)
+            continue
+        conn.receive_data(chunk)
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            if isinstance(event, Request):
+                value = {"STATS": {"pid": 1}, "WORK": 7, "INCR": 3}.get(event.op)
+                out.append(conn.send(answer(event, value)))
+            else:
+                out.append(event)
+                return out
+    return out
+
+
+def written(conversation: list[object]) -> list[object]:
+    return [x for x in conversation if not isinstance(x, Request)]
+
+
+def test_quick_echo_answers_one_whole_echo_line_only() -> None:
+    conn = ServerConnection()
+    assert conn.quick_echo(b"first\n") is None  # the first line picks the framing: full path
+    conn.receive_data(b"first\n")
+    assert conn.send(answer(conn.next_event())) == b"first\n"
+    assert conn.next_event() is NEED_DATA
+    assert conn.quick_echo(b"hello\n") == b"hello\n"
+    assert conn.quick_echo(b"crlf\r\n") == b"crlf\n"
+    assert conn.quick_echo(b"\n") == b"\n"
+    assert conn.quick_echo(b"Hello world\n") == b"Hello world\n"  # upper case, but no command
+    assert conn.quick_echo(b"crlf\r\n") == b"crlf\n"  # the same line again: remembered
+    for declined in (b"", b"two\nlines\n", b"no newline", b"SLEEP 5\n", b"STATS\n", b"WORK x\n"):
+        assert conn.quick_echo(declined) is None, declined
+    conn.receive_data(b"part")  # something waits in the buffer: the next line completes it
+    assert conn.quick_echo(b"ial\n") is None
+    assert conn.quick_echo(b"crlf\r\n") is None  # remembered, but not now
+
+
+def test_quick_echo_respects_max_line() -> None:
+    conn = ServerConnection(max_line=10)
+    conn.receive_data(b"a\n")
+    conn.send(answer(conn.next_event()))
+    assert conn.next_event() is NEED_DATA
+    assert conn.quick_echo(b"x" * 10 + b"\n") == b"x" * 10 + b"\n"
+    assert conn.quick_echo(b"x" * 11 + b"\n") is None  # the full path rejects it
+
+
+def test_quick_echo_is_declined_for_http() -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\n\r\n")
+    conn.send(answer(conn.next_event()))
+    assert conn.next_event() is NEED_DATA
+    assert conn.quick_echo(b"hello\n") is None
+
+
+@pytest.mark.parametrize("data", CASES)
+def test_quick_path_gives_the_same_conversation(data: bytes) -> None:
+    lines = [line + b"\n" for line in data.split(b"\n")]
+    assert written(quick_converse(lines + [b""])) == written(converse(lines + [b""]))
+    assert written(quick_converse(bytewise(data))) == written(converse([data, b""]))
+
+
+LINE_CHUNKS = st.lists(st.one_of(
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"") + b"\n"),  # one whole line
+    st.sampled_from([b"SLEEP 5\n", b"STATS\n", b"x\r\n", b"\r\n", b"\n", b"A\n", b"GET / HTTP/1.1\r\n\r\n"]),
+    st.binary(max_size=30),  # anything: parts of lines, several lines
+), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(LINE_CHUNKS, st.integers(min_value=1, max_value=300))
+def test_quick_path_never_changes_a_reply(chunks: list[bytes], max_line: int) -> None:
+    assert written(quick_converse(chunks + [b""], max_line)) == written(converse(chunks + [b""], max_line))

@@ -1,0 +1,91 @@
+"""lab bench calibrate without Docker: the order of the rounds, the
+arithmetic of the ratios, and what the verb prints and exits with."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from lab.verbs import bench
+from lab.verbs.bench import calibration_lines, calibration_order, summarise
+
+
+def test_rounds_alternate_so_drift_weighs_on_both_sides() -> None:
+    order = calibration_order(2)
+    assert order[:4] == [(0, "native", "native"), (0, "swarm", "native"), (0, "native", "epoll"), (0, "swarm", "epoll")]
+    assert order[4:] == [(1, c, s) for _, c, s in reversed(order[:4])]  # ABBA
+    for rnd in range(3):  # every pair once a round
+        pairs = [(c, s) for r, c, s in calibration_order(3) if r == rnd]
+        assert sorted(pairs) == sorted((c, s) for c in bench.CLIENTS for s in bench.SERVERS)
+
+
+def run(rnd: int, client: str, server: str, rate: float | None, cpu: float | None = 10.0,
+        busy: float | None = 0.0) -> dict[str, Any]:
+    return {"round": rnd, "client": client, "server": server, "replies_per_s": rate,
+            "client_cpu_us_per_reply": cpu, "server_cpu_us_per_reply": 5.0, "host_other_cores": busy}
+
+
+def test_ratios_pair_the_clients_of_one_round() -> None:
+    runs = [
+        run(0, "native", "native", 100_000), run(0, "swarm", "native", 80_000, cpu=12.0),
+        run(0, "native", "epoll", 40_000), run(0, "swarm", "epoll", 40_000, cpu=14.0),
+        run(1, "native", "native", 50_000), run(1, "swarm", "native", 45_000, cpu=16.0, busy=0.6),
+        run(1, "native", "epoll", 20_000), run(1, "swarm", "epoll", None, cpu=None),  # measured nothing
+    ]
+    s = summarise(runs)
+    assert s["ratios"]["vs_native"]["per_round"] == [0.8, 0.9]  # not 125k/95k: each round on its own
+    assert s["ratios"]["vs_native"]["median"] == pytest.approx(0.85)
+    assert s["ratios"]["vs_epoll"]["per_round"] == [1.0]  # round 2 had no swarm figure
+    assert s["ratios"]["epoll_of_native"]["per_round"] == [0.4, 0.4]
+    pair = s["pairs"]["swarm->native"]
+    assert (pair["replies_per_s"], pair["min"], pair["max"], pair["runs"]) == (62_500, 45_000, 80_000, 2)
+    assert s["pairs"]["swarm->epoll"]["measured"] == 1
+    assert s["swarm_cpu_us_per_reply"] == {"median": 14.0, "native_median": 10.0, "goal": 10.0}
+    assert s["host_busy_runs"] == 1
+    result = {"summary": s, "runs": runs}
+    lines = calibration_lines(result)
+    assert "0.85" in lines[0] and "goal 0.8: meets" in lines[0]
+    assert "goal 0.95: meets" in lines[1]
+    assert "14.0 us" in lines[3] and "above" in lines[3]
+    assert lines[-1].startswith("warning: other work on the host") and "1 of 8 runs" in lines[-1]
+
+
+class FakeCalibrator:
+    def __init__(self, live: Any, bench_: Any, duration: float, pipeline: int) -> None:
+        self.duration, self.pipeline = duration, pipeline
+
+    def run(self, rnd: int, client: str, server: str) -> dict[str, Any]:
+        base = 100_000 if server == "native" else 40_000
+        return run(rnd, client, server, base * (0.9 if client == "swarm" else 1.0))
+
+    def trace_level(self, rnd: int, level: str) -> dict[str, Any]:
+        figures = run(rnd, "native", "epoll", 40_000)
+        figures.update(trace=level, server_cpu_us_per_reply=(9.0 if level == "msg" else 6.0) + rnd)
+        return figures
+
+
+def test_bench_calibrate_runs_every_pair_of_every_round() -> None:
+    args = argparse.Namespace(duration=None, pipeline=None, rounds=3)
+    result = bench.bench_calibrate(None, None, args, make=FakeCalibrator)  # type: ignore[arg-type]
+    assert (result["duration_s"], result["pipeline"], result["connections"], result["size"]) == (5.0, 1, 100, 64)
+    assert len(result["runs"]) == 12
+    assert result["summary"]["ratios"]["vs_native"]["per_round"] == [0.9, 0.9, 0.9]
+    # message tracing's cost: each round's msg over its conn, in ABBA order
+    assert [(r["round"], r["trace"]) for r in result["trace_runs"]] == [
+        (0, "conn"), (0, "msg"), (1, "msg"), (1, "conn"), (2, "conn"), (2, "msg")]
+    cost = result["trace_cost"]
+    assert cost["per_round"] == [1.5, round(10 / 7, 3), 1.375] and cost["median"] == round(10 / 7, 3)
+    assert cost["server_cpu_us_per_reply"] == {"conn": 7.0, "msg": 10.0}
+    line = next(x for x in calibration_lines(result) if "--trace msg" in x)
+    assert "goal 2: meets" in line and "10.0 against 7.0 us" in line
+
+
+def test_a_calibration_too_short_for_its_warm_up_is_refused_before_anything_starts(monkeypatch) -> None:
+    from lab.errors import UsageError
+
+    monkeypatch.setattr(bench, "engine", lambda: pytest.fail("no engine may be asked for"))
+    args = argparse.Namespace(what="calibrate", duration=1.0, pipeline=None, rounds=1, repeat=1)
+    with pytest.raises(UsageError, match="leaves nothing"):
+        bench.run(args)
