@@ -22,7 +22,8 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	@# an editable install makes setuptools print a notice box: not what a first run should see
+	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -q -e '.[dev]'
 	@touch $@
 
 setup: $(STAMP)
@@ -57,6 +58,7 @@ bench: $(STAMP)
 stress: $(STAMP)
 	$(VENV)/bin/python tests/stress_kill.py $(ARGS)
 
-clean: $(STAMP)
-	$(LAB) down --all
+# without the virtualenv there is no lab to stop anything with: no need to make one
+clean:
+	if [ -x $(LAB) ]; then $(LAB) down --all; fi
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,8 +1,9 @@
-"""compose.yaml, read the way Compose reads it, turned into Docker SDK calls.
+"""compose.yaml, read the way Compose reads it, turned into what an engine starts.
 
 The lab never shells out to Compose: it loads the same file with PyYAML,
 interpolates ${VARIABLES} as Compose does, and translates each service into
-the keyword arguments of ``containers.create``.  Only the keys listed in
+a UnitSpec (lab/engine/spec.py), which each orchestrator turns into its own
+API's terms (a container, a Swarm service).  Only the keys listed in
 SERVICE_KEYS are understood; any other key is an error naming its line, so a
 setting can never be silently dropped between Compose and the lab.
 """
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from docker.types import EndpointConfig, LogConfig, Ulimit
-
+from .engine.spec import Mount, UnitSpec
 from .errors import UsageError
 from .yamlfile import LineDict, load, where
 
@@ -107,7 +107,7 @@ def load_topology(file: Path, env: Mapping[str, str] | None = None) -> Topology:
                     f"{where(file, spec, key)}: service '{name}' uses '{key}', which the lab "
                     f"does not translate (known: {', '.join(sorted(SERVICE_KEYS))})")
         services[name] = Service(name, spec, file)
-        create_kwargs(services[name], image="check", name="check", network="check", labels={})
+        unit_spec(services[name], image="check", name="check", network="check", labels={})
     return Topology(file, services, dict(doc.get("networks") or {}), dict(doc.get("volumes") or {}))
 
 
@@ -130,43 +130,43 @@ def _pairs(value: Any, place: str) -> dict[str, str]:
     raise UsageError(f"{place}: expected a mapping or a list of KEY=value")
 
 
-def create_kwargs(service: Service, *, image: str, name: str, network: str,
-                  labels: Mapping[str, str], command: list[str] | None = None,
-                  volumes: Mapping[str, str] | None = None, publish: bool = False,
-                  environment: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create`` from one service.
+def unit_spec(service: Service, *, image: str, name: str, network: str,
+              labels: Mapping[str, str], command: list[str] | None = None,
+              volumes: Mapping[str, str] | None = None, publish: bool = False,
+              environment: Mapping[str, str] | None = None) -> UnitSpec:
+    """One service, for one run, in no orchestrator's words (lab/engine/spec.py).
 
     ``volumes`` maps the service's named volumes to the run's real volume
     names; ``publish`` binds the service's port 12345 to 127.0.0.1 only.
     """
     s = service.spec
     at = service.where
-    kw: dict[str, Any] = {"image": image, "name": name, "detach": True}
-    kw["command"] = command if command is not None else s.get("command")
-    kw["labels"] = {**_pairs(s.get("labels", {}), at("labels")), **labels}
-    env = _pairs(s.get("environment", {}), at("environment"))
-    kw["environment"] = {**env, **(environment or {})}
-    for key in ("user", "read_only", "cap_drop", "cap_add", "security_opt", "init",
-                "pids_limit", "working_dir", "mem_limit"):
+    kw: dict[str, Any] = {}
+    for key in ("user", "working_dir", "mem_limit"):
         if key in s:
             kw[key] = s[key]
+    for key in ("read_only", "init"):
+        if key in s:
+            kw[key] = bool(s[key])
+    for key in ("cap_drop", "cap_add", "security_opt"):
+        if key in s:
+            kw[key] = tuple(map(str, s[key]))
+    if "pids_limit" in s:
+        kw["pids_limit"] = int(s["pids_limit"])
     if "tmpfs" in s:
-        mounts = [s["tmpfs"]] if isinstance(s["tmpfs"], str) else s["tmpfs"]
-        kw["tmpfs"] = dict(m.split(":", 1) if ":" in m else (m, "") for m in mounts)
+        tmpfs = [s["tmpfs"]] if isinstance(s["tmpfs"], str) else s["tmpfs"]
+        kw["tmpfs"] = dict(m.split(":", 1) if ":" in m else (m, "") for m in tmpfs)
     if "cpus" in s:
         kw["nano_cpus"] = int(float(s["cpus"]) * 1e9)
     if "sysctls" in s:
         kw["sysctls"] = _pairs(s["sysctls"], at("sysctls"))
     if "logging" in s:
         log = s["logging"]
-        kw["log_config"] = LogConfig(type=log.get("driver", "json-file"),
-                                     config={k: str(v) for k, v in (log.get("options") or {}).items()})
+        kw["log_driver"] = log.get("driver", "json-file")
+        kw["log_options"] = {k: str(v) for k, v in (log.get("options") or {}).items()}
     if "ulimits" in s:
-        kw["ulimits"] = [
-            Ulimit(name=k, soft=v, hard=v) if isinstance(v, int)
-            else Ulimit(name=k, soft=int(v["soft"]), hard=int(v["hard"]))
-            for k, v in s["ulimits"].items()
-        ]
+        kw["ulimits"] = {k: (v, v) if isinstance(v, int) else (int(v["soft"]), int(v["hard"]))
+                         for k, v in s["ulimits"].items()}
     if "healthcheck" in s:
         kw["healthcheck"] = _healthcheck(s["healthcheck"], at("healthcheck"))
     aliases: list[str] = []
@@ -174,9 +174,7 @@ def create_kwargs(service: Service, *, image: str, name: str, network: str,
     for net in nets:
         if isinstance(nets, dict) and isinstance(nets[net], dict):
             aliases += nets[net].get("aliases", [])
-    kw["network"] = network
-    kw["networking_config"] = {network: EndpointConfig("1.41", aliases=[service.name, *aliases])}
-    binds: dict[str, dict[str, str]] = {}
+    mounts: list[Mount] = []
     for spec in s.get("volumes", []):
         source, _, target = str(spec).partition(":")
         target, _, mode = target.partition(":")
@@ -185,12 +183,14 @@ def create_kwargs(service: Service, *, image: str, name: str, network: str,
         real = (volumes or {}).get(source)
         if real is None and volumes is not None:
             raise UsageError(f"{at('volumes')}: volume '{source}' is not declared at the top level")
-        binds[real or source] = {"bind": target, "mode": mode or "rw"}
-    if binds:
-        kw["volumes"] = binds
-    if publish:
-        kw["ports"] = {"12345/tcp": ("127.0.0.1", None)}  # never on every interface
-    return kw
+        mounts.append(Mount(real or source, target, mode == "ro"))
+    return UnitSpec(
+        service=service.name, name=name, image=image, network=network,
+        command=command if command is not None else s.get("command"),
+        labels={**_pairs(s.get("labels", {}), at("labels")), **labels},
+        environment={**_pairs(s.get("environment", {}), at("environment")), **(environment or {})},
+        aliases=(service.name, *aliases), mounts=tuple(mounts), publish=publish,
+        stop_grace=grace(service), **kw)
 
 
 def _healthcheck(h: Any, place: str) -> dict[str, Any]:
@@ -206,6 +206,10 @@ def _healthcheck(h: Any, place: str) -> dict[str, Any]:
     return out
 
 
-def grace(service: Service) -> int:
-    """How long to wait after SIGTERM before SIGKILL, in whole seconds."""
-    return max(1, round(seconds(service.spec.get("stop_grace_period", 10), service.where())))
+DEFAULT_GRACE = 10.0  # seconds: Compose's default stop_grace_period
+
+
+def grace(service: Service) -> float:
+    """How long a container of ``service`` gets after SIGTERM before SIGKILL
+    (stop_grace_period, as Compose honours it)."""
+    return seconds(service.spec.get("stop_grace_period", DEFAULT_GRACE), service.where("stop_grace_period"))

@@ -1,10 +1,12 @@
 """Where things are and what they are called, from the environment.
 
+LAB_HOME       the lab's folder (services/, scenarios/, compose.yaml); found
+               by itself in a clone, see find_root()
 LAB_NAME       the lab's name in every label (default "iolab"); tests use their
                own so they never touch a user's runs
-LAB_RUNS_DIR   where run directories go (default ./runs in the project)
+LAB_RUNS_DIR   where run directories go (default ./runs in the lab's folder)
 LAB_BASE_IMAGE the base image to build on (default python:3.11-slim)
-LAB_COMPOSE    the topology file (default compose.yaml in the project)
+LAB_COMPOSE    the topology file (default compose.yaml in the lab's folder)
 DOCKER_HOST    the engine to talk to (the Docker SDK reads it, and contexts)
 """
 
@@ -14,14 +16,47 @@ import os
 import re
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import EnvironmentProblem, UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+
+def _is_root(path: Path) -> bool:
+    return (path / "services").is_dir() and (path / "scenarios").is_dir() and (path / "compose.yaml").is_file()
+
+
+def candidates() -> list[Path]:
+    """Where the lab's folder may be, in order: LAB_HOME; the folder the
+    `lab` package sits in (a clone, or an editable install); the current
+    directory and its parents (a wheel installed with `pip install .`, run
+    from inside a clone)."""
+    found = [Path(os.environ["LAB_HOME"]).expanduser()] if os.environ.get("LAB_HOME") else []
+    cwd = Path.cwd().resolve()
+    return found + [PACKAGE_PARENT, cwd, *cwd.parents]
+
+
+def find_root() -> Path | None:
+    return next((p for p in candidates() if _is_root(p)), None)
+
+
+_found = find_root()
+ROOT = _found or PACKAGE_PARENT
 SERVICES = ROOT / "services"
 LABEL = "org.iolab"  # label prefix: org.iolab.lab, org.iolab.run, ...
 DEFAULT_BASE = "python:3.11-slim"
 BOOTSTRAP_IMAGE = "iolab/base:bookworm"
 APP_REPO = "iolab/app"
+
+
+def require_root() -> None:
+    """Every verb needs services/, scenarios/ and compose.yaml: say where
+    they were looked for when they are nowhere."""
+    if _found is None:
+        looked = ", ".join(dict.fromkeys(str(p) for p in candidates()[:4]))
+        raise EnvironmentProblem(
+            f"cannot find the lab's services/ folder (with scenarios/ and compose.yaml); looked in "
+            f"{looked} and the parents of the current directory: run lab from a clone of the lab, "
+            f"or set LAB_HOME to one")
 
 
 def lab_name() -> str:

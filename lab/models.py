@@ -5,12 +5,38 @@ model is expected to do, and a service of the same name in compose.yaml.
 The checks read these declarations; nothing about a model's behaviour is
 written in the check code.
 
-model.yaml, as data (every key under expect is required):
+Other targets are declared the same way (services/<name>/model.yaml), with
+a `kind:`
+
+    kind: model        a Python model (the default): every key under expect
+                       below is required
+    kind: reference    a native calibration server (services/native): it
+                       declares only what it supports
+    kind: server       a real server (redis, postgres, ...): likewise
+
+For references and servers every expect key is optional; `lab check` skips,
+and says so, each check whose key a target does not declare.  Optional
+top-level keys for targets that are not line-protocol servers on 12345:
+`protocol:` (line | http | redis | memcached | postgres; default line) and
+`port:` (default 12345).  And, for any target:
+
+    slow: {request: TEXT, ms: N}   one request that makes the server do one slow
+                                   thing for N ms, in the protocol's text form (what
+                                   the swarm sends): judged by slow_stalls_others
+    closes_idle: true              the server closes idle keep-alive connections on
+                                   its own (Apache event, when a process is busy):
+                                   a close between requests is no failure
+    class: NAME                    the concurrency model, in `lab classify`'s words
+                                   (CLASSES below); without it, derived from expect
+    workers_step: N                `--workers` must be a multiple of N (Apache's
+                                   threaded MPMs: 2 processes share the pool)
+
+model.yaml, as data (for kind: model every key under expect is required):
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +54,7 @@ EXPECT: dict[str, tuple[Any, ...]] = {
     "raise_takes": ("connection", "all"),  # what a Python exception takes down
     "block_stalls_others": (True, False),  # BLOCK in one handler delays other clients
     "sleep_stalls_others": (True, False),  # SLEEP in one handler delays other clients
+    "work_stalls_others": (True, False),  # CPU-bound WORK in one handler delays other clients
     "cpu_parallel": (True, False),  # CPU-bound WORK from two clients uses two cores
     "lost_updates": (True, False, "per-process"),  # unlocked INCR from many clients
 }
@@ -38,7 +65,14 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
     "triggering": ("level", "edge"),  # how readiness is reported
     "fd_limit": (None, int),  # highest descriptor the readiness API can watch
     "c10k": ("holds", "threads", "fd-limit", "backlog", "pids-limit"),  # with 10,000 connections
+    "slow_stalls_others": (True, False),  # the target's own slow request (slow:) delays other clients
 }
+KINDS = ("model", "reference", "server")
+PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")
+DEFAULT_PORT = 12345
+# What `lab classify` can infer (lab/classify.py), and a model.yaml's `class:` may declare.
+CLASSES = ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool", "thread-pool",
+           "event-loop", "event-loop-workers")
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in EXPECT.items())
 __doc__ += "\n\nand, optionally (a check applies only to models that declare its key):\n"
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in OPTIONAL_EXPECT.items())
@@ -53,11 +87,30 @@ class Model:
     workers: int | None
     spec: dict[str, Any]  # the whole model.yaml, for checks that read more of it
     file: Path
+    kind: str = "model"  # model | reference | server
+    protocol: str = "line"
+    port: int = DEFAULT_PORT
+    workers_step: int = 1  # --workers must be a multiple of it (Apache's threaded MPMs: 2 processes share the pool)
+
+    def with_expect(self, overrides: dict[str, Any]) -> "Model":
+        """The same model with some declarations replaced (`lab check --expect`)."""
+        return replace(self, expect={**self.expect, **overrides})
 
 
 def _allowed(value: Any, choices: tuple[Any, ...]) -> bool:
     return any(value is c or (isinstance(c, type) and isinstance(value, c)) or
                (value == c and type(value) is type(c)) for c in choices)
+
+
+def check_expect(key: str, value: Any, where_: str) -> None:
+    """One expect key and its value, as model.yaml allows them; else a
+    UsageError that starts with ``where_``."""
+    choices = EXPECT.get(key) or OPTIONAL_EXPECT.get(key)
+    if choices is None:
+        raise UsageError(f"{where_}: expect.{key} is not a known expectation "
+                         f"(known: {', '.join([*EXPECT, *OPTIONAL_EXPECT])})")
+    if not _allowed(value, choices):
+        raise UsageError(f"{where_}: expect.{key} is {value!r}; allowed: {' | '.join(map(str, choices))}")
 
 
 def load_model(file: Path) -> Model:
@@ -70,25 +123,56 @@ def load_model(file: Path) -> Model:
     if doc["name"] != file.parent.name:
         raise UsageError(f"{where(file, doc, 'name')}: name '{doc['name']}' must match its folder "
                          f"'{file.parent.name}'")
+    kind = doc.get("kind", "model")
+    if kind not in KINDS:
+        raise UsageError(f"{where(file, doc, 'kind')}: kind is {kind!r}; allowed: {' | '.join(KINDS)}")
+    protocol = doc.get("protocol", "line")
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"{where(file, doc, 'protocol')}: protocol is {protocol!r}; "
+                         f"allowed: {' | '.join(PROTOCOLS)}")
+    port = doc.get("port", DEFAULT_PORT)
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise UsageError(f"{where(file, doc, 'port')}: port must be a whole number from 1 to 65535")
     expect = doc["expect"]
+    if expect is None and kind != "model":  # a target that declares nothing yet
+        expect = LineDict()
+        expect.lines = {}
     if not isinstance(expect, LineDict):
         raise UsageError(f"{where(file, doc, 'expect')}: 'expect' must be a mapping")
-    for key, choices in EXPECT.items():
+    for key, choices in EXPECT.items() if kind == "model" else ():
         if key not in expect:
             raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
     for key, value in expect.items():
-        choices = EXPECT.get(key) or OPTIONAL_EXPECT.get(key)
-        if choices is None:
-            raise UsageError(f"{where(file, expect, key)}: expect.{key} is not a known expectation "
-                             f"(known: {', '.join([*EXPECT, *OPTIONAL_EXPECT])})")
-        if not _allowed(value, choices):
-            raise UsageError(f"{where(file, expect, key)}: expect.{key} is {value!r}; "
-                             f"allowed: {' | '.join(map(str, choices))}")
+        check_expect(key, value, where(file, expect, key))
     workers = doc.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise UsageError(f"{where(file, doc, 'workers')}: workers must be a whole number >= 1")
+    step = doc.get("workers_step", 1)
+    if "workers_step" in doc and (not isinstance(step, int) or isinstance(step, bool) or step < 1
+                                  or workers is None or workers % step):
+        raise UsageError(f"{where(file, doc, 'workers_step')}: workers_step is a whole number >= 1 that "
+                         f"divides workers")
+    _check_extras(file, doc, expect)
     return Model(doc["name"], str(doc["summary"]), " ".join(str(doc["description"]).split()),
-                 dict(expect), workers, dict(doc), file)
+                 dict(expect), workers, dict(doc), file, kind, protocol, port, step)
+
+
+def _check_extras(file: Path, doc: LineDict, expect: LineDict) -> None:
+    """slow:, closes_idle: and class:, and the key that needs slow:."""
+    slow = doc.get("slow")
+    if slow is not None:
+        if not isinstance(slow, dict) or set(slow) != {"request", "ms"} or not isinstance(slow["request"], str) \
+                or not slow["request"].strip() or "\n" in slow["request"] or not isinstance(slow["ms"], int) \
+                or isinstance(slow["ms"], bool) or slow["ms"] < 1:
+            raise UsageError(f"{where(file, doc, 'slow')}: slow is {{request: one line of text, ms: a whole "
+                             f"number >= 1}}")
+    if "slow_stalls_others" in expect and slow is None:
+        raise UsageError(f"{where(file, expect, 'slow_stalls_others')}: slow_stalls_others needs a top-level "
+                         f"slow: {{request, ms}} (the request that is slow)")
+    if not isinstance(doc.get("closes_idle", False), bool):
+        raise UsageError(f"{where(file, doc, 'closes_idle')}: closes_idle is true or false")
+    if "class" in doc and doc["class"] not in CLASSES:
+        raise UsageError(f"{where(file, doc, 'class')}: class is {doc['class']!r}; allowed: {' | '.join(CLASSES)}")
 
 
 def all_models(services: Path | None = None) -> dict[str, Model]:

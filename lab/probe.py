@@ -7,9 +7,13 @@
     probe.results                             # the swarm's results.json
     target.events.matching(...)               # the server's own trace
 
-The swarm runs by `exec` in one long-lived swarm container (a tenth of a
-second, against a second to start a container), with its results written to
-the run's results volume and copied out.  The server is read from outside,
+On one machine the swarm runs by `exec` in one long-lived swarm container (a
+tenth of a second, against a second to start a container), with its results
+written to the run's results volume and copied out.  Where the engine's
+orchestrator spreads the swarm over other machines (Swarm mode: replicas on
+load nodes), each probe is a swarm unit of its own whose replicas send their
+results back in their output; the replicas' documents are merged into one
+(lab/merge.py), on this machine's clock.  The server is read from outside,
 through lab/measure.py: its cgroup's CPU time and memory, its processes'
 PSS/USS/RSS, and `top` (ps on the engine's host: one line per thread, so
 threads per process, the classic `ps huH p PID | wc -l`).  Sampling at an
@@ -26,10 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import docker.errors
-from docker.models.containers import Container
-
-from . import measure
+from . import measure, merge, reach
+from .engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
 from .errors import EnvironmentProblem, LabError
 from .events import EventStream
 from .live import LiveRun
@@ -41,16 +43,17 @@ __all__ = ["Bench", "Cpu", "Probe", "Sample", "Target"]
 IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container waits for execs
 # A health check is a process started in the container every interval (about
 # 20 ms of CPU each, charged to its cgroup): enough to colour an idle server's
-# CPU.  Probed servers run without one; their own `start` event says ready.
-NO_HEALTHCHECK = {"test": ["NONE"]}
+# CPU.  Probed servers run without one (NO_HEALTHCHECK); their own `start`
+# event says ready.
 SAMPLE_EVERY = 0.1  # seconds between samples while sampling
+TIMED_OUT = 124  # coreutils timeout's exit status when it had to stop the command
 
 
 @dataclass
 class Probe:
     name: str
     results: dict[str, Any]
-    exit_code: int
+    exit_code: int | None
     began: float  # host monotonic, just before the swarm started
     ended: float
     output: str
@@ -62,27 +65,24 @@ class Probe:
 
 
 class Target:
-    """One model's server container, with its event stream and samplers."""
+    """One model's server unit, with its event stream and samplers."""
 
-    def __init__(self, bench: "Bench", model: Model, container: Container, healthy_after: float) -> None:
+    def __init__(self, bench: "Bench", model: Model, container: Unit, healthy_after: float) -> None:
         self.bench = bench
         self.model = model
-        self.container = container
+        self.container = container  # the server's unit (a container, or a Swarm service)
         self.healthy_after = healthy_after
         self.events = EventStream(container, model.name)
         self.cgroup = measure.Cgroup(container)
         self.samples: list[Sample] = []
+        self.traced = reach.traced(model)  # writes the lab's JSON-line trace (a real server does not)
 
     @property
     def address(self) -> str:
-        return f"{self.container.labels['org.iolab.service']}:12345"
+        return f"{self.container.service}:{self.model.port}"
 
     def alive(self) -> bool:
-        try:
-            self.container.reload()
-        except docker.errors.NotFound:
-            return False
-        return self.container.status == "running"
+        return self.container.alive()
 
     def cpu(self) -> Cpu:
         """The container's cgroup counters now: CPU time and memory, stamped
@@ -91,7 +91,7 @@ class Target:
         return self.cgroup.read()
 
     def sample(self) -> Sample:
-        """The server's processes and threads now (ps -eLf on the engine's host)."""
+        """The server's processes and threads now (ps -eLf on its machine)."""
         return measure.top(self.container)
 
     @contextlib.contextmanager
@@ -104,7 +104,7 @@ class Target:
             while not stop.is_set():
                 try:
                     taken.append(self.sample())
-                except (docker.errors.APIError, ValueError, KeyError, LabError):
+                except (ValueError, KeyError, LabError):
                     return  # the server is gone (a CRASH): nothing more to read
                 stop.wait(every)
 
@@ -124,8 +124,8 @@ class Target:
         exec of grep in the container); {"error": why} if it cannot be read."""
         try:
             return measure.in_bytes(measure.resources(self.container, self.cgroup.procs_dir))
-        except docker.errors.APIError as exc:
-            return {"error": str(getattr(exc, "explanation", exc))[-200:]}
+        except EngineError as exc:
+            return {"error": str(exc)[-200:]}
 
     def netstat(self) -> dict[str, int]:
         """The listen queue's overflow counters of the server's network namespace."""
@@ -149,66 +149,139 @@ class Target:
 
 
 class Bench:
-    """The probing set-up of one live run: a swarm container to exec in."""
+    """The probing set-up of one live run: the swarm's unit (one to exec in,
+    on one machine; else one per probe) and the servers it probes."""
 
-    def __init__(self, live: LiveRun, saved_under: str = "probes") -> None:
+    def __init__(self, live: LiveRun, saved_under: str = "probes", replicas: int = 1,
+                 network: str | None = None) -> None:
         self.live = live
-        self.swarm_container = live.start("swarm", command=IDLE)
+        self.network = network  # another network for the swarm (lab classify --network); None: the run's
+        self.replicas = replicas  # swarm replicas per probe (Swarm mode: spread over load nodes)
+        self.by_exec = live.engine.swarm_by_exec and replicas == 1
+        # The unit whose machine a probe's load runs on: where the host's own
+        # figures (/proc/stat) are read when the server's machine is not this one.
+        self.swarm_container: Unit | None = live.start("swarm", command=IDLE, network=network) \
+            if self.by_exec else None
         self.volume = "/results"
         self.saved_under = saved_under  # where in the run directory each probe's results go
         self._n = 0
+        self._current: Unit | None = None  # the probe's own swarm unit while it runs (not by exec)
+        self._cgroups: dict[str, list[measure.Cgroup]] = {}
 
     def serve(self, model: Model, args: list[str] | None = None, trace: str = "msg",
               timeout: float = 60) -> Target:
         """A fresh server for ``model`` (an old one of the same model is removed)."""
         old = self.live.containers.get(model.name)
         if old is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                old.remove(force=True)
+            with contextlib.suppress(Gone):
+                old.remove()
         spec = self.live.topology.service(model.name)
         command = [*spec.spec["command"], f"--trace={trace}", *(args or [])]
         began = time.monotonic()
         container = self.live.start(model.name, command=command, healthcheck=NO_HEALTHCHECK)
         target = Target(self, model, container, 0.0)
         try:
-            target.events.wait_for(lambda e: e["ev"] == "start", timeout, what="start events")
+            if not target.traced:  # a real server: listening, then a first reply (lab/reach.py)
+                reach.wait_ready(container, model.port, target.cgroup.procs_dir, lambda: reach.answered(
+                    self.swarm(target, "ready", reach.EXCHANGE, save=False).results), timeout, model.name)
+            else:
+                target.events.wait_for(lambda e: e["ev"] == "start", timeout, what="start events")
         except AssertionError as exc:
             target.close()
             raise EnvironmentProblem(f"{model.name} did not start listening: {exc}") from None
+        except EnvironmentProblem:
+            target.close()
+            raise
         target.healthy_after = time.monotonic() - began
         return target
 
     def remove(self, target: Target) -> None:
         """Take a model's server away (its log is kept by the run's capture)."""
-        with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(Gone):
             self.live.dir.write_log(target.model.name, target.container.logs())
-            target.container.remove(force=True)
+            target.container.remove()
 
     def swarm(self, target: Target, name: str, flags: list[str], timeout: float = 120,
               save: bool = True) -> Probe:
         """Run the swarm against ``target`` and return what it recorded."""
         self._n += 1
         out = f"{self.volume}/{self._n:03d}-{target.model.name}-{name}"
+        flags = reach.swarm_flags(target.model, flags)  # its protocol, its slow request
         command = ["python3", "/srv/swarm/swarm.py", f"--target={target.address}", *flags, f"--out={out}"]
         began = time.monotonic()
-        try:
-            code, output = self.swarm_container.exec_run(command, demux=False)
-        except docker.errors.APIError as exc:
-            raise EnvironmentProblem(f"cannot run the swarm: {exc.explanation}") from None
+        if self.by_exec:
+            code, output, raw = self._by_exec(target, name, command, out, timeout)
+        else:
+            code, output, raw = self._by_unit(target, name, command, out, timeout)
         ended = time.monotonic()
-        text = (output or b"").decode(errors="replace")
-        raw = self.live.read_file("swarm", f"{out}/results.json")
-        if raw is None:
-            raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
-                                     f"(exit {code}): {text.strip().splitlines()[-1:] or 'no output'}")
+        text = output.decode(errors="replace")
         results = json.loads(raw)
         for warning in results.get("warnings", []):  # e.g. a descriptor limit the host cannot raise
             self.live.say(f"warning from the swarm ({target.model.name}/{name}): {warning}")
         if save:
             stem = f"{self.saved_under}/{target.model.name}/{name}"
             self.live.dir.write_bytes(f"{stem}.results.json", raw)
-            self.live.dir.write_bytes(f"{stem}.swarm.log", output or b"")
-        if ended - began > timeout:
-            raise EnvironmentProblem(f"the swarm for {target.model.name}/{name} ran {ended - began:.0f}s, "
-                                     f"over its {timeout:.0f}s bound")
+            self.live.dir.write_bytes(f"{stem}.swarm.log", output)
         return Probe(name, results, code, began, ended, text, command)
+
+    def _by_exec(self, target: Target, name: str, command: list[str], out: str,
+                 timeout: float) -> tuple[int | None, bytes, bytes]:
+        """In the long-lived swarm container: (exit status, output, results.json)."""
+        assert self.swarm_container is not None
+        try:
+            # coreutils' timeout ends a hung swarm (SIGTERM: it still writes its
+            # results; SIGKILL 5 s later), so the exec itself always returns
+            code, output = self.swarm_container.exec(["timeout", "-k", "5", f"{timeout:g}", *command])
+        except EngineError as exc:
+            raise EnvironmentProblem(f"cannot run the swarm: {exc}") from None
+        text = output.decode(errors="replace")
+        if code in (TIMED_OUT, 128 + 9):
+            raise EnvironmentProblem(f"the swarm for {target.model.name}/{name} was still running after "
+                                     f"its {timeout:g}s bound and was stopped; last lines: "
+                                     f"{text.strip().splitlines()[-2:] or 'no output'}")
+        raw = self.swarm_container.read_file(f"{out}/results.json")
+        if raw is None:
+            raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
+                                     f"(exit {code}): {text.strip().splitlines()[-1:] or 'no output'}")
+        return code, output, raw
+
+    def _by_unit(self, target: Target, name: str, command: list[str], out: str,
+                 timeout: float) -> tuple[int | None, bytes, bytes]:
+        """A swarm unit of its own (its replicas wherever the orchestrator puts
+        them), waited for, its replicas' results merged."""
+        key = "swarm"  # its logs and labels say swarm; its name is the probe's own
+        unit = self.live.start("swarm", command=command, key=key, replicas=self.replicas, network=self.network,
+                               name=f"{self.live.prefix}-swarm-{self._n:03d}")
+        self._current = unit
+        try:
+            try:
+                code = unit.wait(timeout + 10)
+            except EngineTimeout:
+                raise EnvironmentProblem(f"the swarm for {target.model.name}/{name} was still running after "
+                                         f"its {timeout:g}s bound and was stopped; last lines: "
+                                         f"{self.live.engine.tail(unit, 2)}") from None
+            output = unit.logs()
+            docs = self.live.results(unit, f"{out}/results.json")
+            if not docs:
+                raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
+                                         f"(exit {code}): {self.live.engine.tail(unit, 1)}")
+            return code, output, json.dumps(merge.replicas(docs, self.replicas)).encode()
+        finally:
+            self._current = None
+            self.live.containers.pop(key, None)
+            with contextlib.suppress(EngineError):
+                unit.remove()
+
+    def load_cgroups(self) -> list[measure.Cgroup]:
+        """The cgroups on this machine of the probe's own swarm unit, while it
+        runs (what the host's other load must not count, lab/checks/host.py)."""
+        unit = self._current
+        if unit is None:
+            return []
+        if unit.id not in self._cgroups:
+            parts = unit.parts()
+            found = [c for c in (measure.Cgroup(p) for p in parts) if c.local]
+            if len(parts) < unit.replicas:
+                return found  # not every replica has its container yet: look again next time
+            self._cgroups[unit.id] = found
+        return self._cgroups[unit.id]

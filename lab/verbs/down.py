@@ -2,20 +2,26 @@
 
 With no argument, every run `lab up` left up.  --all: every resource carrying
 this lab's labels (any run, any verb, also ones made by plain Compose).
---images: the lab's images too (the base and application images).
+--images: every image the lab made too (base, app, tools, servers, native,
+real servers; those of every lab name: they are one cache).
+--orchestrator swarm: the Swarm-mode services, networks, volumes and configs
+of the manager the engine names (the same labels).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from pathlib import Path
+from typing import Callable
 
-import docker.errors
-
+from .. import compose, config, runs
 from ..console import out, say
 from ..context import engine
-from ..engine import RUNDIR, SERVICE, VERB
-from ..errors import UsageError
+from ..engine import RUNDIR, SERVICE, VERB, EngineError, RunResources, Unit
+from ..errors import LabError, UsageError
+from . import _args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,29 +29,57 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or unique prefixes) to remove")
     p.add_argument("--all", action="store_true", help="every resource with this lab's labels")
-    p.add_argument("--images", action="store_true", help="also remove the lab's images")
+    p.add_argument("--images", action="store_true", help="also remove every image the lab made (any lab name)")
+    _args.orchestrator(p)
     p.set_defaults(func=run)
 
 
-def _keep_logs(res) -> None:  # type: ignore[no-untyped-def]
-    """Save each container's log into its run directory before it goes."""
-    for c in res.containers:
-        folder = Path(c.labels.get(RUNDIR, "")) / "logs"
-        if not c.labels.get(RUNDIR) or not folder.is_dir():
+def _keep_logs(res: RunResources) -> None:
+    """Save each unit's log into its run directory before it goes."""
+    for u in res.units:
+        folder = Path(u.labels.get(RUNDIR, "")) / "logs"
+        if not u.labels.get(RUNDIR) or not folder.is_dir():
             continue
         try:
-            (folder / f"{c.labels.get(SERVICE, c.name)}.log").write_bytes(c.logs()[: 50 << 20])
-        except (OSError, docker.errors.APIError):
+            runs.write_atomic(folder / f"{u.labels.get(SERVICE, u.name)}.log", u.logs()[: runs.LOG_CAP])
+        except (OSError, EngineError):
             pass
 
 
+def _mark_removed(res: RunResources) -> None:
+    """A kept run (`lab up`) ends here: say so in its run.json."""
+    folder = res.labels.get(RUNDIR)
+    meta = Path(folder) / "run.json" if folder else None
+    if meta is None or not meta.is_file():
+        return
+    try:
+        doc = json.loads(meta.read_text())
+        doc.update(status="removed", ended=time.time())
+        runs.write_atomic(meta, json.dumps(doc, indent=2, sort_keys=True).encode())
+    except (OSError, ValueError):
+        pass
+
+
+def _grace() -> Callable[[Unit], float]:
+    """Each unit's stop_grace_period from compose.yaml (Compose's default if unknown)."""
+    try:
+        services = compose.load_topology(config.compose_file()).services
+    except LabError:
+        services = {}
+
+    def grace(u: Unit) -> float:
+        service = services.get(u.labels.get(SERVICE, ""))
+        return compose.grace(service) if service is not None else compose.DEFAULT_GRACE
+    return grace
+
+
 def run(args: argparse.Namespace) -> int:
-    eng = engine()
+    eng = engine(args.orchestrator)
     everything = eng.runs()
     if args.runs:
         chosen = {}
         for want in args.runs:
-            hits = [r for r in everything if r == want or r.startswith(want)]
+            hits = runs.match(want, everything)
             if len(hits) != 1:
                 raise UsageError(f"no single run matches '{want}'; `lab status` lists them")
             chosen[hits[0]] = everything[hits[0]]
@@ -54,18 +88,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         chosen = {r: res for r, res in everything.items() if res.labels.get(VERB) == "up"}
     removed = 0
+    grace = _grace()
     for run_id, res in chosen.items():
+        eng.stop(res.units, grace)
         _keep_logs(res)
         things = eng.remove(res)
+        _mark_removed(res)
         removed += len(things)
         out.print(f"removed run {run_id}: {len(things)} resources")
     if args.images:
         for image in eng.images(every_lab=True):  # one cache, shared by every lab name
             try:
-                eng.client.images.remove(image.id, force=True)
+                eng.remove_image(image.id)
                 removed += 1
-                out.print(f"removed image {', '.join(image.tags) or image.short_id}")
-            except docker.errors.APIError as exc:
+                out.print(f"removed image {', '.join(image.tags) or image.short_id}", markup=False)
+            except EngineError as exc:
                 say(f"kept image {image.short_id}: {exc.explanation}")
     if not removed:
         out.print("nothing to remove")

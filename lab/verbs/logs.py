@@ -1,7 +1,9 @@
 """lab logs [SERVICE]: the events of a run, server and swarm on one time axis.
 
 Events are printed as `seconds service event connection details`, times
-relative to the first event shown (all containers share CLOCK_MONOTONIC).
+relative to the first event shown (all containers of a machine share
+CLOCK_MONOTONIC; a Swarm node's events are moved onto this machine's clock
+by its measured offset).
 --raw prints the JSON lines as the containers wrote them.
 """
 
@@ -13,9 +15,11 @@ import queue
 import threading
 from typing import Any, Iterable
 
+from .. import runs as run_ids
 from ..console import out
+from . import _args
 from ..context import engine
-from ..engine import SERVICE, VERB, Engine
+from ..engine import SERVICE, VERB, Engine, EngineError
 from ..errors import UsageError
 
 SKIP = {"t", "ev", "model", "pid", "tid", "conn"}
@@ -28,14 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", help="run id or prefix (default: the newest run `lab up` left up)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--raw", action="store_true", help="print the JSON lines unchanged")
-    p.add_argument("--tail", type=int, default=None, help="only the last N events of each container")
+    p.add_argument("--tail", type=_args.number(int, 0), default=None, help="only the last N events of each container")
+    _args.orchestrator(p)
     p.set_defaults(func=run)
 
 
 def pick_run(eng: Engine, wanted: str | None) -> Any:
     runs = eng.runs()
     if wanted:
-        hits = [r for r in runs if r == wanted or r.startswith(wanted)]
+        hits = run_ids.match(wanted, runs)
         if len(hits) != 1:
             raise UsageError(f"no single run matches '{wanted}'; `lab status` lists them")
         return runs[hits[0]]
@@ -45,15 +50,19 @@ def pick_run(eng: Engine, wanted: str | None) -> Any:
     return ups[-1]
 
 
-def render(service: str, line: bytes, origin: list[float], raw: bool) -> str:
+def render(service: str, line: bytes, origin: list[float], raw: bool, offset: float = 0.0) -> str:
+    """One line as printed; ``offset``: the unit's clock ahead of ours (a
+    Swarm node's), taken off so every service is on one time axis."""
     text = line.decode(errors="replace")
     if raw:
         return text
     try:
         event = json.loads(text)
-        t = float(event["t"])
+        t = float(event["t"]) - offset
     except (ValueError, KeyError, TypeError):
         return f"{'':>9}  {service:<10} {text}"
+    if event.get("ev") == "results":
+        return ""  # the swarm's results document in parts (Swarm mode): --raw shows them
     if not origin:
         origin.append(t)
     details = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and ' ' in v else v}"
@@ -61,38 +70,52 @@ def render(service: str, line: bytes, origin: list[float], raw: bool) -> str:
     return f"{t - origin[0]:9.3f}  {service:<10} {event.get('ev', '?'):<8} {event.get('conn', ''):<22} {details}"
 
 
-def _sort_key(line: bytes) -> float:
+def _sort_key(line: bytes, offset: float = 0.0) -> float:
     try:
-        return float(json.loads(line)["t"])
+        return float(json.loads(line)["t"]) - offset
     except (ValueError, KeyError, TypeError):
         return float("inf")
 
 
 def run(args: argparse.Namespace) -> int:
-    eng = engine()
+    eng = engine(args.orchestrator)
     res = pick_run(eng, args.run)
-    containers = [c for c in res.containers if not args.service or c.labels.get(SERVICE) == args.service]
+    containers = [u for u in res.units if not args.service or u.labels.get(SERVICE) == args.service]
     if not containers:
-        names = ", ".join(sorted(c.labels.get(SERVICE, c.name) for c in res.containers))
+        names = ", ".join(sorted(u.labels.get(SERVICE, u.name) for u in res.units))
         raise UsageError(f"run {res.run} has no service '{args.service}' (it has: {names})")
     origin: list[float] = []
     if not args.follow:
-        lines: list[tuple[float, str, bytes]] = []
+        lines: list[tuple[float, str, bytes, float]] = []
         for c in containers:
+            off = _offset(c)
             got = c.logs(tail=args.tail if args.tail is not None else "all").splitlines()
-            lines += [(_sort_key(line), c.labels.get(SERVICE, c.name), line) for line in got]
+            lines += [(_sort_key(line, off), c.labels.get(SERVICE, c.name), line, off) for line in got]
         lines.sort(key=lambda x: x[0])
-        for _, service, line in lines:
-            out.print(render(service, line, origin, args.raw), markup=False)
+        for _, service, line, off in lines:
+            if shown := render(service, line, origin, args.raw, off):
+                out.print(shown, markup=False)
         return 0
-    feed: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    feed: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
 
-    def pump(c: Any, lines: Iterable[bytes]) -> None:
+    def pump(c: Any, lines: Iterable[bytes], off: float) -> None:
         for line in lines:
-            feed.put((c.labels.get(SERVICE, c.name), line))
+            feed.put((c.labels.get(SERVICE, c.name), line, off))
 
     for c in containers:
-        threading.Thread(target=pump, args=(c, Engine.log_stream(c)), daemon=True).start()
-    while True:  # until Ctrl-C: following is what the user asked for
-        service, line = feed.get()
-        out.print(render(service, line, origin, args.raw), markup=False)
+        threading.Thread(target=pump, args=(c, Engine.log_stream(c), _offset(c)), daemon=True).start()
+    try:
+        while True:  # until Ctrl-C: following is what the user asked for
+            service, line, off = feed.get()
+            if shown := render(service, line, origin, args.raw, off):
+                out.print(shown, markup=False)
+    except KeyboardInterrupt:  # the way to stop following: nothing was started, nothing to remove
+        return 0
+
+
+def _offset(unit: Any) -> float:
+    """How far the unit's machine's monotonic clock is ahead of ours (0 when unknown)."""
+    try:
+        return float(unit.clock().offset_s)
+    except EngineError:
+        return 0.0

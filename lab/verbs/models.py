@@ -8,7 +8,11 @@ import json
 from rich.table import Table
 
 from .. import models as catalogue
-from ..console import out
+from ..console import escape, out
+
+
+KINDS = [("model", "Python models"), ("reference", "references (calibration, not under study)"),
+         ("server", "real servers")]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     found = catalogue.all_models()
     if args.json:
-        out.print_json(json.dumps({n: {"summary": m.summary, "description": m.description,
+        out.print_json(json.dumps({n: {"kind": m.kind, "protocol": m.protocol, "port": m.port,
+                                       "summary": m.summary, "description": m.description,
                                        "expect": m.expect} for n, m in found.items()}))
         return 0
-    table = Table(show_header=True, header_style="bold", expand=False, show_lines=True)
-    table.add_column("model", style="bold cyan", no_wrap=True)
-    table.add_column("what it is")
-    for name, m in found.items():
-        table.add_row(name, f"[bold]{m.summary}[/]\n{m.description}")
-    out.print(table)
+    for kind, title in KINDS:  # the Python models first; references and real servers apart
+        chosen = {n: m for n, m in found.items() if m.kind == kind}
+        if not chosen:
+            continue
+        table = Table(title=title, show_header=True, header_style="bold", expand=False, show_lines=True)
+        table.add_column("model" if kind == "model" else kind, style="bold cyan", no_wrap=True)
+        table.add_column("what it is")
+        for name, m in chosen.items():
+            table.add_row(name, f"[bold]{escape(m.summary)}[/]\n{escape(m.description)}")
+        out.print(table)
     return 0

@@ -8,37 +8,43 @@ import time
 
 from rich.table import Table
 
+from typing import Any
+
 from ..console import out
 from ..context import engine
-from ..engine import OWNER, SERVICE, VERB, owner_alive
+from ..engine import OWNER, SERVICE, VERB, EngineError, RunResources, owner_alive
+from . import _args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="list the lab's runs and containers")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _args.orchestrator(p)
     p.set_defaults(func=run)
 
 
-def describe(res) -> dict:  # type: ignore[no-untyped-def]
+def describe(res: RunResources) -> dict[str, Any]:
     labels = res.labels
     alive = owner_alive(labels.get(OWNER))
     rows = []
-    for c in res.containers:
-        state = c.attrs["State"]
-        created = c.attrs.get("Created", "")
-        nets = c.attrs["NetworkSettings"]["Networks"] or {}
-        rows.append({"name": c.name, "service": c.labels.get(SERVICE, "?"), "state": state["Status"],
-                     "health": state.get("Health", {}).get("Status", "-"), "exit": state.get("ExitCode"),
-                     "ip": next(iter(nets.values()), {}).get("IPAddress", ""), "created": created})
+    for u in res.units:
+        try:
+            s = u.state()
+        except EngineError:  # removed meanwhile
+            continue
+        rows.append({"name": u.name, "service": u.labels.get(SERVICE, "?"), "state": s.status,
+                     "health": s.health, "exit": s.exit_code, "ip": s.ip, "created": s.created,
+                     **({"node": s.node} if s.node else {})})
     return {"run": res.run, "verb": labels.get(VERB, "compose"), "kept": res.kept,
             "owner": "lab up (kept)" if res.kept else
             {True: "running", False: "dead", None: "unknown"}[alive],
             "containers": rows, "networks": [n.name for n in res.networks],
-            "volumes": [v.name for v in res.volumes]}
+            "volumes": [v.name for v in res.volumes], **({"configs": [c.name for c in res.others]}
+                                                        if res.others else {})}
 
 
 def run(args: argparse.Namespace) -> int:
-    runs = [describe(res) for res in engine().runs().values()]
+    runs = [describe(res) for res in engine(args.orchestrator).runs().values()]
     if args.json:
         out.print_json(json.dumps({"runs": runs, "at": time.time()}))
         return 0

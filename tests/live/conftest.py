@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lab import images
+from lab import compose, config, images
 from lab.console import say
 
 _watched: list[Any] = []
@@ -28,6 +28,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def app_image(engine) -> str:
     return images.ensure_app(engine, say)
+
+
+@pytest.fixture(scope="session")
+def real_image(engine) -> str:
+    """The real servers' image (Apache, nginx, PostgreSQL, redis, memcached), made once."""
+    topology = compose.load_topology(config.compose_file())
+    return images.for_service(engine, topology.service("redis"), say)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def compose_servers(engine, app_image, docker_services, docker_compose_project_n
                 filters={"label": f"com.docker.compose.project={docker_compose_project_name}"}):
             found[c.labels["com.docker.compose.service"]] = c
         for c in found.values():
-            engine.wait_healthy(c, timeout=60)
+            engine.wait_healthy(engine.unit(c), timeout=60)
         yield {name: (c, docker_services.port_for(name, 12345)) for name, c in found.items()}
     finally:
         compose.execute(f"{PROFILES} down -v --remove-orphans")

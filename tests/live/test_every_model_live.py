@@ -1,6 +1,8 @@
 """Every model, in its container, brought up the way a user does (`lab up
-MODEL`), healthy, and answering both protocols from real tools: `nc` for the
-line protocol and `curl` for HTTP, from the host through a published port."""
+MODEL --no-swarm`), healthy, and answering both protocols from real tools:
+`nc` for the line protocol and `curl` for HTTP.  The tools run in the lab's
+tools container on the run's own network and address the server by its
+network alias, so the host needs neither tool, and nothing is published."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
+from lab import models, tools
+from lab.console import say
+from lab.live import LiveRun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,25 +26,37 @@ def lab(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, env=dict(os.environ))
 
 
-@pytest.mark.parametrize("model", sorted(models.all_models()))
-def test_model_comes_up_healthy_and_speaks_both_protocols(app_image, engine, model: str) -> None:
-    done = lab("up", model, "--no-swarm", "--publish")
+@pytest.fixture(scope="module")
+def clients(engine, app_image):
+    """A test run whose only containers are tools containers, joined to
+    whichever run's network a test names."""
+    with LiveRun(engine, "test", "clients", say=say) as live:
+        live.image_for(tools.SERVICE_NAME)  # made once, before any timing matters
+        yield live
+
+
+# The Python models (references and real servers speak their own protocols).
+PYTHON_MODELS = sorted(n for n, m in models.all_models().items() if getattr(m, "kind", "model") == "model")
+
+
+@pytest.mark.parametrize("model", PYTHON_MODELS)
+def test_model_comes_up_healthy_and_speaks_both_protocols(clients, engine, model: str) -> None:
+    done = lab("up", model, "--no-swarm")
     assert done.returncode == 0, done.stderr
     run = done.stdout.split("(run ", 1)[1].split(",", 1)[0]
     try:
-        address = done.stdout.split("published on ", 1)[1].split()[0]
-        host, port = address.rsplit(":", 1)
-        assert host == "127.0.0.1"
-        nc = subprocess.run(["nc", "-q", "1", host, port], input=b"hello from nc\nSTATS\n",
-                            capture_output=True, timeout=30)
+        res = engine.runs(run)[run]
+        assert res.units[0].state().health == "healthy"
+        network = res.networks[0].name
+        nc = tools.run(clients, ["nc", "-q", "1", "server", "12345"], timeout=20,
+                       stdin=b"hello from nc\nSTATS\n", network=network)
         lines = nc.stdout.splitlines()
+        assert nc.code == 0 and len(lines) == 2, nc
         assert lines[0] == b"hello from nc", nc
-        assert json.loads(lines[1])["model"] == model
-        curl = subprocess.run(["curl", "-s", "--max-time", "10", f"http://{address}/sleep/20",
-                               f"http://{address}/stats"], capture_output=True, timeout=30)
-        assert curl.stdout.startswith(b"SLEPT 20\n"), curl
-        assert json.loads(curl.stdout.split(b"\n")[1])["model"] == model
-        health = engine.runs(run)[run].containers[0].attrs["State"]["Health"]["Status"]
-        assert health == "healthy"
+        assert json.loads(lines[1])["model"] == model, nc
+        curl = tools.run(clients, ["curl", "-sS", "--max-time", "10", "http://server:12345/sleep/20",
+                                   "http://server:12345/stats"], timeout=20, network=network)
+        assert curl.code == 0 and curl.stdout.startswith(b"SLEPT 20\n"), curl
+        assert json.loads(curl.stdout.split(b"\n")[1])["model"] == model, curl
     finally:
         lab("down", run)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable, cast
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
 
@@ -41,8 +40,7 @@ class ModelProcess:
         self.pid: int = self.proc.pid
 
     def _read_events(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        for line in cast(IO[bytes], self.proc.stdout):  # a pipe: Popen was given PIPE
             try:
                 event = json.loads(line)
             except ValueError:
@@ -58,6 +56,19 @@ class ModelProcess:
                  count: int = 1) -> dict[str, Any]:
         """Wait until ``count`` events match; return the last.  Fails with the
         trace so far, so a hang says what the server did instead."""
+        found = self.look_for(match, timeout, count)
+        if found is None:
+            with self._lock:
+                seen = sum(1 for e in self.events if match(e))
+                raise AssertionError(
+                    f"{self.model}: {seen}/{count} matching events within {timeout}s; "
+                    f"trace tail: {self.events[-8:]}; stderr: {b''.join(self._stderr)[-500:]!r}")
+        return found
+
+    def look_for(self, match: Callable[[dict[str, Any]], bool], timeout: float,
+                 count: int = 1) -> dict[str, Any] | None:
+        """The ``count``th matching event, or None if it did not come within
+        ``timeout`` (or the server's output ended first)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
@@ -66,9 +77,7 @@ class ModelProcess:
                     return found[count - 1]
                 left = deadline - time.monotonic()
                 if left <= 0 or self.events and self.events[-1]["ev"] == "<stdout closed>":
-                    raise AssertionError(
-                        f"{self.model}: {len(found)}/{count} matching events within {timeout}s; "
-                        f"trace tail: {self.events[-8:]}; stderr: {b''.join(self._stderr)[-500:]!r}")
+                    return None
                 self._lock.wait(left)
 
     def connect(self, timeout: float = 5) -> socket.socket:

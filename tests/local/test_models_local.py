@@ -14,7 +14,8 @@ import socket
 import struct
 import threading
 import time
-from pathlib import Path
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 import yaml
@@ -143,26 +144,114 @@ def test_sigterm_stops_gracefully(server: ModelProcess) -> None:
     server.wait_for(lambda e: e["ev"] == "stop")
 
 
-def test_serves_as_many_at_once_as_declared(server: ModelProcess) -> None:
-    """Open more clients than the model can serve at once (or 200 where it
-    can serve all): exactly the declared number are answered; when one of
-    them leaves, a waiting client is answered in its place."""
-    peak = declared(server.model)["expect"]["peak_served"]
-    workers = {"1": 1, "all": 200}.get(str(peak), _workers(server.model))
-    total = workers if peak == "all" else workers + 1
+@pytest.mark.parametrize("model", MODELS)
+def test_serves_as_many_at_once_as_declared(model: str) -> None:
+    """Exactly the declared number of clients are served at once: the
+    lower bound from the replies, the upper bound from the server's trace."""
+    with traced_server(model) as server:
+        assert_serves_at_once(server, declared(model)["expect"]["peak_served"])
+
+
+# A declaration that does not match the model must fail the same check: one
+# that says too few (the extra client is read before anyone left) and one
+# that says too many (not enough replies come).
+WRONG = [("threads", 1), ("threadpool", 1), ("prefork", 1), ("epoll", "workers"),
+         ("blocking", "workers"), ("blocking", "all")]
+
+
+@pytest.mark.parametrize("model, wrong", WRONG, ids=[f"{m}-as-{w}" for m, w in WRONG])
+def test_a_wrong_declaration_fails_the_check(model: str, wrong: object) -> None:
+    with traced_server(model) as server:
+        with pytest.raises(AssertionError, match=r"read before a served client left|answered before any left|"
+                                                 r"clients answered within|were being served at once"):
+            assert_serves_at_once(server, wrong, timeout=2)
+
+
+# Seconds the served clients stay while the test watches for a waiting one
+# being read: far longer than a thread or a worker takes to start.
+OVERSERVE_WINDOW = 0.5
+
+
+@contextmanager
+def traced_server(model: str) -> Iterator[ModelProcess]:
+    """The model at trace level msg (a recv event per read); a pool, if it
+    has one, of the size model.yaml declares, every member seen serving."""
+    size = declared(model).get("workers")
+    proc = ModelProcess(model, "--backlog", "256", *(("--workers", str(size)) if size else ()), trace="msg")
+    try:
+        if size:  # prefork's workers start after the master's start event
+            warm = [proc.connect() for _ in range(size)]
+            for s in warm:
+                s.sendall(b"warm\n")
+            wait_replies(warm, size, timeout=15)
+            for s in warm:
+                s.close()
+            proc.wait_for(lambda e: e["ev"] == "close", count=size, timeout=15)
+        yield proc
+    finally:
+        proc.stop(signal.SIGKILL)
+
+
+def assert_serves_at_once(server: ModelProcess, peak: object, timeout: float = 15) -> None:
+    """Open more clients than ``peak`` allows (200 where it is ``all``).
+    ``peak`` of them are answered; for a bounded model, the server's trace
+    shows that no other client was read before a served one left, and that a
+    waiting client was read only after it had."""
+    want = {"1": 1, "all": 200}.get(str(peak)) or _workers(server.model)
+    total = want if peak == "all" else want + 1
     socks = [server.connect(timeout=10) for _ in range(total)]
+    ids = {s: conn_id(s) for s in socks}
     try:
         for i, s in enumerate(socks):
             s.sendall(b"client %d\n" % i)
-        answered = wait_replies(socks, workers, timeout=15)
-        assert len(answered) == workers
-        if peak != "all":
-            waiting = [s for s in socks if s not in answered]
-            answered[0].close()  # one leaves; the waiting client takes its place
-            assert wait_replies(waiting, 1, timeout=15) == waiting
+        answered = wait_replies(socks, want, timeout=timeout)
+        assert len(answered) == want, f"{len(answered)} clients answered before any left; {want} declared"
+        if peak == "all":
+            return  # every client answered while all stayed connected
+        waiting = [s for s in socks if s not in answered]
+        # A bounded look for the opposite while the served clients stay: a
+        # model that serves more than declared reads a waiting client within
+        # it; a bounded one never does (the trace below proves that part).
+        unread = {ids[s] for s in waiting}
+        extra = server.look_for(lambda e: e["ev"] == "recv" and e.get("conn") in unread, OVERSERVE_WINDOW)
+        assert extra is None, (f"{server.model}: {extra['conn']} read before a served client left; "
+                               f"{want} declared")
+        leaver = ids[answered[0]]
+        answered[0].close()
+        assert wait_replies(waiting, 1, timeout=timeout) == waiting
+        left = server.wait_for(lambda e: e["ev"] == "close" and e.get("conn") == leaver)["t"]
+        reads = first_reads(server, list(ids.values()))
+        early = sorted(ids[s] for s in waiting if reads[ids[s]] < left)
+        assert not early, (f"{server.model}: {early} read before a served client left (at {left}); "
+                           f"{want} declared; first reads {reads}")
+        at_once = most_at_once(reads, {leaver: left})
+        assert at_once == want, f"{at_once} clients were being served at once, not {want}: {reads}"
     finally:
         for s in socks:
             s.close()
+
+
+def conn_id(sock: socket.socket) -> str:
+    """The server's name for this client's connection (its peer address)."""
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def first_reads(server: ModelProcess, conns: list[str]) -> dict[str, float]:
+    """conn id -> when the server first read from it (a bounded wait for each)."""
+    return {c: server.wait_for(lambda e, c=c: e["ev"] == "recv" and e.get("conn") == c)["t"]
+            for c in conns}
+
+
+def most_at_once(reads: dict[str, float], closes: dict[str, float]) -> int:
+    """The most connections between their first read and their close at any
+    one moment (a close at the same instant as a read comes first)."""
+    marks = sorted([(t, 1) for t in reads.values()] + [(t, -1) for t in closes.values()])
+    level = peak = 0
+    for _, step in marks:
+        level += step
+        peak = max(peak, level)
+    return peak
 
 
 def assert_closed(sock: socket.socket) -> None:
@@ -175,8 +264,7 @@ def assert_closed(sock: socket.socket) -> None:
 
 
 def _workers(model: str) -> int:
-    command = declared(model).get("workers", 4)
-    return int(command)
+    return int(declared(model).get("workers", 4))
 
 
 def wait_replies(socks: list[socket.socket], want: int, timeout: float) -> list[socket.socket]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_impossible_numbers_are_refused(flag: str, value: str, says: str) -> Non
 
 
 def test_unknown_verb_and_flag() -> None:
-    assert lab("fly").returncode == 2
-    assert lab("up", "threads", "--turbo").returncode == 2
+    verb, flag = lab("fly"), lab("up", "threads", "--turbo")
+    assert verb.returncode == 2 and "invalid choice: 'fly'" in one_error_line(verb)
+    assert flag.returncode == 2 and "unrecognized arguments: --turbo" in one_error_line(flag)
 
 
 def test_unreachable_docker_says_how_to_start_it() -> None:
@@ -61,10 +63,12 @@ def test_malformed_compose_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_models_lists_every_model_with_its_description() -> None:
+    from lab import models
+
     done = lab("models")
     assert done.returncode == 0
-    for name in ("blocking", "threads"):
-        assert name in done.stdout
+    rows = set(re.findall(r"^│ (\S+) +│", done.stdout, re.M))  # the first cell of each table row
+    assert set(models.all_models()) <= rows, f"missing: {set(models.all_models()) - rows}"
     assert "one OS thread per connection" in done.stdout
 
 

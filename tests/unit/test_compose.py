@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab import compose, config
+from lab.engine.local import create_kwargs
 from lab.errors import UsageError
 
 
@@ -29,7 +30,8 @@ def test_the_real_topology_loads_with_every_model_and_the_swarm() -> None:
 @pytest.mark.parametrize("service", ["threads", "swarm"])
 def test_every_container_is_boxed(service: str) -> None:
     topo = compose.load_topology(config.compose_file(), env={})
-    kw = compose.create_kwargs(topo.service(service), image="i", name="n", network="net", labels={"x": "y"})
+    kw = create_kwargs(compose.unit_spec(topo.service(service), image="i", name="n", network="net",
+                                         labels={"x": "y"}))
     assert kw["user"] == "10001:10001"
     assert kw["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in kw["security_opt"]
@@ -43,8 +45,8 @@ def test_every_container_is_boxed(service: str) -> None:
 
 def test_publishing_binds_loopback_only() -> None:
     topo = compose.load_topology(config.compose_file(), env={})
-    kw = compose.create_kwargs(topo.service("threads"), image="i", name="n", network="net",
-                               labels={}, publish=True)
+    kw = create_kwargs(compose.unit_spec(topo.service("threads"), image="i", name="n", network="net",
+                                         labels={}, publish=True))
     assert kw["ports"] == {"12345/tcp": ("127.0.0.1", None)}
 
 
