@@ -187,4 +187,4 @@ def test_workers_sizes_the_apache_pool_and_odd_pools_are_refused(engine, real_im
     odd = lab("up", "apache-worker", "--no-swarm", "--workers", "3", "--name", "rs-odd", "--timeout", "30")
     assert odd.returncode == 2, odd.stdout + odd.stderr
     errors = [line for line in odd.stderr.splitlines() if line.startswith("lab: error:")]  # not progress lines
-    assert len(errors) == 1 and "--workers must be even, not 3" in errors[0], odd.stderr
+    assert len(errors) == 1 and "--workers must be a multiple of 2, not 3" in errors[0], odd.stderr
