@@ -4,15 +4,23 @@ The session initialises Swarm mode (`docker swarm init --advertise-addr
 127.0.0.1`) only when the engine is not in a swarm, only while the tests
 that need it run, and leaves it (`docker swarm leave --force`) only if it
 initialised it: in the fixture's finally, and again from pytest_sessionfinish
-(tests/conftest.py) should anything skip the finally.  Other people use this
-engine meanwhile: their containers are left alone.
+(tests/conftest.py) should anything skip the finally.  Joining a swarm makes
+the `docker_gwbridge` network, and leaving does not remove it: when the
+session made it, it goes too.  Other people use this engine meanwhile: their
+containers are left alone.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import docker
+
 _ours: list[Any] = []  # the client of an engine this session put in Swarm mode
+_made_gwbridge: list[Any] = []  # ... and of one where that made docker_gwbridge
+GWBRIDGE = "docker_gwbridge"
 
 
 def state(client: Any) -> str:
@@ -23,8 +31,11 @@ def init(client: Any) -> bool:
     """Swarm mode on this engine; True if this session turned it on."""
     if state(client) == "active":
         return False
+    had_gwbridge = bool(client.networks.list(names=[GWBRIDGE]))
     client.swarm.init(advertise_addr="127.0.0.1")
     _ours.append(client)
+    if not had_gwbridge:
+        _made_gwbridge.append(client)
     return True
 
 
@@ -36,4 +47,25 @@ def leave() -> list[str]:
         if state(client) == "active":
             client.swarm.leave(force=True)
             done.append("left the swarm this test session had initialised")
+    while _made_gwbridge:
+        if _remove_gwbridge(_made_gwbridge.pop()):
+            done.append(f"removed {GWBRIDGE}, which joining the swarm had made")
     return done
+
+
+def _remove_gwbridge(client: Any, bound: float = 15.0) -> bool:
+    """Remove docker_gwbridge; the engine lets go of its last endpoint a
+    moment after the leave, so retry for a bounded time, then fail saying so."""
+    deadline = time.monotonic() + bound
+    while True:
+        nets = [n for n in client.networks.list(names=[GWBRIDGE]) if n.name == GWBRIDGE]  # names= is a prefix match
+        if not nets:
+            return False
+        try:
+            nets[0].remove()
+            return True
+        except docker.errors.APIError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{GWBRIDGE} is still in use {bound:g} s after leaving the swarm: "
+                                   f"{exc.explanation}") from None
+            threading.Event().wait(0.2)  # a bounded poll for the engine's own clean-up
