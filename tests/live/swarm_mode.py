@@ -18,9 +18,9 @@ from typing import Any
 
 import docker
 
-_ours: list[Any] = []  # the client of an engine this session put in Swarm mode
-_made_gwbridge: list[Any] = []  # ... and of one where that made docker_gwbridge
 GWBRIDGE = "docker_gwbridge"
+# each engine this session put in Swarm mode, and whether that made docker_gwbridge
+_ours: list[tuple[Any, bool]] = []
 
 
 def state(client: Any) -> str:
@@ -31,11 +31,9 @@ def init(client: Any) -> bool:
     """Swarm mode on this engine; True if this session turned it on."""
     if state(client) == "active":
         return False
-    had_gwbridge = bool(client.networks.list(names=[GWBRIDGE]))
+    had_gwbridge = _gwbridge(client) is not None
     client.swarm.init(advertise_addr="127.0.0.1")
-    _ours.append(client)
-    if not had_gwbridge:
-        _made_gwbridge.append(client)
+    _ours.append((client, not had_gwbridge))
     return True
 
 
@@ -43,14 +41,18 @@ def leave() -> list[str]:
     """Leave the swarm this session made (and only that one); what was done."""
     done = []
     while _ours:
-        client = _ours.pop()
+        client, made_gwbridge = _ours.pop()
         if state(client) == "active":
             client.swarm.leave(force=True)
             done.append("left the swarm this test session had initialised")
-    while _made_gwbridge:
-        if _remove_gwbridge(_made_gwbridge.pop()):
+        if made_gwbridge and _remove_gwbridge(client):
             done.append(f"removed {GWBRIDGE}, which joining the swarm had made")
     return done
+
+
+def _gwbridge(client: Any) -> Any:
+    """The engine's docker_gwbridge network, or None (names= is a prefix match)."""
+    return next((n for n in client.networks.list(names=[GWBRIDGE]) if n.name == GWBRIDGE), None)
 
 
 def _remove_gwbridge(client: Any, bound: float = 15.0) -> bool:
@@ -58,11 +60,11 @@ def _remove_gwbridge(client: Any, bound: float = 15.0) -> bool:
     moment after the leave, so retry for a bounded time, then fail saying so."""
     deadline = time.monotonic() + bound
     while True:
-        nets = [n for n in client.networks.list(names=[GWBRIDGE]) if n.name == GWBRIDGE]  # names= is a prefix match
-        if not nets:
+        net = _gwbridge(client)
+        if net is None:
             return False
         try:
-            nets[0].remove()
+            net.remove()
             return True
         except docker.errors.APIError as exc:
             if time.monotonic() > deadline:
