@@ -761,6 +761,11 @@ class Engine:
 
     def _finish(self) -> dict[str, Any]:
         """Close everything still open and report."""
+        # The measured window ends here, with the loop: closing connections
+        # and turning ledgers into records and timelines comes after it, and
+        # a timeline of 200,000 pairs would otherwise add about 2 us to every
+        # reply of a 5 s run.
+        window = resource.getrusage(resource.RUSAGE_SELF)
         now = monotonic()
         self.stopping = True
         self.ended = now
@@ -784,7 +789,7 @@ class Engine:
         self.ep.close()
         signal.set_wakeup_fd(-1)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        warm = self.cpu_warm or (usage.ru_utime, usage.ru_stime)
+        warm = self.cpu_warm or (window.ru_utime, window.ru_stime)
         clients_first = sorted(self.first_connected.values())
         return {
             "worker": self.plan.worker,
@@ -807,6 +812,6 @@ class Engine:
             "timeline_capped": tally.tl_capped,
             "actions": [a.to_json() for a in self.plan.actions],
             "cpu": {"user_s": usage.ru_utime, "sys_s": usage.ru_stime,
-                    "measured_s": usage.ru_utime - warm[0] + usage.ru_stime - warm[1]},
+                    "measured_s": window.ru_utime - warm[0] + window.ru_stime - warm[1]},
             "warnings": self.warnings,
         }
