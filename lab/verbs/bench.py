@@ -6,11 +6,13 @@
              64-byte lines, pipelined) with its own CPU, and 10,000 concurrent
              connections from one swarm container against epoll and asyncio
   calibrate  the instrument against the ruler: the native client
-             (iolab-pingpong) and the swarm, each against the native server
-             (iolab-echo) and against the epoll model, container to container,
-             in alternating rounds; rates, CPU per reply and the swarm/native
-             ratios (the goals: 0.8 against native, 0.95 against epoll, at
-             most 10 us of swarm CPU per reply)
+             (iolab-pingpong), CPython's floor (iolab-pyfloor, the least a
+             Python client spends per reply) and the swarm, each against the
+             native server (iolab-echo) and against the epoll model, container
+             to container, in alternating rounds; rates, CPU per reply and the
+             swarm/native ratios (the goals: 0.8 against native, 0.95 against
+             epoll, at most 10 us of swarm CPU per reply), and the swarm/floor
+             ratios that tell its own bookkeeping from the interpreter's
 
 Figures are measurements, not pass/fail: they land in bench.json in the run
 directory, with the environment they were taken in.
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", type=_args.number(int, 1, 4096), default=None,
                    help="requests in flight per connection (default 16; calibrate: 1)")
     p.add_argument("--rounds", type=_args.number(int, 1, 20), default=3,
-                   help="calibrate: alternating rounds of the four pairs (default 3)")
+                   help="calibrate: alternating rounds of the six pairs (default 3)")
     p.add_argument("--connections", type=_args.number(int, 1, 19_000), default=10_000,
                    help="concurrent connections in the scale run (default 10000)")
     _args.orchestrator(p, replicas=True)
@@ -111,7 +113,8 @@ def bench_swarm(live: LiveRun, bench: Bench, args: argparse.Namespace) -> dict[s
 
 # -- calibrate: the swarm against the native reference ---------------------------
 
-CLIENTS = ("native", "swarm")
+CLIENTS = ("native", "python", "swarm")  # python: iolab-pyfloor, CPython's floor
+TOOLS = {"native": "iolab-pingpong", "python": "iolab-pyfloor"}  # the clients run by exec
 SERVERS = ("native", "epoll")
 CONNECTIONS, SIZE, WARMUP = 100, 64, 1.0
 GOALS = {"vs_native": 0.8, "vs_epoll": 0.95, "swarm_cpu_us_per_reply": 10.0,
@@ -143,7 +146,9 @@ def _median(values: list[float]) -> float | None:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per pair: median rate and CPU per reply; per server: the swarm/native
     rate ratio of each round (both measured in the same round), and its
-    median.  A run that failed (no rate) leaves its round's ratio out."""
+    median, and the same for CPython's floor over the native client and the
+    swarm over that floor.  A run that failed (no rate) leaves its round's
+    ratio out."""
     pairs: dict[str, Any] = {}
     for client in CLIENTS:
         for server in SERVERS:
@@ -158,12 +163,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                                                     if r.get("server_cpu_us_per_reply") is not None]),
             }
 
-    def ratios(server: str) -> list[float]:
+    def ratios(server: str, over: str = "native", client: str = "swarm") -> list[float]:
         out: list[float] = []
         for rnd in sorted({r["round"] for r in runs}):
             got = {r["client"]: r.get("replies_per_s") for r in runs if r["round"] == rnd and r["server"] == server}
-            if got.get("swarm") and got.get("native"):
-                out.append(round(got["swarm"] / got["native"], 3))
+            if got.get(client) and got.get(over):
+                out.append(round(got[client] / got[over], 3))
         return out
 
     summary: dict[str, Any] = {"pairs": pairs, "ratios": {}}
@@ -171,6 +176,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         per_round = ratios(server)
         summary["ratios"][goal] = {"what": f"swarm / native client, replies/s against {server}",
                                    "per_round": per_round, "median": _median(per_round), "goal": GOALS[goal]}
+        # what any CPython client reaches here: the floor over the native client ...
+        floor = ratios(server, client="python")
+        summary["ratios"][f"floor_{goal}"] = {"what": f"CPython floor / native client, replies/s against {server}",
+                                              "per_round": floor, "median": _median(floor)}
+        # ... and how much of the rest is the swarm's own bookkeeping
+        own = ratios(server, over="python")
+        summary["ratios"][f"swarm_over_floor_{server}"] = {
+            "what": f"swarm / CPython floor, replies/s against {server}", "per_round": own, "median": _median(own)}
     native_rates = {r["round"]: r.get("replies_per_s") for r in runs
                     if r["client"] == "native" and r["server"] == "native"}
     epoll_share = [round(r["replies_per_s"] / native_rates[r["round"]], 3) for r in runs
@@ -179,12 +192,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary["ratios"]["epoll_of_native"] = {"what": "epoll model / native server, native client's replies/s",
                                             "per_round": epoll_share, "median": _median(epoll_share),
                                             "goal": GOALS["epoll_of_native"]}
-    swarm_cpu = [r["client_cpu_us_per_reply"] for r in runs
-                 if r["client"] == "swarm" and r.get("client_cpu_us_per_reply") is not None]
-    native_cpu = [r["client_cpu_us_per_reply"] for r in runs
-                  if r["client"] == "native" and r.get("client_cpu_us_per_reply") is not None]
-    summary["swarm_cpu_us_per_reply"] = {"median": _median(swarm_cpu), "native_median": _median(native_cpu),
-                                         "goal": GOALS["swarm_cpu_us_per_reply"]}
+
+    def cpu(client: str) -> float | None:
+        return _median([r["client_cpu_us_per_reply"] for r in runs
+                        if r["client"] == client and r.get("client_cpu_us_per_reply") is not None])
+
+    summary["swarm_cpu_us_per_reply"] = {"median": cpu("swarm"), "native_median": cpu("native"),
+                                         "floor_median": cpu("python"), "goal": GOALS["swarm_cpu_us_per_reply"]}
     busy = [r for r in runs if r.get("host_other_cores") is not None and r["host_other_cores"] > BUSY]
     summary["host_busy_runs"] = len(busy)
     return summary
@@ -228,9 +242,16 @@ def calibration_lines(result: dict[str, Any]) -> list[str]:
     """The ratios against their goals, in words."""
     s = result["summary"]
     lines = []
-    for key in ("vs_native", "vs_epoll"):
+    for key, server in (("vs_native", "native"), ("vs_epoll", "epoll")):
         r = s["ratios"][key]
         verdict = "-" if r["median"] is None else ("meets" if r["median"] >= r["goal"] else "below")
+        floor, own = s["ratios"][f"floor_{key}"]["median"], s["ratios"][f"swarm_over_floor_{server}"]["median"]
+        if verdict == "below" and floor is not None and floor < r["goal"]:
+            verdict += f"; CPython's floor reaches only {floor:.2f}, so no Python client can here"
+        elif floor is not None:
+            verdict += f"; CPython's floor: {floor:.2f}"
+        if own is not None:
+            verdict += f"; the swarm does {own:.2f} of the floor"
         lines.append(f"{r['what']}: {_fmt(r['median'], 2)} (rounds: {', '.join(f'{x:.2f}' for x in r['per_round'])}; "
                      f"goal {r['goal']}: {verdict})")
     share = s["ratios"]["epoll_of_native"]
@@ -243,8 +264,11 @@ def calibration_lines(result: dict[str, Any]) -> list[str]:
                      f"{_fmt(levels['conn'])} us; goal {cost['goal']:g}: {verdict})")
     cpu = s["swarm_cpu_us_per_reply"]
     verdict = "-" if cpu["median"] is None else ("meets" if cpu["median"] <= cpu["goal"] else "above")
-    lines.append(f"swarm CPU per reply: {_fmt(cpu['median'])} us (native client: {_fmt(cpu['native_median'])} us; "
-                 f"goal {cpu['goal']:g}: {verdict})")
+    floor = cpu.get("floor_median")
+    if verdict == "above" and floor is not None and floor > cpu["goal"]:
+        verdict += "; CPython's floor is above it too, so no Python client can meet it here"
+    lines.append(f"swarm CPU per reply: {_fmt(cpu['median'])} us (native client: {_fmt(cpu['native_median'])} us, "
+                 f"CPython floor: {_fmt(floor)} us; goal {cpu['goal']:g}: {verdict})")
     if s["host_busy_runs"]:
         lines.append(f"warning: other work on the host took more than {BUSY} cores during "
                      f"{s['host_busy_runs']} of {len(result['runs'])} runs: ratios are doubtful")
@@ -252,17 +276,18 @@ def calibration_lines(result: dict[str, Any]) -> list[str]:
 
 
 class Calibrator:
-    """The four pairs, container to container on one run's network: the two
+    """The six pairs, container to container on one run's network: the two
     servers stay up for the whole session; the swarm runs by exec in the
-    run's swarm container, the native client by exec in a container of the
-    native image (no server in it, no network alias of a server)."""
+    run's swarm container, the native client and CPython's floor by exec in
+    a container of the native image (no server in it, no network alias of a
+    server)."""
 
     def __init__(self, live: LiveRun, bench: Bench, duration: float, pipeline: int) -> None:
         self.live, self.bench = live, bench
         self.duration, self.pipeline = duration, pipeline
         self.client = self._client_container()
         self.client_cgroup = Cgroup(self.client)
-        self.saved = 0  # iolab-pingpong reports written to the run directory
+        self.saved = 0  # iolab-pingpong and iolab-pyfloor reports written to the run directory
         self.servers: dict[str, Target] = {}
         for name in SERVERS:
             self.servers[name] = bench.serve(models.get(name), trace="conn", args=["--backlog=4096"])
@@ -276,7 +301,8 @@ class Calibrator:
 
     def _client_container(self) -> Unit:
         """A second unit of compose.yaml's `native` service, idle, for
-        iolab-pingpong; named and aliased apart from the native server."""
+        iolab-pingpong and iolab-pyfloor; named and aliased apart from the
+        native server."""
         live = self.live
         name = "native-client"
         return live.start("native", command=["sleep", "infinity"], name=f"{live.prefix}-{name}", key=name,
@@ -288,7 +314,7 @@ class Calibrator:
         load = self._host_load(target)
         began = time.monotonic()
         try:
-            figures = self._native(target) if client == "native" else self._swarm(target, rnd)
+            figures = self._swarm(target, rnd) if client == "swarm" else self._exec(target, TOOLS[client])
         finally:
             if load is not None:
                 load.stop()
@@ -321,22 +347,22 @@ class Calibrator:
             load.start()
         return load
 
-    def _native(self, target: Target) -> dict[str, Any]:
-        command = ["iolab-pingpong", f"--target={target.address}", f"--connections={CONNECTIONS}",
+    def _exec(self, target: Target, tool: str) -> dict[str, Any]:
+        command = [tool, f"--target={target.address}", f"--connections={CONNECTIONS}",
                    f"--duration={self.duration:g}", f"--warmup={WARMUP:g}", f"--size={SIZE}",
                    f"--pipeline={self.pipeline}"]
         try:
             done = self.client.exec(command, split=True)
             code, stdout, stderr = done.exit_code, done.output, done.stderr
         except EngineError as exc:
-            raise EnvironmentProblem(f"cannot run iolab-pingpong: {exc.explanation}") from None
+            raise EnvironmentProblem(f"cannot run {tool}: {exc.explanation}") from None
         try:
             doc = json.loads(stdout or b"")
         except ValueError:
-            raise EnvironmentProblem(f"iolab-pingpong against {target.model.name} exited {code}: "
+            raise EnvironmentProblem(f"{tool} against {target.model.name} exited {code}: "
                                      f"{(stderr or b'').decode(errors='replace').strip()[-300:]}") from None
         self.saved += 1
-        self.live.dir.write_json(f"probes/native-client/{self.saved:02d}-{target.model.name}.json", doc)
+        self.live.dir.write_json(f"probes/native-client/{self.saved:02d}-{tool}-{target.model.name}.json", doc)
         return {"replies_per_s": doc["replies_per_s"] if doc["connected"] else None,
                 "client_cpu_us_per_reply": doc["cpu_us_per_reply"] if doc["replies_measured"] else None,
                 "latency_p50_us": doc["latency"]["p50_us"], "latency_p99_us": doc["latency"]["p99_us"],

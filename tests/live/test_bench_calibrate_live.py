@@ -1,5 +1,6 @@
-"""lab bench calibrate end to end: the native client and the swarm, each
-against the native server and the epoll model, container to container."""
+"""lab bench calibrate end to end: the native client, CPython's floor and
+the swarm, each against the native server and the epoll model, container to
+container."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_calibrate_measures_the_four_pairs(app_image, engine) -> None:
+def test_calibrate_measures_the_six_pairs(app_image, engine) -> None:
     done = subprocess.run([sys.executable, "-m", "lab", "bench", "calibrate", "--rounds", "1", "--duration", "2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert done.returncode == 0, f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
@@ -20,23 +21,27 @@ def test_calibrate_measures_the_four_pairs(app_image, engine) -> None:
     assert run_dir.name not in engine.runs(run_dir.name), "calibrate left containers, networks or volumes"
     result = json.loads((run_dir / "bench.json").read_text())["calibrate"]
     runs = {(r["client"], r["server"]): r for r in result["runs"]}
-    assert sorted(runs) == [("native", "epoll"), ("native", "native"), ("swarm", "epoll"), ("swarm", "native")]
+    assert sorted(runs) == [(c, s) for c in ("native", "python", "swarm") for s in ("epoll", "native")]
     for (client, server), r in runs.items():
         assert r["connected"] == 100 and r["errors"] == 0, r
         assert r["replies_per_s"] > 0 and r["client_cpu_us_per_reply"] > 0, r
         assert r["server_cpu_us_per_reply"] is not None and r["server_cpu_us_per_reply"] > 0, r
         assert r["latency_p50_us"] <= r["latency_p99_us"], r
     assert runs[("native", "native")]["command"][0] == "iolab-pingpong"
+    assert runs[("python", "epoll")]["command"][0] == "iolab-pyfloor"  # shipped in the native image
     assert "--pipeline=1" in runs[("swarm", "epoll")]["command"]
     summary = result["summary"]
-    for key in ("vs_native", "vs_epoll"):
-        assert len(summary["ratios"][key]["per_round"]) == 1 and summary["ratios"][key]["median"] > 0
+    for key in ("vs_native", "vs_epoll", "floor_vs_native", "floor_vs_epoll",
+                "swarm_over_floor_native", "swarm_over_floor_epoll"):
+        assert len(summary["ratios"][key]["per_round"]) == 1 and summary["ratios"][key]["median"] > 0, key
+    assert summary["swarm_cpu_us_per_reply"]["floor_median"] > 0
     # message tracing's cost: the epoll model at msg and at conn, the native client against each
     trace = {r["trace"]: r for r in result["trace_runs"]}
     assert sorted(trace) == ["conn", "msg"] and all(r["server_cpu_us_per_reply"] > 0 for r in trace.values())
     assert result["trace_cost"]["per_round"] and result["trace_cost"]["median"] > 0, result["trace_cost"]
     assert "--trace msg / --trace conn" in done.stdout
     assert "swarm / native client, replies/s against native" in done.stdout
+    assert "CPython floor:" in done.stdout
     assert "client CPU us/reply" in done.stdout
     for log in ("native", "native-client", "epoll", "swarm"):
         assert (run_dir / "logs" / f"{log}.log").exists(), log

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -274,17 +275,27 @@ def test_bad_flags_exit_2_with_one_line(binaries: dict[str, Path], flags: list[s
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("iolab-echo: error: ")
 
 
-# -- iolab-pingpong -----------------------------------------------------------------
+# -- iolab-pingpong and iolab-pyfloor (CPython's floor): the same flags and report ----
 
-def pingpong(binaries: dict[str, Path], *flags: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run([str(binaries["iolab-pingpong"]), *flags], capture_output=True, text=True,
-                          timeout=30)
+CLIENTS = ("iolab-pingpong", "iolab-pyfloor")
+
+
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> list[str]:
+    """The command of one load client: the C one (built above) or CPython's floor."""
+    if request.param == "iolab-pyfloor":
+        return [sys.executable, str(NATIVE / "pyfloor.py")]
+    return [str(request.getfixturevalue("binaries")["iolab-pingpong"])]
+
+
+def pingpong(client: list[str], *flags: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([*client, *flags], capture_output=True, text=True, timeout=30)
     return done.returncode, json.loads(done.stdout) if done.stdout else {"stderr": done.stderr}
 
 
-def test_pingpong_reports_rate_cpu_and_latency(binaries: dict[str, Path], echo: Callable[..., Echo]) -> None:
+def test_pingpong_reports_rate_cpu_and_latency(client: list[str], echo: Callable[..., Echo]) -> None:
     server = echo("--trace", "conn")
-    code, doc = pingpong(binaries, "--target", f"127.0.0.1:{server.port}", "--connections", "20",
+    code, doc = pingpong(client, "--target", f"127.0.0.1:{server.port}", "--connections", "20",
                          "--duration", "1.0", "--warmup", "0.3", "--size", "64", "--pipeline", "2")
     assert code == 0, doc
     assert (doc["connections"], doc["connected"], doc["pipeline"], doc["size"]) == (20, 20, 2, 64)
@@ -297,21 +308,22 @@ def test_pingpong_reports_rate_cpu_and_latency(binaries: dict[str, Path], echo: 
     server.wait_for(lambda e: e["ev"] == "accept", count=20)
 
 
-def test_pingpong_against_nothing_fails_with_refusals(binaries: dict[str, Path]) -> None:
+def test_pingpong_against_nothing_fails_with_refusals(client: list[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: connects are refused
-    code, doc = pingpong(binaries, "--target", f"127.0.0.1:{port}", "--connections", "3",
+    code, doc = pingpong(client, "--target", f"127.0.0.1:{port}", "--connections", "3",
                          "--duration", "0.3", "--warmup", "0")
     assert code == 1 and doc["connected"] == 0 and doc["errors"]["refused"] == 3
 
 
 @pytest.mark.parametrize("flags", [[], ["--target", "nocolon"], ["--target", "h:1", "--size", "1"],
                                    ["--target", "h:1", "--warmup", "5", "--duration", "1"]])
-def test_pingpong_bad_flags_exit_2(binaries: dict[str, Path], flags: list[str]) -> None:
-    done = subprocess.run([str(binaries["iolab-pingpong"]), *flags], capture_output=True, text=True, timeout=10)
+def test_pingpong_bad_flags_exit_2(client: list[str], flags: list[str]) -> None:
+    done = subprocess.run([*client, *flags], capture_output=True, text=True, timeout=10)
+    name = "iolab-pyfloor" if client[-1].endswith("pyfloor.py") else "iolab-pingpong"
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("iolab-pingpong: error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"{name}: error: ") and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_warnings_free_build(binaries: dict[str, Path]) -> None:
