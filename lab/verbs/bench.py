@@ -172,13 +172,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return out
 
     summary: dict[str, Any] = {"pairs": pairs, "ratios": {}}
-    for server, goal in (("native", "vs_native"), ("epoll", "vs_epoll")):
+    for server in SERVERS:
+        goal = f"vs_{server}"
         per_round = ratios(server)
         summary["ratios"][goal] = {"what": f"swarm / native client, replies/s against {server}",
                                    "per_round": per_round, "median": _median(per_round), "goal": GOALS[goal]}
         # what any CPython client reaches here: the floor over the native client ...
         floor = ratios(server, client="python")
-        summary["ratios"][f"floor_{goal}"] = {"what": f"CPython floor / native client, replies/s against {server}",
+        summary["ratios"][f"floor_vs_{server}"] = {"what": f"CPython floor / native client, replies/s against {server}",
                                               "per_round": floor, "median": _median(floor)}
         # ... and how much of the rest is the swarm's own bookkeeping
         own = ratios(server, over="python")
@@ -242,10 +243,10 @@ def calibration_lines(result: dict[str, Any]) -> list[str]:
     """The ratios against their goals, in words."""
     s = result["summary"]
     lines = []
-    for key, server in (("vs_native", "native"), ("vs_epoll", "epoll")):
-        r = s["ratios"][key]
+    for server in SERVERS:
+        r = s["ratios"][f"vs_{server}"]
         verdict = "-" if r["median"] is None else ("meets" if r["median"] >= r["goal"] else "below")
-        floor, own = s["ratios"][f"floor_{key}"]["median"], s["ratios"][f"swarm_over_floor_{server}"]["median"]
+        floor, own = s["ratios"][f"floor_vs_{server}"]["median"], s["ratios"][f"swarm_over_floor_{server}"]["median"]
         if verdict == "below" and floor is not None and floor < r["goal"]:
             verdict += f"; CPython's floor reaches only {floor:.2f}, so no Python client can here"
         elif floor is not None:

@@ -110,14 +110,13 @@ def main(argv: list[str]) -> int:
     buf = bytearray(65536)
     count, poll, get = buf.count, ep.poll, socks.get
     warm_end, t_end = t0 + a.warmup, t0 + a.duration
-    replies = measured = 0
+    replies = 0
     lat_max = 0
     ru0 = None
     while socks:
         now = monotonic()
         if ru0 is None and now >= warm_end:
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
-            replies_at_warm = replies
         if now >= t_end:
             break
         for fd, _ in poll(t_end - now, 512):
@@ -148,15 +147,14 @@ def main(argv: list[str]) -> int:
                 s.send(batch if k == a.pipeline else line * k)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     if ru0 is not None:
-        measured = replies - replies_at_warm
         user, sys_s = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
     else:
         user = sys_s = 0.0
     window = a.duration - a.warmup
-    total = sum(hist)
-    lat = {"count": total, "max_us": lat_max}
+    measured = sum(hist)  # every reply after the warm-up has its sample
+    lat = {"count": measured, "max_us": lat_max}
     for name, p in (("p50_us", 50), ("p90_us", 90), ("p99_us", 99), ("p99_9_us", 99.9)):
-        lat[name] = min(percentile(hist, total, p), lat_max) if total else 0
+        lat[name] = min(percentile(hist, measured, p), lat_max) if measured else 0
     json.dump({
         "tool": "iolab-pyfloor", "target": a.target, "connections": a.connections,
         "connected": connected,
