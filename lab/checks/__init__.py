@@ -10,7 +10,8 @@ needs (lab/checks/registry.py), and without it the verdict is "not judged:
 <what was missing>" (ok None), never a pass and never a failure.  A judge
 that depends on free CPU is told what the host could give during its probe
 (lab/checks/host.py); when the host was too busy for the claim, the check
-runs once more, and if the host is still busy it is not judged.
+runs again (at most TRIES in all, each retry after a bounded wait for the
+host to quieten), and if the host is still busy it is not judged.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from ..measure import Cpu, Sample
 from ..models import Model, check_expect
 from ..probe import Bench, Probe, Target
 from . import analysis, registry
-from .host import HostLoad
+from .host import HostLoad, wait_quiet
 
 if TYPE_CHECKING:
     from ..scenarios import Scenario
 
 TOLERANCES = config.SERVICES / "tolerances.yaml"
 SETTLE_S = 10.0  # bound on waiting for the server to log the swarm's closes
+TRIES = 3  # runs of a check that found the host too busy, before it is left not judged
+QUIET_S = 20.0  # bound on waiting, before a retry, for the host to have the free cores again
 NOT_JUDGED = "not judged: "
 
 
@@ -239,8 +242,8 @@ Progress = Callable[[str, str, "list[Verdict] | None"], None]
 
 def run_model(bench: Bench, model: Model, scenarios: list["Scenario"], progress: Progress) -> list[Verdict]:
     """Every applicable scenario against ``model``; verdicts in order.  A
-    check that found the host too busy runs once more before it is left
-    not judged."""
+    check that found the host too busy runs again, after a bounded wait for
+    the host to quieten, before it is left not judged."""
     verdicts: list[Verdict] = []
     target: Target | None = None
     args: list[str] = []
@@ -249,22 +252,28 @@ def run_model(bench: Bench, model: Model, scenarios: list["Scenario"], progress:
         for scenario in applicable(model, scenarios):
             progress(model.name, scenario.name, None)
             found: list[Verdict] = []
-            for attempt in (1, 2):
+            because: list[str] = []
+            waited: list[dict[str, Any]] = []
+            for attempt in range(1, TRIES + 1):
                 # A retry (the host was busy) keeps a live server: only a
                 # memory reading needs one that never held the first try's clients.
                 if target is None or scenario.fresh or scenario.server != args or not target.alive() \
-                        or (attempt == 2 and _reads_memory(scenario)):
+                        or (attempt > 1 and _reads_memory(scenario)):
                     if target is not None:
                         target.close()  # serve() removes the old container
                     args = scenario.server
                     target = bench.serve(model, args=args)
-                first = found
+                if attempt > 1:
+                    waited.append(quieten(bench, target, max(v.figures.get("free_cores_needed", 0.0)
+                                                             for v in found if _busy(v))))
                 found = judge(bench, Context(model, scenario, target, tol))
-                if attempt == 2:
+                if attempt > 1:
                     for v in found:
-                        v.figures["retried"] = {"because": [x.observed for x in first if _busy(x)]}
-                if not any(_busy(v) for v in found):
+                        v.figures["retried"] = {"because": list(because), "waited": waited}
+                busy = [v.observed for v in found if _busy(v)]
+                if not busy:
                     break
+                because += busy
             verdicts += found
             progress(model.name, scenario.name, found)
     finally:
@@ -272,6 +281,13 @@ def run_model(bench: Bench, model: Model, scenarios: list["Scenario"], progress:
             target.close()
             bench.remove(target)
     return verdicts
+
+
+def quieten(bench: Bench, target: Target, wanted: float) -> dict[str, Any]:
+    """Wait (at most QUIET_S) for the host to give ``wanted`` free cores again."""
+    free, waited = wait_quiet(lambda: HostLoad.around(target.cgroup, bench.swarm_container, bench.load_cgroups),
+                              wanted, QUIET_S)
+    return {"s": round(waited, 1), "free_cores": None if free is None else round(free, 2)}
 
 
 def _reads_memory(scenario: "Scenario") -> bool:

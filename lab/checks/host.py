@@ -177,3 +177,23 @@ class HostLoad:
             return None
         cpus = self.readings[0].cpus
         return min(max(cpus - (b - a) / (end - start), 0.0), float(cpus))
+
+
+def wait_quiet(load_for: Callable[[], HostLoad], wanted: float, bound: float,
+               window: float = 1.0) -> tuple[float | None, float]:
+    """Before a retry: wait, at most ``bound`` seconds, until the host has
+    given ``wanted`` free cores over one whole ``window`` (other work on a
+    shared machine comes in bursts).  (the last free-core figure, seconds
+    waited); the caller retries either way, and the retry is judged on its
+    own readings."""
+    began = time.monotonic()
+    free: float | None = None
+    while True:
+        load = load_for()
+        load.start()
+        threading.Event().wait(window)  # the measurement window itself
+        load.stop()
+        free = load.free_cores()
+        waited = time.monotonic() - began
+        if (free is not None and free >= wanted) or waited + window > bound:
+            return free, waited

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pytest
 
 from lab import checks, scenarios
-from lab.checks import judges
+from lab.checks import host, judges
 from lab.engine import Limits
 from lab.errors import LabError, UsageError
 from lab.measure import Cpu, Sample
@@ -483,6 +483,9 @@ GIL = [
     ("contradicted-serial", lambda: gil(False, 1.9), {"cpu_parallel": False}),
     ("busy-host-parallel-claim", lambda: gil(True, 0.55, free=1.0), {"cpu_parallel": None}),
     ("busy-host-serial-claim", lambda: gil(False, 1.0, free=1.0), {"cpu_parallel": None}),
+    # 1.6 free cores: room a parallel server would fill above the serial bound, not two cores
+    ("held-serial-on-a-host-with-room-above-one-core", lambda: gil(False, 1.0, free=1.6), {"cpu_parallel": True}),
+    ("busy-host-parallel-claim-short-of-two-cores", lambda: gil(True, 1.0, free=1.6), {"cpu_parallel": None}),
     ("empty-no-solo-works", lambda: gil(True, 1.9, solo=False), {"cpu_parallel": None}),
     ("zero-length-window", lambda: gil(True, 1.9, instant=True), {"cpu_parallel": None}),
     ("missing-cpu-readings", lambda: gil(True, 1.9, sampler=False), {"cpu_parallel": None}),
@@ -814,29 +817,54 @@ FakeTarget.close = lambda self: None  # type: ignore[attr-defined]
 
 @pytest.mark.parametrize("scenario, expect, tries, want_ok, want_servers", [
     ("gil", {"cpu_parallel": True}, [None, True], True, 1),  # busy, then free: judged on the second run
-    ("gil", {"cpu_parallel": True}, [None, None], None, 1),  # busy twice: not judged, never red
+    ("gil", {"cpu_parallel": True}, [None, None, True], True, 1),  # busy twice, then free: the third
+    ("gil", {"cpu_parallel": True}, [None, None, None], None, 1),  # busy every time: not judged, never red
     ("gil", {"cpu_parallel": True}, [True], True, 1),  # free at once: no second run
     # a retry keeps the live server, except where the server's memory is read
     ("c10k", {"c10k": "holds"}, [None, True], True, 2),
 ])
-def test_a_check_that_found_the_host_busy_runs_once_more(monkeypatch: pytest.MonkeyPatch, scenario: str,
-                                                         expect: dict[str, Any], tries: list[bool | None],
-                                                         want_ok: bool | None, want_servers: int) -> None:
+def test_a_check_that_found_the_host_busy_runs_again(monkeypatch: pytest.MonkeyPatch, scenario: str,
+                                                     expect: dict[str, Any], tries: list[bool | None],
+                                                     want_ok: bool | None, want_servers: int) -> None:
     runs = iter(tries)
     targets: list[Any] = []
+    quiet: list[float] = []
 
     def fake_judge(bench: Any, ctx: checks.Context) -> list[checks.Verdict]:
         targets.append(ctx.target)
         ok = next(runs)
-        return [verdict(ok, host_busy=True) if ok is None else verdict(ok)]
+        return [verdict(ok, host_busy=True, free_cores_needed=1.8) if ok is None else verdict(ok)]
 
     monkeypatch.setattr(checks, "judge", fake_judge)
+    monkeypatch.setattr(checks, "quieten", lambda bench, target, wanted: quiet.append(wanted) or {"s": 1.0})
     bench = FakeBench()
     got = checks.run_model(bench, model(expect), [SCENARIOS[scenario]],  # type: ignore[arg-type]
                            lambda *_: None)
     assert [v.ok for v in got] == [want_ok]
     assert len(targets) == len(tries) and bench.served == want_servers
-    assert ("retried" in got[0].figures) is (len(tries) == 2)
+    assert quiet == [1.8] * (len(tries) - 1), "each retry waits for the cores the busy verdict needed"
+    if len(tries) > 1:
+        assert got[0].figures["retried"] == {"because": ["not judged: why"] * (len(tries) - 1),
+                                             "waited": [{"s": 1.0}] * (len(tries) - 1)}
+    else:
+        assert "retried" not in got[0].figures
+
+
+def test_waiting_for_a_quiet_host_is_bounded_and_stops_once_the_cores_are_free() -> None:
+    frees = iter([0.4, 1.9, 2.0])
+    made: list[Any] = []
+
+    class Load:
+        def start(self) -> None: pass
+        def stop(self) -> None: pass
+        def free_cores(self) -> float: return next(frees)
+
+    free, waited = host.wait_quiet(lambda: made.append(1) or Load(), 1.8, bound=5, window=0.01)
+    assert free == 1.9 and len(made) == 2 and waited < 5
+    always_busy = iter([0.4] * 100)
+    Load.free_cores = lambda self: next(always_busy)  # type: ignore[method-assign]
+    free, waited = host.wait_quiet(Load, 1.8, bound=0.05, window=0.01)
+    assert free == 0.4 and 0.04 <= waited <= 1.0
 
 
 def test_a_retry_on_a_server_that_died_starts_a_new_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -848,6 +876,7 @@ def test_a_retry_on_a_server_that_died_starts_a_new_one(monkeypatch: pytest.Monk
         return [verdict(ok, host_busy=True) if ok is None else verdict(ok)]
 
     monkeypatch.setattr(checks, "judge", fake_judge)
+    monkeypatch.setattr(checks, "quieten", lambda *_: {})
     bench = FakeBench()
     got = checks.run_model(bench, model({"cpu_parallel": True}), [SCENARIOS["gil"]],  # type: ignore[arg-type]
                            lambda *_: None)
