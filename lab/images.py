@@ -260,7 +260,7 @@ def build_of(service: Any) -> Build | None:
 def app_build() -> Build:
     """The application image: every model and the swarm (compose.yaml's x-app)."""
     return Build(config.APP_REPO, f"{config.APP_REPO}:latest", config.SERVICES,
-                 args={"BASE_IMAGE": config.DEFAULT_BASE})
+                 args={"BASE_IMAGE": config.DEFAULT_BASE, "TOOLS_IMAGE": f"{REPO}/tools:{suite()}"})
 
 
 def tree_hash(root: Path, extra: str) -> str:

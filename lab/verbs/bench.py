@@ -381,7 +381,8 @@ class Calibrator:
                 "latency_p50_us": s.get("latency", {}).get("p50_us"),
                 "latency_p99_us": s.get("latency", {}).get("p99_us"),
                 "connected": connected, "errors": sum(s.get("errors", {}).values()),
-                "replies_total": s.get("replies", 0), "command": probe.command}
+                "replies_total": s.get("replies", 0), "command": probe.command,
+                "fast_path": cpu.get("fast_path")}
 
 
 def bench_calibrate(live: LiveRun, bench: Bench, args: argparse.Namespace,

@@ -68,6 +68,7 @@ class Plan:
     # Makes one connection's client codec (wire.py); None: the line protocol
     # and its fast path.  ``message`` then returns codec-encoded requests.
     codec: Callable[[], Codec] | None = None
+    fast_path: bool = True  # ping-pong's steady state in C, where the library is built (fastpath.py)
 
 
 class Conn:

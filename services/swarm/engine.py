@@ -18,6 +18,11 @@ replies not traced one by one) is read straight into one preallocated
 buffer, its replies are counted as newlines, timed by its Ledger, and, in
 ping-pong, refilled with prebuilt request bytes in one send.  Past the
 timeline's first pairs, the swarm's own code allocates nothing per reply.
+Even so, CPython spends about as much per reply as the servers it measures;
+so, where the library is built (the app image), ping-pong's steady state
+runs in C (fastpath.c): the loop below hands such a connection to it and
+takes it back whenever anything but "every request in flight answered,
+refill" happens, and the C loop leaves the rest of the events to Python.
 Everything else (connects, EPOLLOUT, errors, scripted actions, msg-level
 traces) takes the general path, and so does every other protocol: its
 client codec (wire.py) counts the replies, and tells when the handshake is
@@ -46,6 +51,7 @@ from typing import Any
 from ioproto import ProtocolViolation
 from iorun import Trace
 
+from swarm import fastpath
 from swarm.book import ERROR_KINDS, Ledger, Tally
 from swarm.conn import (CLOSED, CONNECTING, OPEN, REFUSED_BY_SERVER, RETRYING, Conn, Plan, errno_name,
                         error_kind)
@@ -106,6 +112,9 @@ class Engine:
         self._wake_r = -1
         self.buf = bytearray(BUFSIZE)
         self.view = memoryview(self.buf)
+        lib = fastpath.load() if plan.fast_path else None
+        # the steady state of ping-pong in C, when the library is here (fastpath.py)
+        self.native = fastpath.FastLoop(lib, self.ep.fileno(), MAX_EVENTS, BUFSIZE) if lib else None
 
     # -- timers -------------------------------------------------------------
     def _push(self, due: float, kind: int, obj: Any = None, gen: int = 0) -> None:
@@ -148,19 +157,25 @@ class Engine:
         buf = self.buf
         count = buf.count
         event = self._event
-        answered = self._answered
+        replies = self._replies
         lost = self._lost
         warm_end = self.warm_end
         t_end = self.t_end
+        native = self.native
         while self.stop_reason is None:
-            if timers:
-                timeout = timers[0][0] - clock()
-                if timeout < 0:
-                    timeout = 0
+            if native is not None:
+                # the C loop turns until it leaves something for Python (or a timer is due)
+                ready = native.turn(timers[0][0] if timers else -1.0, warm_end, t_end)
+                now = native.now
             else:
-                timeout = -1
-            ready = poll(timeout, MAX_EVENTS)
-            now = clock()
+                if timers:
+                    timeout = timers[0][0] - clock()
+                    if timeout < 0:
+                        timeout = 0
+                else:
+                    timeout = -1
+                ready = poll(timeout, MAX_EVENTS)
+                now = clock()
             if now >= t_end:
                 # The run is over.  What arrived now may well be the server's
                 # answer to another worker closing at the deadline: not counted.
@@ -172,7 +187,7 @@ class Engine:
                 if c is None or ev != IN:
                     event(fd, ev, now)
                     continue
-                # -- the fast path: one read, count, time, refill ----------
+                # -- the fast path: one read, count, then time and refill ---
                 try:
                     n = c.recv_into(buf)
                 except BlockingIOError:
@@ -185,36 +200,68 @@ class Engine:
                     continue
                 c.bytes_in += n
                 k = count(b"\n", 0, n)
-                if not k:
-                    continue
-                if c.refill and c.left >= k:
-                    # ping-pong: the ledger times the replies and books as
-                    # many new requests, which leave here in one send
-                    m = c.ledger.replied(k, now, measure, True)
-                    if m != k:
-                        c.unexpected += k - m  # more lines than requests: not our protocol
-                        if not m:
-                            continue
-                    c.left -= m
-                    data = c.msgs[m] if m <= PRECOMPUTED else c.msg * m
-                    try:
-                        w = c.send(data)
-                    except BlockingIOError:
-                        w = 0
-                    except OSError as exc:
-                        c.extra_out -= len(data)  # it never left
-                        lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
-                        continue
-                    if w != len(data):
-                        self._keep(c, data, w)
-                    continue
-                m = c.ledger.replied(k, now, measure)
-                if m != k:
-                    c.unexpected += k - m
-                answered(c, m, now)
+                if k:
+                    replies(c, k, now, measure)
+            if native is not None:
+                for fd, _ in ready:  # back to C, each connection that can go
+                    c = fast_get(fd)
+                    if c is not None and c.refill and fd not in native.owned and self._simple(c):
+                        native.put(c)
             if timers and timers[0][0] <= now:
                 self._timers(now)
         return self._finish()
+
+    def _replies(self, c: Conn, k: int, now: float, measure: bool) -> None:
+        """``k`` replies read on the fast path: the ledger times them; in
+        ping-pong it books as many new requests, which leave in one send."""
+        if c.refill and c.left >= k:
+            m = c.ledger.replied(k, now, measure, True)
+            if m != k:
+                c.unexpected += k - m  # more lines than requests: not our protocol
+                if not m:
+                    return
+            c.left -= m
+            data = c.msgs[m] if m <= PRECOMPUTED else c.msg * m
+            try:
+                w = c.send(data)
+            except BlockingIOError:
+                w = 0
+            except OSError as exc:
+                c.extra_out -= len(data)  # it never left
+                self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+                return
+            if w != len(data):
+                self._keep(c, data, w)
+            return
+        m = c.ledger.replied(k, now, measure)
+        if m != k:
+            c.unexpected += k - m
+        self._answered(c, m, now)
+
+    @staticmethod
+    def _simple(c: Conn) -> bool:
+        """Can the C loop carry this fast-path connection: one batch in
+        flight, refilled whole by each reply batch, nothing else pending?"""
+        lg = c.ledger
+        return c.ready and not lg.later and not lg.actions and lg.step == 0.0 and 0 < lg.n < len(c.msgs)
+
+    def _from_native(self, c: Conn, code: int, arg: int, now: float) -> None:
+        """What the C loop began and left to Python (fastpath.c's leftovers)."""
+        if code == fastpath.LOST:
+            if arg:
+                self._lost(c, error_kind(arg), f"{errno_name(arg)}: {os.strerror(arg)}", now)
+            else:
+                self._lost(c, "eof", "the server closed the connection", now)
+        elif code == fastpath.REPLIED:
+            self._replies(c, arg, now, now >= self.warm_end)
+        elif code == fastpath.SHORT:  # the refill was booked; its write fell short
+            data = c.msgs[c.ledger.n]
+            if arg & fastpath.FAILED:
+                err = arg & ~fastpath.FAILED
+                c.extra_out -= len(data)  # it never left
+                self._lost(c, error_kind(err), f"{errno_name(err)}: {os.strerror(err)}", now)
+            else:
+                self._keep(c, data, arg)
 
     def _timers(self, now: float) -> None:
         timers = self.timers
@@ -251,6 +298,11 @@ class Engine:
         if c is None:
             self._drain_wakeup()
             return
+        if self.native is not None:
+            self.native.take(c)
+            if ev >> 32:
+                self._from_native(c, ev >> 32, ev & 0xFFFFFFFF, now)
+                return
         if c.state == OPEN:
             if ev & IN_EVENTS:
                 self._read(c, now)
@@ -293,6 +345,8 @@ class Engine:
             return
         waiting = bool(c.out or c.owed)
         if waiting or c.slow or c.codec is not None:
+            if self.native is not None:
+                self.native.take(c)
             self.fast.pop(c.fd, None)
         else:
             self.fast[c.fd] = c
@@ -663,6 +717,8 @@ class Engine:
             a.outcome = "not-connected"
             self.trace.event("action", None, client=a.client, send=a.send, outcome=a.outcome)
             return
+        if self.native is not None:
+            self.native.take(c)
         self._go_slow(c)
         c.ledger.sent_action(a)
         a.sent_t = now
@@ -696,6 +752,8 @@ class Engine:
     def _close(self, c: Conn, reason: str, now: float) -> None:
         if c.state != OPEN:
             return
+        if self.native is not None:
+            self.native.take(c)
         for sent in c.ledger.actions:
             # an action still waiting when the connection ends: its outcome
             # is how it ended ("pending" if we closed it)
@@ -780,6 +838,9 @@ class Engine:
                 c.close_reason = "stopped-connecting"
                 self._finalize(c)
         tally = self.tally
+        if self.native is not None:
+            self.native.merge_into(tally.latency)
+            self.native.close()
         tally.totals["never_started"] = len(self.pending)
         tally.totals["replies_measured"] = tally.latency.total
         tally.totals["sent_measured"] = self.sent_measured
@@ -814,4 +875,5 @@ class Engine:
             "cpu": {"user_s": usage.ru_utime, "sys_s": usage.ru_stime,
                     "measured_s": window.ru_utime - warm[0] + window.ru_stime - warm[1]},
             "warnings": self.warnings,
+            "fast_path": "native" if self.native is not None else "python",
         }

@@ -141,7 +141,8 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     cpu = dict(cpu, total_s=round(cpu["user_s"] + cpu["sys_s"], 3),
                per_s=round(cpu["workers_s"] / duration, 3) if duration > 0 else 0.0,
                us_per_reply=round(cpu["measured_s"] * 1e6 / replies_measured, 2)
-               if replies_measured else None)
+               if replies_measured else None,
+               fast_path="/".join(sorted({w.get("fast_path", "python") for w in workers})) or None)
     n_pairs = sum(len(c["pairs"]) for c in timeline)
     return {
         "schema": SCHEMA,
@@ -160,7 +161,8 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
         "cpu": cpu,
         "workers": [
             {"worker": w["worker"], "pid": w["pid"], "clients": w["clients"],
-             "end_reason": w["end_reason"], "ended": _r(w["ended"]), "cpu": w["cpu"]}
+             "end_reason": w["end_reason"], "ended": _r(w["ended"]), "cpu": w["cpu"],
+             "fast_path": w.get("fast_path", "python")}
             for w in workers
         ],
         "histograms": {"latency": latency.to_json("us"), "connect": connect.to_json("us"),

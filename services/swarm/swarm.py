@@ -64,7 +64,7 @@ from typing import Any, NoReturn
 from iorun import Trace
 from iorun.trace import LEVELS
 
-from swarm import patterns, results, wire
+from swarm import fastpath, patterns, results, wire
 from swarm.conn import Plan
 from swarm.engine import Engine
 
@@ -158,6 +158,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results-stdout", action="store_true",
                    help="also print results.json on stdout at the end, as `results` events (its gzip, "
                         "base64, in parts): for a reader that cannot reach the --out volume")
+    p.add_argument("--fast-path", choices=("auto", "native", "python"), default="auto",
+                   help="ping-pong's steady state: native (swarm/fastpath.c, built into the app image), "
+                        "python (the same work in the Python loop), auto: native where built "
+                        "(default %(default)s)")
     p.add_argument("--trace", choices=sorted(LEVELS), default=os.environ.get("LAB_TRACE", "msg"),
                    help="event level: off, conn or msg (default from LAB_TRACE, else msg)")
     return p
@@ -182,6 +186,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup >= args.duration:
         p.error(f"--warmup {args.warmup} leaves nothing of --duration {args.duration}")
     args.mine = _replica_share(p, args)
+    if args.fast_path == "native" and fastpath.load() is None:
+        p.error(f"--fast-path native: no {fastpath.LIBRARY.name} next to swarm/fastpath.py "
+                f"(it is built into the app image); use auto or python")
     _protocol_args(p, args)
     actions = list(args.at)
     if args.plan is not None:
@@ -308,7 +315,7 @@ def config_of(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         "workers": workers, "connect_timeout": args.connect_timeout,
         "max_connecting": args.max_connecting, "timeline_per_conn": args.timeline_per_conn,
         "timeline_max": args.timeline_max, "records_max": args.records_max,
-        "out": args.out, "trace": args.trace,
+        "out": args.out, "trace": args.trace, "fast_path": args.fast_path,
         "user": args.user, "database": args.database, "http_host": args.http_host,
     }
 
@@ -619,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             timeline_per_conn=args.timeline_per_conn,
             timeline_max=math.ceil(args.timeline_max * part),
             records_max=math.ceil(args.records_max * part), trace_level=args.trace,
+            fast_path=args.fast_path != "python",
         ))
     with_active = {w for w, clients in enumerate(share)
                    if pattern.sends and clients and clients[0] <= args.active}

@@ -30,6 +30,7 @@ def test_calibrate_measures_the_six_pairs(app_image, engine) -> None:
     assert runs[("native", "native")]["command"][0] == "iolab-pingpong"
     assert runs[("python", "epoll")]["command"][0] == "iolab-pyfloor"  # shipped in the native image
     assert "--pipeline=1" in runs[("swarm", "epoll")]["command"]
+    assert runs[("swarm", "native")]["fast_path"] == "native", "the app image carries swarm/fastpath.c, built"
     summary = result["summary"]
     for key in ("vs_native", "vs_epoll", "floor_vs_native", "floor_vs_epoll",
                 "swarm_over_floor_native", "swarm_over_floor_epoll"):

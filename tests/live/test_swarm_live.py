@@ -3,12 +3,17 @@ each ends by itself and writes results.json with what it saw."""
 
 from __future__ import annotations
 
+import json
+import select
+from pathlib import Path
+
 import pytest
 
 from lab import models
 from lab.console import say
 from lab.live import LiveRun
 from lab.probe import Bench
+from swarm import fastpath
 
 PATTERNS = {
     "interval": ["--clients=3", "--pattern=interval", "--interval=50"],
@@ -56,3 +61,59 @@ def test_each_pattern_runs_and_reports(epoll, pattern: str) -> None:
         assert abs(s["rate"]["achieved_per_s"] - 2000) < 200
     if pattern == "storm":
         assert s["connections"]["attempted"] > 10 and s["storm"]["connections_per_s"] > 0
+
+
+@pytest.mark.parametrize("fast_path", ["native", "python"])
+def test_pingpong_books_every_reply_alike_in_c_and_in_python(epoll, fast_path: str) -> None:
+    """The app image carries the C fast path (swarm/fastpath.c); both loops
+    must keep the same books: every reply in one connection record, the
+    histogram, and a timeline whose pairs chain (each reply refills at once)."""
+    bench, target = epoll
+    probe = bench.swarm(target, f"pingpong-{fast_path}", [
+        "--clients=40", "--pattern=pingpong", "--pipeline=1", "--size=64", "--warmup=0.3",
+        "--duration=1.5", "--trace=conn", "--timeline-per-conn=150", f"--fast-path={fast_path}"])
+    r, s = probe.results, probe.summary
+    assert probe.exit_code == 0 and r["ok"], r.get("failures")
+    assert r["cpu"]["fast_path"] == fast_path and {w["fast_path"] for w in r["workers"]} == {fast_path}
+    conns = r["connections"]
+    assert len(conns) == 40 and sum(c["replies"] for c in conns) == s["replies"] > 1000
+    for c in conns:
+        assert c["errors"] == {} and c["sent"] - c["replies"] == c["unanswered"] in (0, 1), c
+        assert 64 * c["replies"] <= c["bytes_received"] < 64 * (c["replies"] + 1), c  # echoed, line for line
+        assert c["bytes_sent"] == 64 * c["sent"], c
+        assert 0 <= c["latency_mean_us"] <= c["latency_max_us"], c
+    hist = r["histograms"]["latency"]
+    assert hist["count"] == sum(n for _, n in hist["buckets"]) == s["latency"]["count"] > 0
+    # the records hold the warm-up's replies too, the histogram only the measured ones
+    assert hist["max"] <= max(c["latency_max_us"] for c in conns)
+    for tl in r["timeline"]["conns"]:
+        record = next(c for c in conns if c["client"] == tl["client"])
+        pairs = tl["pairs"]
+        assert len(pairs) == min(150, record["replies"]), (len(pairs), record)
+        assert all(sent <= got for sent, got in pairs)
+        # closed loop: the next request leaves in the turn its reply arrived
+        assert all(pairs[i][1] == pairs[i + 1][0] for i in range(len(pairs) - 1)), pairs[:5]
+
+
+def test_the_c_fast_path_books_replies_as_the_ledger_does(epoll) -> None:
+    """swarm/fastpath.c in the app image, reply by reply against book.Ledger
+    over a socketpair (tests/live/fastpath_probe.py), then each case it must
+    leave to Python."""
+    bench, _ = epoll
+    script = (Path(__file__).with_name("fastpath_probe.py")).read_text()
+    code, out = bench.swarm_container.exec(["python3", "-c", script])
+    assert code == 0, out.decode(errors="replace")[-2000:]
+    got = json.loads(out.splitlines()[-1])
+    steady = got["steady"]
+    assert steady["refills"] == 50, steady  # each reply bought the next request, written by C
+    mine, ledger = steady["fields"]
+    assert mine == ledger and len(mine["tl"]) == 50 and mine["sent"] == 51, steady["fields"]
+    assert steady["hist"][0] == steady["hist"][1] and steady["hist"][0]["total"] == 50, steady["hist"]
+    lo = got["leftovers"]
+    # (code, argument, requests sent): nothing booked, the replies handed over
+    assert lo["two"] == [fastpath.REPLIED, 2, 1], lo  # more replies than requests in flight
+    assert lo["budget"] == [fastpath.REPLIED, 1, 1], lo  # no budget left to refill
+    assert lo["room"] == [fastpath.REPLIED, 1, 2], lo  # the timeline's room spent: Python reserves more
+    assert lo["short"] == [fastpath.SHORT, 0, 2], lo  # booked and refilled; 0 bytes written, for Python to keep
+    assert lo["eof"] == [fastpath.LOST, 0, 1], lo  # errno 0: end of file
+    assert lo["hangup"] == [0, select.EPOLLIN | select.EPOLLHUP, 1], lo  # the event itself, for Python to read

@@ -21,7 +21,7 @@ import pytest
 
 from iorun import Trace
 from lab.checks import analysis
-from swarm import book, patterns, results, swarm, wire
+from swarm import book, fastpath, patterns, results, swarm, wire
 from swarm.conn import CLOSED, OPEN, Conn, Plan
 from swarm.engine import Engine
 
@@ -410,6 +410,19 @@ def test_bad_protocol_flags_are_one_line_and_exit_2(capsys: pytest.CaptureFixtur
     assert exit_.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and says in errors[0], errors
+
+
+def test_a_native_fast_path_asked_for_where_none_is_built_is_one_line_and_exit_2(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(fastpath, "LIBRARY", tmp_path / "libfastpath.so")  # a checkout: nothing compiled
+    with pytest.raises(SystemExit) as exit_:
+        swarm.parse_args(["--fast-path", "native"])
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "no libfastpath.so" in errors[0], errors
+    for choice, on in (("auto", True), ("python", False)):  # auto falls back to Python without a word
+        args = swarm.parse_args(["--fast-path", choice])
+        assert swarm.config_of(args, 1)["fast_path"] == choice and (args.fast_path != "python") is on
 
 
 def test_noreply_is_fine_for_clients_that_only_hold() -> None:
