@@ -102,8 +102,9 @@ def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Docum
                             f"is marked {data.PARTIAL}.")
         cpus = (run.environment.get("engine") or {}).get("cpus")
         s.paragraphs.append(
-            "The swarm is a Python load generator: per reply it can spend more CPU than a fast server, and "
-            f"it shares the engine's {cpus or '?'} cores with the server. So for every figure the lab says "
+            "The swarm is the lab's load generator (in the app image its ping-pong runs in C, at about the "
+            f"native client's cost per reply), and it shares the engine's {cpus or '?'} cores with the server. So for every "
+            "figure the lab says "
             "what set the pace (limited by): the swarm, when its processes used nearly all the cores they "
             "can use (one per worker); the host, when the server and the swarm together, or everything "
             "on the machine, used nearly all the engine's cores; otherwise the server. Only the last ranks "
