@@ -273,6 +273,12 @@ def tree_hash(root: Path, extra: str) -> str:
     return h.hexdigest()[:12]
 
 
+# Build arguments an image can do without: the app image compiles the swarm's
+# fast path in the tools image when it can be made, else builds on the base
+# (no compiler there: the swarm runs its Python loop).
+OPTIONAL_ARGS = {(config.APP_REPO, "TOOLS_IMAGE")}
+
+
 def _resolve_args(engine: Engine, build: Build, say: Say, run: str) -> dict[str, str]:
     """BASE_IMAGE is the lab's base; an argument naming a family is that family's image."""
     resolved = {}
@@ -280,7 +286,14 @@ def _resolve_args(engine: Engine, build: Build, say: Say, run: str) -> dict[str,
         if key == "BASE_IMAGE":
             value = ensure_base(engine, say, run)
         elif (family := family_of(value)) is not None:
-            value = ensure_family(engine, family.name, say, run)
+            try:
+                value = ensure_family(engine, family.name, say, run)
+            except EnvironmentProblem as exc:
+                if (build.repo, key) not in OPTIONAL_ARGS:
+                    raise
+                value = ensure_base(engine, say, run)
+                say(f"{build.repo}: no {family.name} image ({exc}); building without the swarm's "
+                    f"C fast path: the swarm runs its Python loop")
         resolved[key] = value
     return resolved
 

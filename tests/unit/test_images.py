@@ -100,6 +100,25 @@ def test_tools_is_a_family_image_with_no_build_so_compose_never_builds_it(topolo
     assert tools.profiles == ["tools"]
 
 
+def test_the_app_builds_on_the_base_when_the_tools_image_cannot_be_made(monkeypatch) -> None:
+    """No mmdebstrap where a registry answers: the app image still builds,
+    without the swarm's fast path (its Dockerfile compiles only where gcc
+    is); the native reference, which is nothing without its compiler, fails."""
+    def no_tools(eng: Any, name: str, *a: Any) -> str:
+        raise images.EnvironmentProblem("mmdebstrap is missing: install it (sudo apt-get install mmdebstrap)")
+
+    said: list[str] = []
+    monkeypatch.setattr(images, "ensure_base", lambda *a: "python:3.11-slim")
+    monkeypatch.setattr(images, "ensure_family", no_tools)
+    app = images._resolve_args(FakeEngine({}), images.app_build(), said.append, "r")  # type: ignore[arg-type]
+    assert app == {"BASE_IMAGE": "python:3.11-slim", "TOOLS_IMAGE": "python:3.11-slim"}
+    assert len(said) == 1 and "the swarm runs its Python loop" in said[0] and "mmdebstrap is missing" in said[0]
+    native = images.Build("iolab/native", "iolab/native:latest", ROOT, args={
+        "BASE_IMAGE": "python:3.11-slim", "TOOLS_IMAGE": "iolab/tools:bookworm"})
+    with pytest.raises(images.EnvironmentProblem, match="mmdebstrap is missing"):
+        images._resolve_args(FakeEngine({}), native, said.append, "r")  # type: ignore[arg-type]
+
+
 def test_build_arguments_are_the_labs_own_images(monkeypatch) -> None:
     monkeypatch.setattr(images, "ensure_base", lambda *a: "iolab/base:bookworm-aaaa")
     monkeypatch.setattr(images, "ensure_family", lambda eng, name, *a: f"iolab/{name}:bookworm-bbbb")
