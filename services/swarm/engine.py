@@ -159,6 +159,7 @@ class Engine:
         event = self._event
         replies = self._replies
         lost = self._lost
+        broke = self._broke
         warm_end = self.warm_end
         t_end = self.t_end
         native = self.native
@@ -193,7 +194,7 @@ class Engine:
                 except BlockingIOError:
                     continue
                 except OSError as exc:
-                    lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+                    broke(c, exc.errno, now)
                     continue
                 if not n:
                     lost(c, "eof", "the server closed the connection", now)
@@ -205,7 +206,7 @@ class Engine:
             if native is not None:
                 for fd, _ in ready:  # back to C, each connection that can go
                     c = fast_get(fd)
-                    if c is not None and c.refill and fd not in native.owned and self._simple(c):
+                    if c is not None and fd not in native.owned and self._simple(c):
                         native.put(c)
             if timers and timers[0][0] <= now:
                 self._timers(now)
@@ -221,17 +222,7 @@ class Engine:
                 if not m:
                     return
             c.left -= m
-            data = c.msgs[m] if m <= PRECOMPUTED else c.msg * m
-            try:
-                w = c.send(data)
-            except BlockingIOError:
-                w = 0
-            except OSError as exc:
-                c.extra_out -= len(data)  # it never left
-                self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
-                return
-            if w != len(data):
-                self._keep(c, data, w)
+            self._write(c, c.msgs[m] if m <= PRECOMPUTED else c.msg * m, now)
             return
         m = c.ledger.replied(k, now, measure)
         if m != k:
@@ -240,16 +231,16 @@ class Engine:
 
     @staticmethod
     def _simple(c: Conn) -> bool:
-        """Can the C loop carry this fast-path connection: one batch in
-        flight, refilled whole by each reply batch, nothing else pending?"""
+        """Can the C loop carry this fast-path connection: ping-pong, one
+        batch in flight, refilled whole by each reply batch, nothing else pending?"""
         lg = c.ledger
-        return c.ready and not lg.later and not lg.actions and lg.step == 0.0 and 0 < lg.n < len(c.msgs)
+        return c.refill and c.ready and not lg.later and not lg.actions and lg.step == 0.0 and 0 < lg.n < len(c.msgs)
 
     def _from_native(self, c: Conn, code: int, arg: int, now: float) -> None:
         """What the C loop began and left to Python (fastpath.c's leftovers)."""
         if code == fastpath.LOST:
             if arg:
-                self._lost(c, error_kind(arg), f"{errno_name(arg)}: {os.strerror(arg)}", now)
+                self._broke(c, arg, now)
             else:
                 self._lost(c, "eof", "the server closed the connection", now)
         elif code == fastpath.REPLIED:
@@ -257,9 +248,8 @@ class Engine:
         elif code == fastpath.SHORT:  # the refill was booked; its write fell short
             data = c.msgs[c.ledger.n]
             if arg & fastpath.FAILED:
-                err = arg & ~fastpath.FAILED
                 c.extra_out -= len(data)  # it never left
-                self._lost(c, error_kind(err), f"{errno_name(err)}: {os.strerror(err)}", now)
+                self._broke(c, arg & ~fastpath.FAILED, now)
             else:
                 self._keep(c, data, arg)
 
@@ -512,7 +502,7 @@ class Engine:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+            self._broke(c, exc.errno, now)
             return
         if not n:
             detail = "the server closed the connection"
@@ -681,7 +671,7 @@ class Engine:
             sent = 0
         except OSError as exc:
             c.extra_out -= len(data)  # it never left
-            self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+            self._broke(c, exc.errno, now)
             return
         if sent < len(data):
             self._keep(c, data, sent)
@@ -699,7 +689,7 @@ class Engine:
             except BlockingIOError:
                 return
             except OSError as exc:
-                self._lost(c, error_kind(exc.errno), f"{errno_name(exc.errno)}: {exc.strerror}", now)
+                self._broke(c, exc.errno, now)
                 return
             del out[:sent]
         if not out and c.owed:
@@ -748,6 +738,10 @@ class Engine:
         else:
             self.trace.event("error", c.name, client=c.client, kind=kind, detail=detail, phase="handshake")
         self._close(c, kind, now)
+
+    def _broke(self, c: Conn, err: int | None, now: float) -> None:
+        """A read or write failed with ``err``: the connection is lost."""
+        self._lost(c, error_kind(err), f"{errno_name(err)}: {os.strerror(err or 0)}", now)
 
     def _close(self, c: Conn, reason: str, now: float) -> None:
         if c.state != OPEN:
