@@ -21,6 +21,7 @@ import os
 from ..errors import UsageError
 from .base import (SAME, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup,
                    Limits, Output, Resource, RunResources, State, Unit, Unreachable)
+from .inventory import Inventory, swarm_manager
 from .labels import (IMAGE_LAB, IMAGE_RUN, KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE,
                      VERB, me, owner_alive)
 from .spec import NO_HEALTHCHECK, Mount, UnitSpec
@@ -29,8 +30,9 @@ ORCHESTRATORS = ("local", "swarm")
 
 __all__ = ["IMAGE_LAB", "IMAGE_RUN", "KEEP", "LAB", "NO_HEALTHCHECK", "ORCHESTRATOR", "ORCHESTRATORS", "OWNER",
            "ROLE", "RUN", "RUNDIR", "SAME", "SERVICE", "VERB", "Clock", "Engine", "EngineError", "EngineTimeout",
-           "Exec", "Finished", "Gone", "HostCgroup", "Limits", "Mount", "Output", "Resource", "RunResources", "State",
-           "Unit", "UnitSpec", "Unreachable", "connect", "me", "orchestrator", "owner_alive"]
+           "Exec", "Finished", "Gone", "HostCgroup", "Inventory", "Limits", "Mount", "Output", "Resource",
+           "RunResources", "State",
+           "Unit", "UnitSpec", "Unreachable", "connect", "connect_every", "me", "orchestrator", "owner_alive"]
 
 
 def orchestrator(wanted: str | None = None) -> str:
@@ -50,3 +52,15 @@ def connect(wanted: str | None = None) -> Engine:
         return SwarmEngine()
     from .local import LocalEngine
     return LocalEngine()
+
+
+def connect_every() -> Inventory:
+    """Every orchestrator this engine runs: the local one, and Swarm mode
+    when the engine is a Swarm manager (no Swarm call otherwise)."""
+    from .local import LocalEngine
+    local = LocalEngine()
+    engines: list[Engine] = [local]
+    if swarm_manager(local.info()):
+        from .swarm import SwarmEngine
+        engines.append(SwarmEngine(local.client))
+    return Inventory(engines)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import EnvironmentProblem
-from .labels import KEEP, OWNER, ROLE, owner_alive
+from .labels import KEEP, ROLE
 from .spec import UnitSpec
 
 
@@ -235,6 +235,8 @@ class RunResources:
     networks: list[Resource] = field(default_factory=list)
     volumes: list[Resource] = field(default_factory=list)
     others: list[Resource] = field(default_factory=list)  # Swarm configs
+    orchestrator: str = "local"  # the Engine.kind that started it (and removes it)
+    also: list["RunResources"] = field(default_factory=list)  # the same id on another orchestrator
 
     @property
     def labels(self) -> dict[str, str]:
@@ -314,19 +316,6 @@ class Engine(ABC):
             t.start()
         for t in threads:
             t.join()
-
-    def sweep_dead(self) -> list[str]:
-        """Remove runs whose lab process died without cleaning up (any lab
-        name: a dead owner cannot object).  Returns one line per run removed."""
-        said = []
-        for run, res in self.runs(every_lab=True).items():
-            if res.kept or owner_alive(res.labels.get(OWNER)) is not False:
-                continue
-            things = self.remove(res)
-            owner = res.labels.get(OWNER, "?").split(":")
-            said.append(f"removed dead run {run} (its lab process {owner[1]} is gone): "
-                        f"{len(things)} resources")
-        return said
 
     # -- images -------------------------------------------------------------
     @abstractmethod

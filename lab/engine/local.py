@@ -240,7 +240,7 @@ class LocalEngine(SdkEngine):
         flt = filters(self.lab, run, every_lab)
         found: dict[str, RunResources] = {}
 
-        group = partial(by_run, found)
+        group = partial(by_run, found, self.kind)
 
         with sdk("listing the lab's resources"):
             for c in self.client.containers.list(all=True, filters=flt, ignore_removed=True):

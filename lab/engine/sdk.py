@@ -65,10 +65,11 @@ def filters(lab: str, run: str | None, every_lab: bool) -> dict[str, Any]:
     return {"label": labels}
 
 
-def by_run(found: dict[str, RunResources], labels: dict[str, str]) -> RunResources:
-    """The resources of the run ``labels`` name, in ``found`` (added when first seen)."""
+def by_run(found: dict[str, RunResources], kind: str, labels: dict[str, str]) -> RunResources:
+    """The resources of the run ``labels`` name, in ``found`` (added when
+    first seen, as a run of the orchestrator ``kind``)."""
     key = labels.get(RUN, "?")
-    return found.setdefault(key, RunResources(key))
+    return found.setdefault(key, RunResources(key, orchestrator=kind))
 
 
 def resource(kind: str, thing: Any) -> Resource:

@@ -51,6 +51,8 @@ from .sdk import SdkEngine, by_run, connect, filters, resource, sdk, split_image
 from .spec import UnitSpec
 from .swarmspec import ENGINE_LABEL, ROLE_LABEL, Node, constraints, registry_needed, service_create
 
+SERVICE_ID = "com.docker.swarm.service.id"  # the label a task container carries
+GONE_TIMEOUT = 30.0  # seconds lab down waits for removed services' task containers to go
 TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 NO_SWARM = ("--orchestrator swarm needs a Swarm manager: run `docker swarm init` on this engine, "
             "or point DOCKER_HOST at a manager")
@@ -318,7 +320,7 @@ class SwarmEngine(SdkEngine):
         flt = filters(self.lab, run, every_lab)
         found: dict[str, RunResources] = {}
 
-        group = partial(by_run, found)
+        group = partial(by_run, found, self.kind)
 
         with sdk("listing the lab's services"):
             for s in self.client.services.list(filters=flt):
@@ -334,21 +336,30 @@ class SwarmEngine(SdkEngine):
         return found
 
     def remove(self, res: RunResources) -> list[str]:
+        """Remove the run's services, wait (bounded) until their task
+        containers are gone from this node, then its networks and configs.
+        Task containers still there at the end are an EngineTimeout naming them."""
         removed: list[str] = []
         errors: list[str] = []
+        tasks = self._task_containers([u.id for u in res.units])
         self._remove_resources([Resource("service", u.name, u.id, u.labels, u.raw) for u in res.units],
                                removed, errors)
-        self._wait_gone([u.id for u in res.units])
-        left = list(res.networks)
+        left = self._wait_gone([u.id for u in res.units])
+        removed += [f"container {name}" for name in tasks if name not in left]
+        nets = list(res.networks)
         for _ in range(50):  # a network goes once the removed services' tasks have left it
-            left = [n for n in left if not self._remove_one(n, removed, errors, retry=True)]
-            if not left:
+            nets = [n for n in nets if not self._remove_one(n, removed, errors, retry=True)]
+            if not nets:
                 break
             time.sleep(0.2)
-        for n in left:
+        for n in nets:
             self._remove_one(n, removed, errors, retry=False)
         self._wait_unlisted([n.id for n in res.networks])
         self._remove_resources(res.volumes + res.others, removed, errors)
+        if left:
+            raise EngineTimeout(f"run {res.run}: its services are removed, but task containers are still "
+                                f"there after {GONE_TIMEOUT:g} s: {', '.join(left)} (removed meanwhile: "
+                                f"{len(removed)}; run `lab down {res.run}` again)")
         if errors:
             raise EnvironmentProblem("could not remove " + "; ".join(errors))
         return removed
@@ -365,17 +376,25 @@ class SwarmEngine(SdkEngine):
                         break
                 time.sleep(0.1)
 
-    def _wait_gone(self, service_ids: list[str], timeout: float = 30) -> None:
-        """Until this node's task containers of removed services are gone."""
-        deadline = time.monotonic() + timeout
+    def _task_containers(self, service_ids: list[str]) -> list[str]:
+        """The names of this node's task containers of these services."""
+        names: list[str] = []
         for sid in service_ids:
-            while time.monotonic() < deadline:
-                with sdk("containers"):
-                    left = self.client.containers.list(
-                        all=True, filters={"label": f"com.docker.swarm.service.id={sid}"}, ignore_removed=True)
-                if not left:
-                    break
-                time.sleep(0.1)
+            with sdk("containers"):
+                names += [c.name for c in self.client.containers.list(
+                    all=True, filters={"label": f"{SERVICE_ID}={sid}"}, ignore_removed=True)]
+        return names
+
+    def _wait_gone(self, service_ids: list[str], timeout: float | None = None) -> list[str]:
+        """Until this node's task containers of removed services are gone
+        (polled: the engine sends no event for a task container's removal);
+        the names of those still there when ``timeout`` runs out."""
+        deadline = time.monotonic() + (GONE_TIMEOUT if timeout is None else timeout)
+        while left := self._task_containers(service_ids):
+            if time.monotonic() >= deadline:
+                return left
+            time.sleep(0.1)
+        return []
 
     # -- a run's pieces -----------------------------------------------------------
     def network_exists(self, name: str) -> bool:

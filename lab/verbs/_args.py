@@ -50,6 +50,13 @@ def orchestrator(p: argparse.ArgumentParser, replicas: bool = False) -> None:
                             "iolab.role=load nodes; default 1)")
 
 
+def orchestrator_seen(p: argparse.ArgumentParser) -> None:
+    """--orchestrator on a verb that only looks (status, down, logs): accepted
+    for older scripts, but every orchestrator's runs are seen whatever it says."""
+    p.add_argument("--orchestrator", choices=ORCHESTRATORS, default=None,
+                   help="ignored: runs are found by their labels, whichever orchestrator started them")
+
+
 def replicas_need_swarm(args: argparse.Namespace) -> None:
     """--swarm-replicas above 1 spreads the swarm over Swarm nodes: the local
     orchestrator runs one container per service."""

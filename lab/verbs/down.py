@@ -1,11 +1,16 @@
 """lab down: remove what the lab started (its logs are kept in the run directory).
 
-With no argument, every run `lab up` left up.  --all: every resource carrying
-this lab's labels (any run, any verb, also ones made by plain Compose).
---images: every image the lab made too (base, app, tools, servers, native,
-real servers; those of every lab name: they are one cache).
---orchestrator swarm: the Swarm-mode services, networks, volumes and configs
-of the manager the engine names (the same labels).
+RUN is a run id, a unique prefix of one, or a model's name (every run that
+has that service).  With no argument, every run `lab up` left up.  --all:
+every resource carrying this lab's labels (any run, any verb, also ones made
+by plain Compose or `docker stack deploy`).  --images: every image the lab
+made too (base, app, tools, servers, native, real servers; those of every
+lab name: they are one cache).
+
+Runs are found by their labels whichever orchestrator started them: local
+containers, and Swarm-mode services when the engine is a Swarm manager.  A
+Swarm-mode run is gone when its task containers are: lab down waits for them
+(bounded) and says what is still there if they stay.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Callable
 
 from .. import compose, config, runs
 from ..console import out, say
-from ..context import engine
+from ..context import inventory
 from ..engine import RUNDIR, SERVICE, VERB, EngineError, RunResources, Unit
 from ..errors import LabError, UsageError
 from . import _args
@@ -27,16 +32,17 @@ from . import _args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("down", help="remove the lab's containers, networks and volumes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or unique prefixes) to remove")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run ids (or unique prefixes), or model names (every run of that model), to remove")
     p.add_argument("--all", action="store_true", help="every resource with this lab's labels")
     p.add_argument("--images", action="store_true", help="also remove every image the lab made (any lab name)")
-    _args.orchestrator(p)
+    _args.orchestrator_seen(p)
     p.set_defaults(func=run)
 
 
 def _keep_logs(res: RunResources) -> None:
     """Save each unit's log into its run directory before it goes."""
-    for u in res.units:
+    for u in [u for part in (res, *res.also) for u in part.units]:
         folder = Path(u.labels.get(RUNDIR, "")) / "logs"
         if not u.labels.get(RUNDIR) or not folder.is_dir():
             continue
@@ -73,30 +79,47 @@ def _grace() -> Callable[[Unit], float]:
     return grace
 
 
+def choose(wanted: list[str], everything: dict[str, RunResources], every: bool) -> dict[str, RunResources]:
+    """The runs named (by id, prefix or model), all of them, or those `lab up` left."""
+    if every:
+        return everything
+    if not wanted:
+        return {r: res for r, res in everything.items() if res.labels.get(VERB) == "up"}
+    chosen = {}
+    for want in wanted:
+        by_id = runs.match(want, everything)
+        hits = by_id or [r for r, res in everything.items() if any(u.labels.get(SERVICE) == want for u in res.units)]
+        if not hits or len(by_id) > 1:
+            raise UsageError(f"no single run matches '{want}' (a run id, a unique prefix, or a model with a "
+                             "run); `lab status` lists them")
+        chosen.update({r: everything[r] for r in hits})
+    return chosen
+
+
+def what(things: list[str]) -> str:
+    """'2 services, 3 containers, 1 network' from ['service a', ...]."""
+    counts: dict[str, int] = {}
+    for thing in things:
+        kind = thing.split(" ", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items()) or "nothing left"
+
+
 def run(args: argparse.Namespace) -> int:
-    eng = engine(args.orchestrator)
-    everything = eng.runs()
-    if args.runs:
-        chosen = {}
-        for want in args.runs:
-            hits = runs.match(want, everything)
-            if len(hits) != 1:
-                raise UsageError(f"no single run matches '{want}'; `lab status` lists them")
-            chosen[hits[0]] = everything[hits[0]]
-    elif args.all:
-        chosen = everything
-    else:
-        chosen = {r: res for r, res in everything.items() if res.labels.get(VERB) == "up"}
+    inv = inventory()
+    chosen = choose(args.runs, inv.runs(), args.all)
     removed = 0
     grace = _grace()
     for run_id, res in chosen.items():
-        eng.stop(res.units, grace)
+        for part in (res, *res.also):
+            inv.engine(part.orchestrator).stop(part.units, grace)
         _keep_logs(res)
-        things = eng.remove(res)
+        things = inv.remove(res)
         _mark_removed(res)
         removed += len(things)
-        out.print(f"removed run {run_id}: {len(things)} resources")
+        out.print(f"removed run {run_id} ({res.orchestrator}): {what(things)}", markup=False)
     if args.images:
+        eng = inv.engine("local")
         for image in eng.images(every_lab=True):  # one cache, shared by every lab name
             try:
                 eng.remove_image(image.id)

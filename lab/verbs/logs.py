@@ -18,8 +18,8 @@ from typing import Any, Iterable
 from .. import runs as run_ids
 from ..console import out
 from . import _args
-from ..context import engine
-from ..engine import SERVICE, VERB, Engine, EngineError
+from ..context import inventory
+from ..engine import SERVICE, VERB, Engine, EngineError, Inventory
 from ..errors import UsageError
 
 SKIP = {"t", "ev", "model", "pid", "tid", "conn"}
@@ -33,12 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--raw", action="store_true", help="print the JSON lines unchanged")
     p.add_argument("--tail", type=_args.number(int, 0), default=None, help="only the last N events of each container")
-    _args.orchestrator(p)
+    _args.orchestrator_seen(p)
     p.set_defaults(func=run)
 
 
-def pick_run(eng: Engine, wanted: str | None) -> Any:
-    runs = eng.runs()
+def pick_run(inv: Inventory, wanted: str | None) -> Any:
+    runs = inv.runs()
     if wanted:
         hits = run_ids.match(wanted, runs)
         if len(hits) != 1:
@@ -78,8 +78,7 @@ def _sort_key(line: bytes, offset: float = 0.0) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    eng = engine(args.orchestrator)
-    res = pick_run(eng, args.run)
+    res = pick_run(inventory(), args.run)
     containers = [u for u in res.units if not args.service or u.labels.get(SERVICE) == args.service]
     if not containers:
         names = ", ".join(sorted(u.labels.get(SERVICE, u.name) for u in res.units))

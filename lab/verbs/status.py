@@ -11,7 +11,7 @@ from rich.table import Table
 from typing import Any
 
 from ..console import out
-from ..context import engine
+from ..context import inventory
 from ..engine import OWNER, SERVICE, VERB, EngineError, RunResources, owner_alive
 from . import _args
 
@@ -19,7 +19,7 @@ from . import _args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="list the lab's runs and containers")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    _args.orchestrator(p)
+    _args.orchestrator_seen(p)
     p.set_defaults(func=run)
 
 
@@ -27,7 +27,7 @@ def describe(res: RunResources) -> dict[str, Any]:
     labels = res.labels
     alive = owner_alive(labels.get(OWNER))
     rows = []
-    for u in res.units:
+    for u in [u for part in (res, *res.also) for u in part.units]:
         try:
             s = u.state()
         except EngineError:  # removed meanwhile
@@ -35,7 +35,7 @@ def describe(res: RunResources) -> dict[str, Any]:
         rows.append({"name": u.name, "service": u.labels.get(SERVICE, "?"), "state": s.status,
                      "health": s.health, "exit": s.exit_code, "ip": s.ip, "created": s.created,
                      **({"node": s.node} if s.node else {})})
-    return {"run": res.run, "verb": labels.get(VERB, "compose"), "kept": res.kept,
+    return {"run": res.run, "orchestrator": res.orchestrator, "verb": labels.get(VERB, "compose"), "kept": res.kept,
             "owner": "lab up (kept)" if res.kept else
             {True: "running", False: "dead", None: "unknown"}[alive],
             "containers": rows, "networks": [n.name for n in res.networks],
@@ -44,7 +44,7 @@ def describe(res: RunResources) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    runs = [describe(res) for res in engine(args.orchestrator).runs().values()]
+    runs = [describe(res) for res in inventory().runs().values()]
     if args.json:
         out.print_json(json.dumps({"runs": runs, "at": time.time()}))
         return 0
@@ -52,13 +52,13 @@ def run(args: argparse.Namespace) -> int:
         out.print("no lab runs on this engine (start one with `lab up MODEL`)")
         return 0
     table = Table(show_header=True, header_style="bold")
-    for col in ("run", "verb", "owner", "container", "state", "health", "address"):
+    for col in ("run", "orchestrator", "verb", "owner", "container", "state", "health", "address"):
         table.add_column(col)
     for r in runs:
         first = True
         for c in r["containers"] or [{"name": "-", "state": "-", "health": "-", "ip": ""}]:
-            table.add_row(r["run"] if first else "", r["verb"] if first else "", r["owner"] if first else "",
-                          c["name"], c["state"], c["health"], c["ip"])
+            head = (r["run"], r["orchestrator"], r["verb"], r["owner"]) if first else ("",) * 4
+            table.add_row(*head, c["name"], c["state"], c["health"], c["ip"])
             first = False
     out.print(table)
     return 0

@@ -30,7 +30,7 @@ from lab import models, scenarios
 from lab.engine import LAB, RUN
 from tests.conftest import unavailable
 from tests.live import swarm_mode
-from tests.live.judged import ROOT, check, expect_ok, lab
+from tests.live.judged import ROOT, check, expect_ok, lab, run_of
 
 SWARM = ("--orchestrator", "swarm")
 MODELS = ("blocking", "threads", "epoll")
@@ -39,12 +39,23 @@ CASES = [(m, key) for m in MODELS for s in SCENARIOS for key in scenarios.get(s)
          if key in models.get(m).expect]
 
 
-def lab_resources(client: Any, lab_name: str) -> list[str]:
-    """Every Swarm-mode thing of this test lab on the engine."""
-    flt = {"label": f"{LAB}={lab_name}"}
+def lab_resources(client: Any, lab_name: str, run: str | None = None) -> list[str]:
+    """Every Swarm-mode thing of this test lab (of one run) on the engine."""
+    flt = {"label": [f"{LAB}={lab_name}", *([f"{RUN}={run}"] if run else [])]}
     return ([f"service {s.name}" for s in client.services.list(filters=flt)]
             + [f"network {n.name}" for n in client.networks.list(filters=flt) if n.attrs.get("Scope") == "swarm"]
             + [f"config {c.name}" for c in client.configs.list(filters=flt)])
+
+
+def everything_labelled(client: Any, lab_name: str, run: str | None = None) -> list[str]:
+    """Every thing of this test lab (of one run), of either orchestrator:
+    services, task and plain containers, networks of both scopes, configs
+    and volumes."""
+    flt = {"label": [f"{LAB}={lab_name}", *([f"{RUN}={run}"] if run else [])]}
+    return (lab_resources(client, lab_name, run)
+            + [f"container {c.name}" for c in client.containers.list(all=True, filters=flt, ignore_removed=True)]
+            + [f"network {n.name}" for n in client.networks.list(filters=flt) if n.attrs.get("Scope") != "swarm"]
+            + [f"volume {v.name}" for v in client.volumes.list(filters=flt)])
 
 
 @pytest.fixture(scope="module")
@@ -179,13 +190,12 @@ def wait_for_task_start(client: Any, lab_name: str, timeout: float = 120) -> str
     pytest.fail(f"no task of this lab started within {timeout}s")
 
 
-def test_a_killed_lab_is_swept_by_the_next_command(swarm, engine, tmp_path: Path) -> None:
-    text = (ROOT / "compose.yaml").read_text().replace(":3039 00000000", ":FFFF 00000000")  # never healthy
-    text = text.replace("context: ./services", f"context: {ROOT / 'services'}")
-    (tmp_path / "compose.yaml").write_text(text)
-    proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "threads", *SWARM], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "LAB_COMPOSE": str(tmp_path / "compose.yaml")})
+def test_a_killed_lab_is_swept_by_the_next_command(swarm, engine) -> None:
+    """A `lab check --orchestrator swarm` killed mid-run: the next lab command,
+    whatever its flags, removes its services, task containers and network."""
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "check", "threads", "--scenario", "growth", *SWARM],
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={k: v for k, v in os.environ.items() if k != "LAB_ORCHESTRATOR"})
     try:
         run = wait_for_task_start(swarm, engine.lab)
         proc.send_signal(signal.SIGKILL)
@@ -194,9 +204,46 @@ def test_a_killed_lab_is_swept_by_the_next_command(swarm, engine, tmp_path: Path
         proc.kill()
         proc.wait()
     assert swarm.services.list(filters={"label": f"{RUN}={run}"}), "the killed run should still be there"
-    status = lab("status", *SWARM)
+    status = lab("status", "--orchestrator", "local")
     assert status.returncode == 0 and f"removed dead run {run} (its lab process {proc.pid} is gone)" in status.stderr
-    assert not swarm.services.list(filters={"label": f"{RUN}={run}"})
+    assert not everything_labelled(swarm, engine.lab, run)
+
+
+# -- one view: looking and removing need no --orchestrator ---------------------------------------------
+
+def test_a_swarm_mode_run_is_seen_and_removed_without_the_flag(swarm, engine) -> None:
+    up = lab("up", "epoll", "--duration", "60", *SWARM)
+    run = run_of(up)
+    try:
+        status = json.loads(lab("status", "--json").stdout)
+        mine = next((r for r in status["runs"] if r["run"] == run), None)
+        assert mine and mine["orchestrator"] == "swarm", status
+        assert {c["service"] for c in mine["containers"]} == {"epoll", "swarm"}
+        shown = lab("status")
+        assert run in shown.stdout and "swarm" in shown.stdout, shown.stdout
+    finally:
+        down = lab("down", "--all", env={"LAB_ORCHESTRATOR": "local"})
+    assert down.returncode == 0, down.stderr
+    assert f"removed run {run} (swarm): 2 services, 2 containers, 1 network" in down.stdout, down.stdout
+    assert not everything_labelled(swarm, engine.lab)  # at once: lab down waited for the task containers
+
+
+def test_a_local_run_is_removed_with_swarm_mode_named(swarm, engine) -> None:
+    run = run_of(lab("up", "epoll", "--duration", "60", "--orchestrator", "local"))
+    status = json.loads(lab("status", "--json", env={"LAB_ORCHESTRATOR": "swarm"}).stdout)
+    assert next(r for r in status["runs"] if r["run"] == run)["orchestrator"] == "local"
+    down = lab("down", "epoll", env={"LAB_ORCHESTRATOR": "swarm"})  # by model name
+    assert down.returncode == 0 and f"removed run {run} (local): 2 containers" in down.stdout, down.stdout
+    assert not everything_labelled(swarm, engine.lab)
+
+
+def test_logs_of_a_swarm_mode_run_need_no_flag(swarm, engine) -> None:
+    run = run_of(lab("up", "epoll", "--duration", "60", *SWARM))
+    try:
+        logs = lab("logs", "epoll", "--run", run, "--raw")
+        assert logs.returncode == 0 and '"ev":"start"' in logs.stdout, logs.stderr
+    finally:
+        assert lab("down", run).returncode == 0
 
 
 def test_plain_stack_deploy_runs_a_model_and_the_swarm_with_no_lab(swarm, engine, app_image) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import context
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -85,7 +87,7 @@ def test_no_permission_on_the_docker_socket_says_what_to_do(monkeypatch, capsys)
             "PermissionError(13, 'Permission denied'))")
 
     monkeypatch.setattr(docker, "from_env", refuse)
-    monkeypatch.setattr("lab.context._engine", None)
+    context.forget()
     assert cli.main(["status"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no permission to use the Docker engine" in err[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab import cli
+from lab import cli, context
 from lab.engine import sdk
 
 from .test_cli import lab, one_error_line
@@ -35,10 +35,10 @@ def test_an_unknown_orchestrator_is_refused() -> None:
                                    "the orchestrators are: local, swarm")
 
 
-@pytest.mark.parametrize("verb", [["status"], ["down", "--all"], ["up", "threads"], ["check", "epoll"]])
+@pytest.mark.parametrize("verb", [["up", "threads"], ["check", "epoll"]])
 def test_swarm_mode_on_an_engine_that_is_not_a_manager_says_what_to_do(monkeypatch, capsys, verb) -> None:
     monkeypatch.setattr(sdk, "connect", lambda *a, **k: FakeClient([], swarm={"LocalNodeState": "inactive"}))
-    monkeypatch.setattr("lab.context._engine", None)
+    context.forget()
     assert cli.main([*verb, "--orchestrator", "swarm"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("lab: skipped:")]
     assert err == ["lab: error: --orchestrator swarm needs a Swarm manager: run `docker swarm init` on this "

@@ -83,6 +83,13 @@ class FakeImage:
         self.log.append(("tag", repo, tag))
 
 
+class NoneListed:
+    """A collection of the SDK's (containers, networks, ...) with nothing in it."""
+
+    def list(self, *args: Any, **kw: Any) -> list[Any]:
+        return []
+
+
 class FakeClient:
     """What SwarmEngine asks of docker.DockerClient, answered from fixed data."""
 
@@ -94,6 +101,7 @@ class FakeClient:
         self._swarm = swarm if swarm is not None else {"LocalNodeState": "active", "ControlAvailable": True,
                                                        "NodeID": "n1"}
         self.api, self.images, self.nodes = self, self, self
+        self.containers = self.networks = self.volumes = self.services = self.configs = NoneListed()
 
     def info(self) -> dict[str, Any]:
         return {"Swarm": self._swarm}
