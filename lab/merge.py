@@ -22,31 +22,18 @@ clients, its exit status and its clock.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
-from . import config
+from ioschema import END_REASONS
+from ioschema.hist import Histogram
+
 from .engine import Clock, Output
 
 # The monotonic stamps of a results document (SCHEMA.md: t-named fields and
 # `monotonic`; actions' `t` is seconds after the start, not a stamp).
 CONNECTION_TIMES = ("connect_start", "connect_end", "tcp_connect_end", "first_reply", "last_reply", "close_t")
 ACTION_TIMES = ("sent_t", "done_t")
-END_REASONS = ("signal", "count", "all-closed", "duration")  # as services/swarm/results.py ranks them
-
-
-@lru_cache(maxsize=1)
-def _hist() -> ModuleType:
-    """services/swarm/hist.py, the swarm's own histogram (no copy of its bucketing here)."""
-    path = config.SERVICES / "swarm" / "hist.py"
-    spec = importlib.util.spec_from_file_location("iolab_swarm_hist", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shift(t: Any, offset: float) -> Any:
@@ -94,11 +81,11 @@ def _add(into: dict[str, int], more: dict[str, int] | None) -> dict[str, int]:
 
 
 def _histogram(docs: list[dict[str, Any]], name: str) -> Any:
-    hist = _hist().Histogram()
+    hist = Histogram()
     for d in docs:
         data = (d.get("histograms") or {}).get(name)
         if data:
-            hist.merge(_hist().Histogram.from_json(data))
+            hist.merge(Histogram.from_json(data))
     return hist
 
 

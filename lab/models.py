@@ -40,6 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ioschema import DEFAULT_PORT
+
 from . import config
 from .errors import UsageError
 from .yamlfile import LineDict, load, where
@@ -69,7 +71,6 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
 }
 KINDS = ("model", "reference", "server")
 PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")
-DEFAULT_PORT = 12345
 # What `lab classify` can infer (lab/classify.py), and a model.yaml's `class:` may declare.
 CLASSES = ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool", "thread-pool",
            "event-loop", "event-loop-workers")

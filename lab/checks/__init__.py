@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import yaml
 
+from ioschema import CHECKS_SCHEMA
+
 from .. import config, measure, reach
 from ..errors import ExpectationFailed, NotJudged, UsageError
 from ..events import Event
@@ -424,7 +426,7 @@ def outcome(verdicts: list[Verdict]) -> str:
 
 def as_json(verdicts: list[Verdict], meta: dict[str, Any],
             skips: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"schema": "iolab.checks/1", **meta, "passed": bool(verdicts) and all(v.ok for v in verdicts),
+    return {"schema": CHECKS_SCHEMA, **meta, "passed": bool(verdicts) and all(v.ok for v in verdicts),
             "outcome": outcome(verdicts), **counts(verdicts), "skipped": skips or [],
             "checks": [v.as_dict() for v in verdicts]}
 

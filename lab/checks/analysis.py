@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from ioschema import ERROR_KINDS
+
 Event = dict[str, Any]
-ERROR_KINDS = frozenset({"refused", "refused-by-server", "reset", "timeout", "eof", "unreachable",
-                         "other"})  # the swarm's (swarm/book.py); a unit test holds them equal
 
 
 def conns_of(results: dict[str, Any]) -> dict[str, int]:

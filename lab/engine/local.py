@@ -21,6 +21,8 @@ import requests.exceptions
 from docker.models.containers import Container
 from docker.types import EndpointConfig, LogConfig, Ulimit
 
+from ioschema import DEFAULT_PORT
+
 from ..errors import EnvironmentProblem, UsageError
 from .base import (CPU_FILES, MEMORY_FILES, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup, Limits,
                    Resource, RunResources, State, Unit)
@@ -83,7 +85,7 @@ class ContainerUnit(Unit):
 
     def published(self) -> str | None:
         ports = self._reload()["NetworkSettings"].get("Ports") or {}
-        bound = ports.get("12345/tcp")
+        bound = ports.get(f"{DEFAULT_PORT}/tcp")
         return f"{bound[0]['HostIp']}:{bound[0]['HostPort']}" if bound else None
 
     def command(self) -> list[str]:
@@ -227,7 +229,7 @@ def create_kwargs(spec: UnitSpec) -> dict[str, Any]:
         kw["volumes"] = {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                          for m in spec.mounts}
     if spec.publish:
-        kw["ports"] = {"12345/tcp": ("127.0.0.1", None)}  # never on every interface
+        kw["ports"] = {f"{DEFAULT_PORT}/tcp": ("127.0.0.1", None)}  # never on every interface
     return kw
 
 

@@ -5,6 +5,8 @@ or compare's own counters (SCHEMA.md, `counters`)."""
 
 from __future__ import annotations
 
+from ioschema import COMPARE_SCHEMAS
+
 from . import data
 from .data import PARTIAL, Run, Spread
 from .tables import DASH, Table, count, kib, marked, model_cell, ms, num, ratio, spread
@@ -56,8 +58,8 @@ def c10k_connections(run: Run, w: data.Workload) -> Table:
         "answered, so the latency is of the few that were). Listen queue: the kernel's overflow "
         "counters that grew by the peak (–: none). model.yaml: the model's declared `c10k:`, judged as "
         f"`lab check --scenario {w.scenario}` judges it.")
-    if run.version == "iolab.compare/1":
-        t.notes.append("This run's results (iolab.compare/1) have the check's figures only: its accepted counted "
+    if run.version == COMPARE_SCHEMAS[0]:
+        t.notes.append(f"This run's results ({COMPARE_SCHEMAS[0]}) have the check's figures only: its accepted counted "
                        "the server's log to the end, after the clients had left too, so the split into accepted "
                        "and accepted after the end, and never accepted, are not known (–).")
     if disagree:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from ioschema import CHECKS_SCHEMA, COMPARE_SCHEMA, COMPARE_SCHEMAS
+
 from ..errors import UsageError
 
-SCHEMA = "iolab.compare/2"
-SCHEMAS = ("iolab.compare/1", SCHEMA)  # /1: no reference, limits from the swarm's own CPU, no wrk
-CHECKS_SCHEMA = "iolab.checks/"  # any version: the report reads model, check, claim, expected, observed, ok
+SCHEMA = COMPARE_SCHEMA
+SCHEMAS = COMPARE_SCHEMAS  # /1: no reference, limits from the swarm's own CPU, no wrk
+CHECKS_FAMILY = CHECKS_SCHEMA.split("/")[0] + "/"  # any version: model, check, claim, expected, observed, ok
 PERCENTILES = (("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("p99.9", "p99_9_us"),
                ("max", "max_us"))
 
@@ -178,9 +180,9 @@ def load(run_dir: Path) -> Run:
             checks = json.loads((path / "checks.json").read_text())
         except (OSError, ValueError) as exc:
             raise UsageError(f"{path / 'checks.json'}: unreadable ({exc})") from None
-        if not isinstance(checks, dict) or not str(checks.get("schema", "")).startswith(CHECKS_SCHEMA) \
+        if not isinstance(checks, dict) or not str(checks.get("schema", "")).startswith(CHECKS_FAMILY) \
                 or not isinstance(checks.get("checks"), list):
-            raise UsageError(f"{path / 'checks.json'}: not a checks file (schema {CHECKS_SCHEMA}*, "
+            raise UsageError(f"{path / 'checks.json'}: not a checks file (schema {CHECKS_FAMILY}*, "
                              "with a list of checks)")
     return Run(doc, checks, path)
 

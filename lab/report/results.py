@@ -10,8 +10,10 @@ import re
 import time
 from typing import Any
 
-SCHEMA = "iolab.compare/2"
-# What the report needs of the swarm's results.json (iolab.swarm/1)
+from ioschema import COMPARE_SCHEMA
+
+SCHEMA = COMPARE_SCHEMA
+# What the report needs of the swarm's results.json (SWARM_SCHEMA)
 SWARM_KEPT = ("schema", "ok", "exit_code", "failures", "warnings", "config", "started", "ended",
               "duration_s", "warmup_s", "measure_window_s", "summary", "cpu")
 SWARM_ENVIRONMENT_KEPT = ("python", "implementation", "cpu_count", "cpu_affinity")

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ioschema import DEFAULT_PORT
+
 from . import data
 from .data import PARTIAL, Run, Spread
 
@@ -565,7 +567,7 @@ def workloads(run: Run) -> Table:
         flags = " ".join(f"--{k}={v}" for k, v in sorted(w.flags.items()))
         t.add([w.name, w.kind, f"{w.warmup_s:g}", f"{w.measure_s:g}", flags])
     if base:
-        t.notes.append(f"Swarm: {base} with the flags above, --target=MODEL:12345, --warmup, --duration, "
+        t.notes.append(f"Swarm: {base} with the flags above, --target=MODEL:{DEFAULT_PORT}, --warmup, --duration, "
                        "--trace and --out, each once (each run's exact command is in results.json).")
     for w in run.workloads:
         if w.scenario:

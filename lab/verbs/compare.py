@@ -63,6 +63,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ioschema import DEFAULT_PORT
+
 from .. import checks, compose, config, measure, merge, models, reach, scenarios
 from ..console import out, say
 from ..context import engine
@@ -321,7 +323,7 @@ class Plan:
         return None
 
     def target(self, model: str) -> str:
-        return f"{model}:{self.ports.get(model, 12345)}"
+        return f"{model}:{self.ports.get(model, DEFAULT_PORT)}"
 
     def flags(self, model: str, w: Workload) -> dict[str, Any]:
         """``w``'s swarm flags in ``model``'s protocol."""
@@ -641,7 +643,7 @@ def run(args: argparse.Namespace) -> int:
         plan.server_commands[name] = with_flags(topology.service(name).spec["command"], trace=SERVER_TRACE)
         plan.kinds[name] = kind_of(catalogue[name])
         plan.declares[name] = set(catalogue[name].expect)
-        plan.ports[name] = int(getattr(catalogue[name], "port", 12345))
+        plan.ports[name] = int(getattr(catalogue[name], "port", DEFAULT_PORT))
         plan.protocols[name] = str(getattr(catalogue[name], "protocol", "line"))
     params = {"models": chosen, "targets": args.targets, "scenarios": [w.name for w in workloads],
               "repeat": args.repeat,

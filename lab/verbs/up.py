@@ -11,6 +11,8 @@ import argparse
 import re
 import time
 
+from ioschema import PATTERNS
+
 from .. import compose, config, models
 from ..console import escape, out, say
 from ..context import engine
@@ -18,7 +20,6 @@ from ..errors import UsageError
 from ..live import LiveRun
 from . import _args
 
-PATTERNS = ("interval", "pingpong", "rate", "hold", "storm")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         live.dir.write_json("up.json", {"healthy_after_s": round(healthy, 3)})
     state = server.state()
     out.print(f"[bold]{model.name}[/] is up (run {live.id}, healthy after {healthy:.1f}s)")
-    out.print(f"  server  {server.name}  {state.ip}:12345" + (f"  on {state.node}" if state.node else "")
+    out.print(f"  server  {server.name}  {state.ip}:{model.port}" + (f"  on {state.node}" if state.node else "")
               + (f"  published on {server.published()}" if args.publish else ""))
     if swarm is not None:
         out.print(f"  swarm   {swarm.name}  {args.clients} clients"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from ioschema import DEFAULT_PORT
+
 from .trace import LEVELS
 
-DEFAULT_PORT = 12345  # the port of the classic example
 
 
 def _port(text: str) -> int:

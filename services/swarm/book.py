@@ -37,12 +37,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from swarm.hist import HALF_BITS, SUB_BITS, Histogram
+from ioschema import ERROR_KINDS
+from ioschema.hist import HALF_BITS, SUB_BITS, Histogram
 from swarm.patterns import Action
 
 # How a connection can fail or end against our will (SCHEMA.md); the lab
 # keeps a copy (lab/checks/analysis.py), and a unit test holds them equal.
-ERROR_KINDS = ("refused", "refused-by-server", "reset", "timeout", "eof", "unreachable", "other")
 TIMELINE_CHUNK = 64  # timeline pairs a connection reserves from its worker's share at a time
 
 

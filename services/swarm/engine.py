@@ -52,7 +52,9 @@ from ioproto import ProtocolViolation
 from iorun import Trace
 
 from swarm import fastpath
-from swarm.book import ERROR_KINDS, Ledger, Tally
+from ioschema import ERROR_KINDS
+
+from swarm.book import Ledger, Tally
 from swarm.conn import (CLOSED, CONNECTING, OPEN, REFUSED_BY_SERVER, RETRYING, Conn, Plan, errno_name,
                         error_kind)
 from swarm.patterns import UNLIMITED, Action, Pattern, Storm

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarm.hist import SIZE, Histogram
+from ioschema.hist import SIZE, Histogram
 
 if TYPE_CHECKING:
     from swarm.conn import Conn

@@ -35,10 +35,12 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ioschema import PATTERNS
+
 if TYPE_CHECKING:  # engine imports this module; the reverse is for typing only
     from swarm.engine import Conn, Engine
 
-NAMES = ("interval", "pingpong", "rate", "hold", "storm")
+NAMES = PATTERNS
 UNLIMITED = 1 << 62  # "no --count": a send budget that never runs out
 
 

@@ -18,10 +18,10 @@ import os
 import tempfile
 from typing import Any
 
-from swarm.book import ERROR_KINDS
-from swarm.hist import Histogram
+from ioschema import END_REASONS, ERROR_KINDS, SWARM_SCHEMA
+from ioschema.hist import Histogram
 
-SCHEMA = "iolab.swarm/1"
+SCHEMA = SWARM_SCHEMA
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:
@@ -80,7 +80,7 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     # a run ends for one reason; several workers agree, or the first that is
     # not a plain deadline says more (signal, count, all-closed)
     end_reason = "duration" if workers else "not-started"
-    for reason in ("signal", "count", "all-closed", "duration"):
+    for reason in END_REASONS:
         if reason in end_reasons:
             end_reason = reason
             break

@@ -61,6 +61,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
+from ioschema import DEFAULT_PORT
 from iorun import Trace
 from iorun.trace import LEVELS
 
@@ -103,7 +104,7 @@ def _action(text: str) -> patterns.Action:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="swarm", description="The lab's client swarm: many connections, one readiness loop per worker.")
-    p.add_argument("--target", default="server:12345", help="host:port of the server (default %(default)s)")
+    p.add_argument("--target", default=f"server:{DEFAULT_PORT}", help="host:port of the server (default %(default)s)")
     p.add_argument("--clients", type=positive_int, default=3, help="number of clients (storm: concurrent slots)")
     p.add_argument("--pattern", choices=patterns.NAMES, default="interval",
                    help="what the clients do (default %(default)s)")

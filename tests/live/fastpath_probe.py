@@ -11,7 +11,7 @@ import types
 
 from swarm import fastpath
 from swarm.book import Ledger, Tally
-from swarm.hist import Histogram
+from ioschema.hist import Histogram
 
 MSG = b"x" * 63 + b"\n"
 FAR = 1e12

@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 import pytest
 
-from lab.checks.analysis import ERROR_KINDS as ANALYSIS_ERROR_KINDS
+from ioschema import ERROR_KINDS as SHARED_ERROR_KINDS
 
 from .model_process import SERVICES, ModelProcess
 
 SWARM = SERVICES / "swarm" / "swarm.py"
-ERROR_KINDS = set(ANALYSIS_ERROR_KINDS)  # the swarm's own list is held equal to it by a unit test
+ERROR_KINDS = set(SHARED_ERROR_KINDS)
 
 
 class Swarm:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarm.book import TIMELINE_CHUNK, Batch, Ledger, Tally
-from swarm.hist import Histogram
+from ioschema.hist import Histogram
 from swarm.patterns import Action
 
 TICK = 1 / 1024  # binary fractions of a second: every sum below is exact

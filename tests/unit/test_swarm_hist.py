@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarm.hist import (
+from ioschema.hist import (
     PERCENTILES, SIZE, Histogram, highest_equivalent, index_of, lowest_equivalent, rank,
 )
 

@@ -340,12 +340,6 @@ def test_msg_level_traces_every_reply_text(lab: Any) -> None:
 
 # -- what the lab reads -----------------------------------------------------------------
 
-def test_error_kinds_agree_with_the_lab() -> None:
-    assert "refused-by-server" in book.ERROR_KINDS
-    assert results.ERROR_KINDS == book.ERROR_KINDS
-    assert set(analysis.ERROR_KINDS) == set(book.ERROR_KINDS)
-
-
 def test_results_carry_the_protocol_and_the_handshakes(lab: Any) -> None:
     t = lab(patterns.PingPong(1), "postgres", "SELECT 1", count=1)
     c, far = t.connect(1, T0)
