@@ -416,7 +416,7 @@ class BufferRing:
 # -- what the model submits, and what its completions mean ----------------------------
 
 # user_data, the 64 bits that come back in an operation's CQE: its kind in the low
-# bits, whose it is above them (a connection's key, an accept's slot).
+# bits, whose it is above them (a connection's key, a timeout's).
 ACCEPT, RECV, SEND, WAKE, TIMER, CANCEL = range(6)
 KIND_BITS, KIND = 3, 7
 OUTBOX_LIMIT = loop.OUTBOX_LIMIT

@@ -38,7 +38,6 @@ from iorun import loop, uring
 from iorun.uring import ACCEPT, KIND, KIND_BITS, RECV, SEND, TIMER, WAKE
 
 MODEL = "uring"
-ACCEPTS = 4  # accepts in flight at once: a burst of clients is taken several per turn
 
 
 def main() -> None:
@@ -52,22 +51,23 @@ def main() -> None:
     lfd, state, timers = listener.fileno(), server.state, loop.Timers()
     conns: dict[int, uring.Connection] = {}
     keys = itertools.count(1)
-    peers = [uring.Peer() for _ in range(ACCEPTS)]
+    peer = uring.Peer()  # where the accept in flight has the kernel write the client's address
     wake = server.waker()  # a stop signal just before the wait still ends it: a read is in flight on it
     os.set_blocking(wake, True)
     woken = ctypes.create_string_buffer(64)
     timer: list = [None]  # (deadline, key) of the timeout in flight, if any
     timespecs: dict[int, object] = {}  # each timeout's timespec, alive until its completion
 
-    def accept(slot: int) -> None:
-        ring.accept(lfd, *peers[slot].arm(), slot << KIND_BITS | ACCEPT)
+    def accept() -> None:
+        """One accept in flight at a time, submitted again as soon as it is done."""
+        ring.accept(lfd, *peer.arm(), ACCEPT)
 
-    def on_accept(slot: int, res: int) -> None:
-        accepted = uring.accepted(server, res, peers[slot])
-        if accepted is iorun.BACKOFF:  # out of descriptors: accepting again at once would spin
-            timers.call_at(time.monotonic() + iorun.ACCEPT_BACKOFF, lambda: accept(slot))
+    def on_accept(res: int) -> None:
+        accepted = uring.accepted(server, res, peer)
+        if accepted is iorun.BACKOFF:  # out of descriptors: it would fail again at once, and spin
+            timers.call_at(time.monotonic() + iorun.ACCEPT_BACKOFF, accept)
             return
-        accept(slot)
+        accept()
         if accepted is None:
             return
         conn = uring.Connection(server, *accepted, timers, ring, next(keys))
@@ -99,8 +99,7 @@ def main() -> None:
     def run() -> None:
         try:
             read_waker()
-            for slot in range(ACCEPTS):
-                accept(slot)
+            accept()
             while True:
                 server.trace.flush()
                 arm_timer()
@@ -119,7 +118,7 @@ def main() -> None:
                         conn.on_sent(res)  # the bytes are already gone
                         update(conn)
                     elif kind == ACCEPT:
-                        on_accept(key, res)
+                        on_accept(res)
                     elif kind == TIMER:
                         del timespecs[key]
                         if timer[0] is not None and timer[0][1] == key:
