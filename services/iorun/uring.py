@@ -148,8 +148,8 @@ def address(data: bytes) -> int:
 
 SECCOMP_FIX = ("Docker 25+ blocks io_uring in its default seccomp profile: run the container with "
                "services/uring/seccomp-io_uring.json (docker run --security-opt "
-               "seccomp=services/uring/seccomp-io_uring.json, or in compose.yaml "
-               "security_opt: [\"seccomp=services/uring/seccomp-io_uring.json\"])")
+               "seccomp=services/uring/seccomp-io_uring.json, or in compose.yaml security_opt: "
+               "[\"no-new-privileges:true\", \"seccomp=services/uring/seccomp-io_uring.json\"])")
 
 
 class Refused(RuntimeError):

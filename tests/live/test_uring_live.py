@@ -1,0 +1,59 @@
+"""uring in its container, under seccomp profiles of its own.
+
+Docker 25+ blocks io_uring in its default seccomp profile; this engine's
+default still allows it.  So both sides are staged here through the lab
+itself (a compose.yaml whose uring service names a profile, given inline as
+the engine's API takes it): with services/uring/seccomp-io_uring.json the
+server comes up healthy and answers; with the same profile refusing the
+three io_uring calls, as Docker 25's default does, `lab up` fails (exit 2)
+with the server's one line, which says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.live.judged import ROOT, lab
+
+PROFILE = ROOT / "services" / "uring" / "seccomp-io_uring.json"
+URING_CALLS = {"io_uring_setup", "io_uring_enter", "io_uring_register"}
+
+
+def compose_with(tmp_path: Path, profile: dict) -> dict[str, str]:
+    """LAB_COMPOSE for a compose.yaml whose uring service runs under ``profile``."""
+    text = (ROOT / "compose.yaml").read_text().replace("./services", f"{ROOT}/services")
+    opt = json.dumps(["no-new-privileges:true", "seccomp=" + json.dumps(profile, separators=(",", ":"))])
+    text, n = re.subn(r"(\n  uring:\n(?:    #.*\n)*)(    <<: \*server\n)", rf"\1\2    security_opt: {opt}\n", text)
+    assert n == 1, "compose.yaml's uring service is not where this test looks for it"
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    return {"LAB_COMPOSE": str(path)}
+
+
+def test_the_shipped_profile_lets_it_serve(engine, app_image, tmp_path: Path) -> None:
+    env = compose_with(tmp_path, json.loads(PROFILE.read_text()))
+    done = lab("up", "uring", "--no-swarm", env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run = done.stdout.split("(run ", 1)[1].split(",", 1)[0]
+    try:
+        (unit,) = engine.runs(run)[run].units
+        got = unit.exec(["python3", "-c", "import socket; s = socket.create_connection(('127.0.0.1', 12345)); "
+                         "s.sendall(b'STATS\\n'); print(s.makefile().readline())"])
+        assert json.loads(got.output)["model"] == "uring", got
+    finally:
+        lab("down", run, env=env)
+
+
+def test_refused_by_the_profile_it_says_why_in_one_line(engine, app_image, tmp_path: Path) -> None:
+    profile = json.loads(PROFILE.read_text())
+    for rule in profile["syscalls"]:
+        if set(rule["names"]) == URING_CALLS:
+            rule.update(action="SCMP_ACT_ERRNO", errnoRet=1)  # EPERM, as Docker 25+ refuses them
+    env = compose_with(tmp_path, profile)
+    done = lab("up", "uring", "--no-swarm", env=env, timeout=300)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "io_uring_setup refused (EPERM) by this process's seccomp filter: Docker 25+ blocks io_uring" \
+        in done.stderr, done.stderr
+    assert "seccomp-io_uring.json" in done.stderr
