@@ -6,7 +6,8 @@ itself (a compose.yaml whose uring service names a profile, given inline as
 the engine's API takes it): with services/uring/seccomp-io_uring.json the
 server comes up healthy and answers; with the same profile refusing the
 three io_uring calls, as Docker 25's default does, `lab up` fails (exit 2)
-with the server's one line, which says what to do.
+with the server's one line, which says what to do.  And the client swarm's
+every pattern runs against it, as against epoll in test_swarm_live.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
+from lab import models
+from lab.console import say
+from lab.live import LiveRun
+from lab.probe import Bench
 from tests.live.judged import ROOT, lab
+from tests.live.test_swarm_live import PATTERNS
 
 PROFILE = ROOT / "services" / "uring" / "seccomp-io_uring.json"
 URING_CALLS = {"io_uring_setup", "io_uring_enter", "io_uring_register"}
@@ -57,3 +65,34 @@ def test_refused_by_the_profile_it_says_why_in_one_line(engine, app_image, tmp_p
     assert "io_uring_setup refused (EPERM) by this process's seccomp filter: Docker 25+ blocks io_uring" \
         in done.stderr, done.stderr
     assert "seccomp-io_uring.json" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def uring(engine, app_image):
+    with LiveRun(engine, "test", "uring-patterns", say=say) as live:
+        bench = Bench(live)
+        target = bench.serve(models.get("uring"), trace="conn")
+        try:
+            yield bench, target
+        finally:
+            target.close()
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_each_swarm_pattern_is_served(uring, pattern: str) -> None:
+    bench, target = uring
+    probe = bench.swarm(target, pattern, [*PATTERNS[pattern], "--duration=1.5", "--trace=conn"])
+    s = probe.summary
+    assert probe.exit_code == 0 and probe.results["ok"], probe.results.get("failures")
+    assert s["pattern"] == pattern and s["end_reason"] == "duration"
+    assert sum(s["errors"].values()) == 0, s["errors"]
+    if pattern == "hold":
+        assert s["connections"]["connected"] == 200 and s["replies"] == 0
+        return
+    assert s["replies"] > 0 and s["latency"]["count"] > 0
+    if pattern == "interval":
+        assert {c["client"] for c in probe.results["connections"] if c["replies"]} == {1, 2, 3}
+    if pattern == "rate":
+        assert abs(s["rate"]["achieved_per_s"] - 2000) < 200
+    if pattern == "storm":
+        assert s["connections"]["attempted"] > 10 and s["storm"]["connections_per_s"] > 0
