@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import mmap
 import os
 import platform
 import socket
 import struct
 import sys
-import time
 from typing import NoReturn
 
 from . import loop
@@ -226,13 +226,17 @@ class Ring:
         if platform.machine().startswith(FOREIGN_NUMBERS):
             raise Refused(f"io_uring's system call numbers differ on {platform.machine()}; "
                           f"this binding knows the generic ones (x86-64, aarch64 and the like)")
-        self.fd = -1
         self.params = Params()
         self.fd = self._setup(entries, cq_entries)
-        self._map()
         self.enters = 0  # io_uring_enter calls, all told
         self.submitted = 0  # SQEs the kernel took
-        self.buffers = BufferRing(self, buffers, buffer_size)
+        try:
+            self._map()
+            self.buffers = BufferRing(self, buffers, buffer_size)
+        except BaseException:
+            os.close(self.fd)  # nothing else holds it yet: the mappings, if made, go with the object
+            self.fd = -1
+            raise
 
     def _setup(self, entries: int, cq_entries: int) -> int:
         """io_uring_setup with the best flags this kernel takes (6.1, else 5.19)."""
@@ -347,15 +351,16 @@ class Ring:
         return found
 
     def close(self) -> None:
-        """Close the ring: the kernel cancels whatever is still in flight."""
+        """Close the ring: the kernel cancels whatever is still in flight.  The
+        pool goes last: until the ring is gone a recv may still write there."""
         if self.fd < 0:
             return
-        self.buffers.close()
         self._u32.release()
         self._sqes.close()
         self._rings.close()
         os.close(self.fd)
         self.fd = -1
+        self.buffers.close()
 
 
 class BufferRing:
@@ -423,9 +428,10 @@ OUTBOX_LIMIT = loop.OUTBOX_LIMIT
 
 
 def timespec(when: float) -> ctypes.Array[ctypes.c_int64]:
-    """A struct __kernel_timespec for the CLOCK_MONOTONIC instant ``when``."""
-    seconds = int(when)
-    return (ctypes.c_int64 * 2)(seconds, int((when - seconds) * 1e9))
+    """A struct __kernel_timespec for the CLOCK_MONOTONIC instant ``when``,
+    rounded up: a timeout that fires must find its deadline due."""
+    seconds, nanos = divmod(math.ceil(when * 1e9), 1_000_000_000)
+    return (ctypes.c_int64 * 2)(seconds, nanos)
 
 
 class Peer:

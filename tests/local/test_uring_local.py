@@ -27,7 +27,7 @@ import time
 import pytest
 
 from ..conftest import unavailable
-from .model_process import SERVICES, ModelProcess, ask, read_exact, read_line
+from .model_process import SERVICES, ask, read_exact, read_line
 from .test_loops_local import (  # noqa: F401  (many_descriptors is a fixture)
     MANY, answer_all, conn_id, cpu_seconds, has_reply, in_nanosleep, many_descriptors, read_by_server,
     rss_mb, running, stats, unread, unread_by_server, wait_until, waker,
