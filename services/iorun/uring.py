@@ -23,7 +23,8 @@ directly, as liburing does underneath, with nothing but the standard library:
   would pin 10,000 buffers.  Instead every recv is submitted with no buffer
   at all (IOSQE_BUFFER_SELECT) and the kernel takes one from a shared pool
   only when bytes are there; the CQE says which, and we give it back at once
-  after copying the bytes out.  Memory follows the bytes in flight, not the
+  after copying the bytes out.  Only as many buffers are offered as recvs
+  complete at once (BufferRing): memory follows the bytes in flight, not the
   clients.  This sets the kernel floor at 5.19.
 
 Rules this module keeps:
@@ -83,7 +84,8 @@ TIMEOUT_ABS = 1  # the timespec is a CLOCK_MONOTONIC instant (time.monotonic()),
 
 ENTRIES = 1024  # SQEs: a loop turn that queues more flushes the SQ once on the way
 CQ_ENTRIES = 16384  # CQEs: completions reaped per turn can be many (a storm of clients)
-BUFFERS, BUFFER_SIZE = 512, 8192  # the recv pool: 4 MiB, whatever the number of clients
+BUFFERS, BUFFER_SIZE = 1024, 4096  # the recv pool: at most 4 MiB, whatever the number of clients
+OFFERED_FIRST = 16  # buffers offered at first; each ENOBUFS offers one more (BufferRing says why)
 BUFFER_GROUP = 0
 _U32 = 0xFFFFFFFF
 
@@ -222,7 +224,7 @@ class Ring:
     io_uring_enter, then reap every CQE that is there."""
 
     def __init__(self, entries: int = ENTRIES, cq_entries: int = CQ_ENTRIES,
-                 buffers: int = BUFFERS, buffer_size: int = BUFFER_SIZE) -> None:
+                 buffers: int = BUFFERS, buffer_size: int = BUFFER_SIZE, offered: int = OFFERED_FIRST) -> None:
         if platform.machine().startswith(FOREIGN_NUMBERS):
             raise Refused(f"io_uring's system call numbers differ on {platform.machine()}; "
                           f"this binding knows the generic ones (x86-64, aarch64 and the like)")
@@ -232,7 +234,7 @@ class Ring:
         self.submitted = 0  # SQEs the kernel took
         try:
             self._map()
-            self.buffers = BufferRing(self, buffers, buffer_size)
+            self.buffers = BufferRing(self, buffers, buffer_size, offered)
         except BaseException:
             os.close(self.fd)  # nothing else holds it yet: the mappings, if made, go with the object
             self.fd = -1
@@ -364,14 +366,21 @@ class Ring:
 
 
 class BufferRing:
-    """The recv pool: ``count`` buffers of ``size`` bytes the kernel picks from.
+    """The recv pool: up to ``count`` buffers of ``size`` bytes the kernel picks from.
 
     Two anonymous mappings (page-aligned, as the kernel wants the ring): the
     buffers, and the ring of ``struct io_uring_buf`` entries that offers them.
     We add entries at the ring's tail; the kernel takes them from its head as
-    recvs complete, and each CQE names the buffer it filled."""
+    recvs complete, and each CQE names the buffer it filled.
 
-    def __init__(self, ring: Ring, count: int, size: int) -> None:
+    The ring is a queue, so a buffer given back is used again only after
+    every other one offered: offering the whole pool would touch all of its
+    pages under the lightest load.  So only a few are offered at first, and
+    one more each time a recv finds none (ENOBUFS; it is submitted again):
+    the pages touched follow how many recvs complete at once, not the
+    pool's size or the number of clients."""
+
+    def __init__(self, ring: Ring, count: int, size: int, first: int = OFFERED_FIRST) -> None:
         self.count, self.size = count, size
         rw = mmap.PROT_READ | mmap.PROT_WRITE
         self.memory = mmap.mmap(-1, count * size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, rw)
@@ -385,8 +394,10 @@ class BufferRing:
             raise Refused(diagnose("io_uring_register(PBUF_RING)", err))
         self._mask, self._tail = count - 1, 0
         self._tail_word = memoryview(self._ring).cast("H")  # u16s: the tail is number 7
-        for bid in range(count):
-            self.give_back(bid)
+        self.unoffered = list(range(count - 1, -1, -1))  # pop() gives the lowest id next
+        self.offered = 0
+        for _ in range(min(first, count)):
+            self.offer_more()
         self.publish()
 
     def take(self, flags: int, length: int) -> bytes:
@@ -397,6 +408,12 @@ class BufferRing:
         data = self.memory[at:at + length]  # a copy: the buffer is reused as soon as it is back
         self.give_back(bid)
         return data
+
+    def offer_more(self) -> None:
+        """Offer one buffer more, if the pool has one (after an ENOBUFS)."""
+        if self.unoffered:
+            self.give_back(self.unoffered.pop())
+            self.offered += 1
 
     def give_back(self, bid: int) -> None:
         """Offer buffer ``bid`` again (seen by the kernel once published)."""
@@ -516,7 +533,8 @@ class Connection(loop.Connection):
         if self.reason is not None:  # ending while it was in flight: nobody answers it now
             return
         if res < 0:
-            if res == -errno.ENOBUFS:  # the pool was empty for a moment: submit() asks again
+            if res == -errno.ENOBUFS:  # no buffer offered was free: offer one more; submit() asks again
+                self.ring.buffers.offer_more()
                 self.state.count("nobufs")
             elif res != -errno.ECANCELED:
                 self._fail(close_reason(OSError(-res, os.strerror(-res))))

@@ -384,3 +384,33 @@ def test_the_binding_reaps_what_it_submits() -> None:
         ring.close()
         a.close()
         b.close()
+
+
+def test_the_pool_offers_one_buffer_more_per_enobufs() -> None:
+    """Two buffers offered, three recvs with bytes waiting: one gets ENOBUFS,
+    a third buffer is offered, and the recv submitted again gets it."""
+    from iorun import uring
+    ring = uring.Ring(8, 16, buffers=8, buffer_size=64, offered=2)
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        for i, (a, b) in enumerate(pairs):
+            b.send(b"x%d" % i)
+            ring.recv(a.fileno(), i)
+        ring.submit(3)
+        done = ring.completions()
+        assert sorted(res for _, res, _ in done) == [-105, 2, 2]  # -ENOBUFS for one
+        for _, res, flags in done:
+            if res > 0:
+                ring.buffers.take(flags, res)
+        (starved,) = [ud for ud, res, _ in done if res < 0]
+        ring.buffers.offer_more()
+        assert ring.buffers.offered == 3
+        ring.recv(pairs[starved][0].fileno(), 9)
+        ring.submit(1)
+        ((ud, res, flags),) = ring.completions()
+        assert (ud, ring.buffers.take(flags, res)) == (9, b"x%d" % starved)
+    finally:
+        ring.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
