@@ -31,8 +31,13 @@ Rules this module keeps:
 
 - One thread, one ring (IORING_SETUP_SINGLE_ISSUER, and DEFER_TASKRUN where
   the kernel has it, 6.1: completions are posted only when we ask for them,
-  in our own thread, so a whole batch is reaped at once).  Without SQPOLL the
-  kernel reads the SQ tail only inside io_uring_enter, after our stores.
+  in our own thread, so a whole batch is reaped at once).  That is also why
+  plain loads and stores on the shared rings are enough here: without
+  SQPOLL the kernel reads the SQ tail only inside io_uring_enter, after our
+  stores, and with DEFER_TASKRUN it writes CQEs only inside it, before we
+  read them.  (On a 5.19-6.0 kernel a CQE may be posted from another CPU;
+  x86-64 orders loads anyway, aarch64 would want the acquire barrier that
+  Python cannot express.)
 - Every descriptor the ring works on is left in blocking mode.  The ring
   never blocks our thread whatever the mode: it tries the operation at once
   and, if it would wait, waits on its own.  But an O_NONBLOCK descriptor
@@ -279,6 +284,8 @@ class Ring:
         """Where the next SQE goes (its byte offset in the SQE array)."""
         if (self._tail - self._u32[self._sq_head]) & _U32 >= self.sq_entries:
             self.submit(0)  # the SQ is full: hand what is queued to the kernel first, without waiting
+            if (self._tail - self._u32[self._sq_head]) & _U32 >= self.sq_entries:  # never overwrite one
+                raise OSError(errno.EBUSY, "io_uring: the kernel took nothing from a full submission queue")
         at = (self._tail & self._sq_mask) << 6
         self._tail = (self._tail + 1) & _U32
         return at

@@ -414,3 +414,31 @@ def test_the_pool_offers_one_buffer_more_per_enobufs() -> None:
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_a_full_submission_queue_is_handed_over_on_the_way() -> None:
+    """More operations queued in one turn than the SQ holds: the ring
+    submits what is queued (without waiting) and goes on queueing.  And more
+    completions than the CQ holds: none is lost."""
+    from iorun import uring
+    ring = uring.Ring(4, 16, buffers=4, buffer_size=64)
+    a, b = socket.socketpair()
+    try:
+        for i in range(10):  # 10 recvs queued, 4 slots: two flushes on the way
+            ring.recv(a.fileno(), i)
+        assert ring.enters == 2 and ring.submitted == 8
+        ring.submit(0)
+        assert ring.submitted == 10 and ring.enters == 3
+        for i in range(10):
+            ring.cancel(i, 100 + i)
+        ring.submit(16)
+        got = ring.completions()  # 20 completions, a CQ of 16: the kernel keeps the rest (NODROP)...
+        assert len(got) == 16
+        ring.submit(1)  # ...and hands them over on the next enter, at once
+        got += ring.completions()
+        assert sorted(ud for ud, _, _ in got) == [*range(10), *range(100, 110)]
+        assert {res for ud, res, _ in got if ud < 10} == {-125}  # every recv cancelled
+    finally:
+        ring.close()
+        a.close()
+        b.close()
