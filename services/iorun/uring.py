@@ -488,8 +488,8 @@ def accepted(server: Server, res: int, peer: Peer) -> tuple[socket.socket, str] 
     if res < 0:
         err = -res
         if err in RESOURCE_ERRORS:
-            server.trace.event("error", kind="accept", errno=errno.errorcode[err], detail=os.strerror(err),
-                               backoff=ACCEPT_BACKOFF)
+            server.trace.event("error", kind="accept", errno=errno.errorcode[err],
+                               detail=str(OSError(err, os.strerror(err))), backoff=ACCEPT_BACKOFF)
             return BACKOFF
         if err in GONE_ERRORS or err == errno.ECANCELED:
             return None
