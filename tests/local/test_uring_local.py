@@ -442,3 +442,31 @@ def test_a_full_submission_queue_is_handed_over_on_the_way() -> None:
         ring.close()
         a.close()
         b.close()
+
+
+def test_without_defer_taskrun_the_ring_still_works(monkeypatch) -> None:
+    """A 5.19-6.0 kernel refuses DEFER_TASKRUN (EINVAL): the ring is set up
+    with the flags such a kernel takes, and serves the same."""
+    from iorun import uring
+    real = uring._setup
+
+    def older(nr: int, entries: int, params: object) -> int:
+        if ctypes.cast(params, ctypes.POINTER(uring.Params)).contents.flags & uring.SETUP_DEFER_TASKRUN:
+            ctypes.set_errno(22)  # EINVAL: a flag this kernel does not know
+            return -1
+        return real(nr, entries, params)
+    monkeypatch.setattr(uring, "_setup", older)
+    ring = uring.Ring(8, 16, buffers=4, buffer_size=64)
+    a, b = socket.socketpair()
+    try:
+        assert ring.params.flags & uring.SETUP_COOP_TASKRUN and not ring.params.flags & uring.SETUP_DEFER_TASKRUN
+        for i in range(6):
+            ring.recv(a.fileno(), i)
+            b.send(b"old %d" % i)
+            ring.submit(1)
+            ((ud, res, flags),) = ring.completions()
+            assert (ud, ring.buffers.take(flags, res)) == (i, b"old %d" % i)
+    finally:
+        ring.close()
+        a.close()
+        b.close()
