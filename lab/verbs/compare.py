@@ -139,7 +139,7 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 
 # The order the lab's essay introduces the models in; others follow, by name.
-MODEL_ORDER = ("blocking", "busypoll", "select", "poll", "epoll", "epoll-edge", "forking",
+MODEL_ORDER = ("blocking", "busypoll", "select", "poll", "epoll", "epoll-edge", "uring", "forking",
                "prefork", "threads", "threadpool", "asyncio", "coroutines", "gevent", "uvloop")
 SERVER_TRACE = "conn"  # connection events only: per-message events would cost what they measure
 READY_TIMEOUT = 60.0  # seconds for a server's start event

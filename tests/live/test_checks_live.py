@@ -25,7 +25,7 @@ def test_every_model_and_every_judged_key_is_a_case() -> None:
     """The cooperative models and their claims are in the parametrisation:
     a model or key left out of CASES would never be checked live."""
     names = {m for m, _ in CASES}
-    assert {"asyncio", "coroutines", "gevent", "uvloop", "threads", "forking"} <= names
+    assert {"asyncio", "coroutines", "gevent", "uvloop", "threads", "forking", "uring"} <= names
     for model in ("asyncio", "coroutines", "gevent", "uvloop", "threads", "forking"):
         assert (model, "work_stalls_others") in CASES, model
         assert (model, "sleep_stalls_others") in CASES, model
