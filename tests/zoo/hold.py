@@ -30,20 +30,27 @@ import time
 def tasks() -> dict:
     """The server's processes and threads: every process in this PID namespace
     but PID 1 (docker-init) and this one."""
-    me, procs, threads, names = os.getpid(), 0, 0, {}
+    me, procs, threads, names, tnames = os.getpid(), 0, 0, {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in (1, me):
             continue
         try:
             with open(f"/proc/{entry}/comm") as f:
                 comm = f.read().strip()
-            n = len(os.listdir(f"/proc/{entry}/task"))
+            tids = os.listdir(f"/proc/{entry}/task")
+            for tid in tids:
+                if tid != entry:
+                    with open(f"/proc/{entry}/task/{tid}/comm") as f:
+                        t = f"{comm}/{f.read().strip()}"
+                    tnames[t] = tnames.get(t, 0) + 1
         except OSError:  # gone meanwhile
             continue
+        n = len(tids)
         procs += 1
         threads += n
         names[comm] = names.get(comm, 0) + 1
-    return {"processes": procs, "threads": threads, "names": dict(sorted(names.items()))}
+    return {"processes": procs, "threads": threads, "names": dict(sorted(names.items())),
+            "other_threads": dict(sorted(tnames.items()))}
 
 
 def steady(limit: float = 4.0, quiet: float = 0.6) -> tuple[dict, float]:
@@ -59,9 +66,9 @@ def steady(limit: float = 4.0, quiet: float = 0.6) -> tuple[dict, float]:
     return last, round(time.monotonic() - began, 2)
 
 
-def read_some(sock: socket.socket, timeout: float) -> bytes:
-    """Whatever arrives within ``timeout`` (stops early once something came and
-    the line or the stream looks complete for a moment)."""
+def read_some(sock: socket.socket, timeout: float, first: list | None = None) -> bytes:
+    """Whatever arrives within ``timeout`` (stops early once something came
+    and then nothing for 0.2 s); ``first`` gets the time the first byte came."""
     got = b""
     end = time.monotonic() + timeout
     while True:
@@ -79,6 +86,8 @@ def read_some(sock: socket.socket, timeout: float) -> bytes:
             return got
         if not chunk:
             return got
+        if not got and first is not None:
+            first.append(time.monotonic())
         got += chunk
 
 
@@ -108,12 +117,105 @@ def probe(args: argparse.Namespace) -> dict:
         banner = read_some(sock, args.answer) if args.banner else b""
         if args.banner and not banner:
             return {"answered": False, "banner": False, "ms": round((time.monotonic() - began) * 1000)}
+        sent = time.monotonic()
         sock.sendall(args.request)
-        reply = read_some(sock, max(0.1, args.answer - (time.monotonic() - began)))
-        return {"answered": bool(reply), "ms": round((time.monotonic() - began) * 1000),
+        first: list = []
+        reply = read_some(sock, max(0.1, args.answer - (time.monotonic() - began)), first)
+        # ms: from sending the request to the reply's first byte (or giving up)
+        return {"answered": bool(reply), "ms": round(((first[0] if first else time.monotonic()) - sent) * 1000),
                 "reply": reply[:80].decode("latin-1")}
     finally:
         sock.close()
+
+
+def idle(args: argparse.Namespace) -> dict:
+    """When the server closes (a) a connection holding the incomplete request
+    and (b) one that got its reply and then says nothing."""
+    deadline = time.monotonic() + 30
+    while not probe(args).get("answered") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    began = time.monotonic()
+    partial = connect(args.host, args.port, 5)
+    if args.banner:
+        read_some(partial, 1.0)
+    partial.sendall(args.partial)
+    replied = connect(args.host, args.port, 5)
+    if args.banner:
+        read_some(replied, 1.0)
+    replied.sendall(args.request)
+    answer = read_some(replied, 2.0)
+    open_ = {"partial": partial, "after_reply": replied}
+    closed: dict = {"partial": None, "after_reply": None}
+    while open_ and time.monotonic() - began < args.idle:
+        ready, _, _ = select.select(list(open_.values()), [], [], 0.5)
+        for key, sock in list(open_.items()):
+            if sock in ready:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    closed[key] = round(time.monotonic() - began, 1)
+                    del open_[key]
+                    sock.close()
+    for sock in open_.values():
+        sock.close()
+    return {"watched_s": args.idle, "closed_after_s": closed, "answered": bool(answer),
+            "reply": answer[:200].decode("latin-1")}
+
+
+def ticks() -> dict:
+    """CPU ticks (user + system) of every thread of the server, by pid/tid/comm."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (1, me):
+            continue
+        try:
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{tid}/stat") as f:
+                    stat = f.read()
+                comm = stat[stat.index("(") + 1:stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2:].split()
+                found[f"{entry}/{tid}/{comm}"] = int(fields[11]) + int(fields[12])
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def work(args: argparse.Namespace) -> dict:
+    """Who does the work: 8 clients, each a fresh connection per request
+    (connect, banner, request, first reply bytes, close), for --work seconds;
+    then each server thread's CPU ticks meanwhile."""
+    import threading
+    deadline = time.monotonic() + 30
+    while not probe(args).get("answered") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    before = ticks()
+    done = [0]
+    stop = time.monotonic() + args.work
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            try:
+                with socket.create_connection((args.host, args.port), timeout=2) as sock:
+                    if args.banner:
+                        sock.recv(4096)
+                    sock.sendall(args.request)
+                    if sock.recv(65536):
+                        done[0] += 1
+            except OSError:
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = ticks()
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    busy = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v > 0}
+    return {"work_s": args.work, "replies": done[0], "ticks_by_thread": busy,
+            "threads_seen": len(after)}
 
 
 def main() -> None:
@@ -127,7 +229,18 @@ def main() -> None:
     p.add_argument("--steps", default="1,2,4,8")
     p.add_argument("--answer", type=float, default=2.0, help="seconds a probe waits for a reply")
     p.add_argument("--linger", type=float, default=0.0, help="seconds to hold the last step before closing")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="instead of the steps: watch, at most this many seconds, when the server closes "
+                        "a connection holding the incomplete request, and one idle after a reply")
+    p.add_argument("--work", type=float, default=0.0,
+                   help="instead of the steps: 8 clients load it this many seconds; CPU ticks by thread")
     args = p.parse_args()
+    if args.work:
+        print(json.dumps(work(args)))
+        return
+    if args.idle:
+        print(json.dumps(idle(args)))
+        return
 
     # Wait until it answers at all (a server still starting).
     deadline = time.monotonic() + 30

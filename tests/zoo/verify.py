@@ -39,10 +39,9 @@ def observe(engine, tag: str, network: str, labels: dict, entry: dict, args) -> 
     unit = zoo.start(engine, server, tag, network, labels=labels, name=f"zoo-{entry['name']}-{os.getpid()}")
     started = time.monotonic() - began
     try:
-        cmd = ["python3", "/usr/local/lib/zoo/hold.py", "--partial", entry["partial"],
-               "--request", entry["request"], "--steps", args.steps, "--linger", str(args.linger)]
-        if entry.get("banner"):
-            cmd.append("--banner")
+        cmd = hold_cmd(entry, "--steps", args.steps, "--linger", str(args.linger))
+        if args.work:
+            cmd = hold_cmd(entry, "--work", str(args.work))
         client = engine.client.containers.run(
             tag, cmd, detach=True, network=network, pid_mode=f"container:{unit.id}", user="10001:10001",
             read_only=True, tmpfs={"/tmp": "size=16m"}, cap_drop=["ALL"],
@@ -64,16 +63,59 @@ def observe(engine, tag: str, network: str, labels: dict, entry: dict, args) -> 
         unit.remove()
 
 
+def hold_cmd(entry: dict, *extra: str) -> list[str]:
+    cmd = ["python3", "/usr/local/lib/zoo/hold.py", "--partial", entry["partial"], "--request", entry["request"],
+           *extra]
+    return [*cmd, "--banner"] if entry.get("banner") else cmd
+
+
+def idle_all(engine, tag: str, network: str, labels: dict, entries: list[dict], args) -> list[dict]:
+    """Every server at once (idle connections cost little), one watcher each."""
+    units, clients, docs = {}, {}, []
+    for e in entries:
+        server = zoo.Server(e["name"], {}, "", e["protocol"], b"", b"", b"", None, False, None, 1,
+                            None, {})  # type: ignore[arg-type]
+        try:
+            units[e["name"]] = zoo.start(engine, server, tag, network, labels=labels,
+                                         name=f"zoo-{e['name']}-{os.getpid()}")
+        except Exception as exc:
+            docs.append({"name": e["name"], "error": str(exc)})
+    for e in entries:
+        if e["name"] in units:
+            clients[e["name"]] = engine.client.containers.run(
+                tag, hold_cmd(e, "--idle", str(args.idle), "--host", f"zoo-{e['name']}-{os.getpid()}"),
+                detach=True, network=network, user="10001:10001", read_only=True,
+                cap_drop=["ALL"], security_opt=["no-new-privileges:true"], labels=labels)
+    for name, client in clients.items():
+        code = client.wait(timeout=args.idle + 120)["StatusCode"]
+        out = client.logs(stdout=True, stderr=False).decode().strip()
+        doc = json.loads(out.splitlines()[-1]) if code == 0 and out else {
+            "error": client.logs(stderr=True).decode()[-1000:]}
+        doc["name"] = name
+        docs.append(doc)
+    return docs
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*")
     p.add_argument("--steps", default="1,2,4,8")
     p.add_argument("--linger", type=float, default=0.0)
     p.add_argument("--out")
+    p.add_argument("--partial", help="hold this instead of zoo.yaml's incomplete request "
+                                      "(e.g. a complete slow request, to fill a pool's workers)")
+    p.add_argument("--work", type=float, default=0.0,
+                   help="instead: 8 clients load each server this many seconds; its threads' CPU ticks")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="instead: every server at once, how long until it closes a held incomplete "
+                        "request and an idle connection after a reply (watched at most this long)")
     args = p.parse_args()
     raw = yaml.safe_load(zoo.ZOO_YAML.read_text())
     entries = {e["name"]: e for e in raw["servers"]}
     names = args.names or list(entries)
+    if args.partial:
+        for name in names:
+            entries[name] = {**entries[name], "partial": args.partial}
     unknown = [n for n in names if n not in entries]
     if unknown:
         sys.exit(f"verify.py: not in zoo.yaml: {', '.join(unknown)}")
@@ -86,6 +128,12 @@ def main() -> int:
     out = open(args.out, "a") if args.out else None
     try:
         net = engine.create_network(run, internal=True, labels=labels).name
+        if args.idle:
+            for doc in idle_all(engine, tag, net, labels, [entries[n] for n in names], args):
+                print(json.dumps(doc), flush=True)
+                if out:
+                    out.write(json.dumps(doc) + "\n")
+            return 0
         for name in names:
             try:
                 doc = observe(engine, tag, net, labels, entries[name], args)

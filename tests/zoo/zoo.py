@@ -294,7 +294,8 @@ def box(server: Server, image_tag: str, network: str, *, name: str, labels: dict
         log_options={"max-size": "20m", "max-file": "2"}, stop_grace=5.0, healthcheck=NO_HEALTHCHECK)
 
 
-LISTENING = ["grep", "-q", f":{PORT:04X} 00000000:0000 0A", "/proc/net/tcp"]
+# Something listens on 12345 (IPv4, or IPv6 with or without IPv4 mapped).
+LISTENING = ["grep", "-qE", f":{PORT:04X} 0+:0000 0A", "/proc/net/tcp", "/proc/net/tcp6"]
 
 
 def start(engine: Any, server: Server, image_tag: str, network: str, *, labels: dict[str, str],
