@@ -33,10 +33,8 @@ from lab.engine import LAB, OWNER, RUN, connect, me  # noqa: E402
 
 
 def observe(engine, tag: str, network: str, labels: dict, entry: dict, args) -> dict:
-    server = zoo.Server(entry["name"], {}, "", entry["protocol"], b"", b"", b"", None, False, None, 1,
-                        None, {})  # type: ignore[arg-type]
     began = time.monotonic()
-    unit = zoo.start(engine, server, tag, network, labels=labels, name=f"zoo-{entry['name']}-{os.getpid()}")
+    unit = zoo.start(engine, entry["name"], tag, network, labels=labels, name=f"zoo-{entry['name']}-{os.getpid()}")
     started = time.monotonic() - began
     try:
         cmd = hold_cmd(entry, "--steps", args.steps, "--linger", str(args.linger))
@@ -73,10 +71,8 @@ def idle_all(engine, tag: str, network: str, labels: dict, entries: list[dict], 
     """Every server at once (idle connections cost little), one watcher each."""
     units, clients, docs = {}, {}, []
     for e in entries:
-        server = zoo.Server(e["name"], {}, "", e["protocol"], b"", b"", b"", None, False, None, 1,
-                            None, {})  # type: ignore[arg-type]
         try:
-            units[e["name"]] = zoo.start(engine, server, tag, network, labels=labels,
+            units[e["name"]] = zoo.start(engine, e["name"], tag, network, labels=labels,
                                          name=f"zoo-{e['name']}-{os.getpid()}")
         except Exception as exc:
             docs.append({"name": e["name"], "error": str(exc)})

@@ -32,20 +32,27 @@ zoo.yaml, per server (every key required; null where it does not apply):
     closes_after_response   true if it closes the connection after each reply
     idle_timeout         seconds after which it closes a connection holding `partial`
                          (null: none seen within `idle_checked` seconds)
-    idle_checked         seconds a held connection was watched for that
+    keepalive_timeout    seconds after which it closes a connection that got its reply and
+                         says nothing more (null: closes at once, see closes_after_response,
+                         or none seen within `idle_checked` seconds)
+    idle_checked         seconds a connection was watched for those
     truth:
       class              one of lab.models.CLASSES
       n                  pool size or workers (pools, event-loop-workers), else null
       hybrid             e.g. "2 processes x 2 threads", or null
       per_connection     {processes: P, threads: T} added per held connection
-                         (per-connection classes), else null
+                         (per-connection classes), else null; T counts every task, a new
+                         process's own thread included (socat: 2 processes, 2 threads)
       bound              held connections served at once: 1, N, or "unbounded"
                          (a per-connection server's own cap, e.g. tcpserver -c 40, is a number)
       note               one paragraph: what the server really does
     verified:
       how                the command that made the table
       baseline           {processes, threads} with nothing connected
-      held               [{k, processes, threads, answered, ms}] for K = 1, 2, 4, 8
+      held               [{k, connected, processes, threads, answered, ms}] for K = 1, 2, 4, 8:
+                         connected is how many of the K could be made (a full listen queue
+                         drops the rest), ms the probe's time to its first reply byte
+                         (null when not answered)
       notes              what else was seen (banners, closes, lazy pools), or null
 """
 
@@ -60,6 +67,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ZOO_YAML = HERE / "zoo.yaml"
+CONTEXT = HERE / "image"  # the image's build context: Dockerfile, zoo-serve, hold.py, etc/
 PORT = 12345
 REPO = "iolab/zoo-servers"  # the built image; the family is iolab/zoo:SUITE
 PROTOCOLS = ("line", "http", "redis", "postgres", "memcached")
@@ -69,10 +77,10 @@ SIZED = ("process-pool", "thread-pool", "event-loop-workers")
 KS = (1, 2, 4, 8)
 
 SERVER_KEYS = ("name", "packages", "command", "protocol", "request", "partial", "reply", "banner",
-               "closes_after_response", "idle_timeout", "idle_checked", "truth", "verified")
+               "closes_after_response", "idle_timeout", "keepalive_timeout", "idle_checked", "truth", "verified")
 TRUTH_KEYS = ("class", "n", "hybrid", "per_connection", "bound", "note")
 VERIFIED_KEYS = ("how", "baseline", "held", "notes")
-STEP_KEYS = ("k", "processes", "threads", "answered", "ms")
+STEP_KEYS = ("k", "connected", "processes", "threads", "answered", "ms")
 
 
 class ZooError(ValueError):
@@ -110,6 +118,7 @@ class Server:
     banner: bytes | None
     closes_after_response: bool
     idle_timeout: float | None
+    keepalive_timeout: float | None
     idle_checked: float
     truth: Truth
     verified: dict[str, Any]
@@ -168,6 +177,8 @@ def _truth(doc: Any, where: str) -> Truth:
         _need(per, ("processes", "threads"), f"{where}.per_connection")
         per = {k: _int(per[k], f"{where}.per_connection.{k}") for k in ("processes", "threads")}
         grows = per["processes"] if cls == "process-per-connection" else per["threads"]
+        if per["threads"] < per["processes"]:
+            raise ZooError(f"{where}.per_connection: every process has a thread: threads >= processes")
         if grows < 1:
             raise ZooError(f"{where}.per_connection: a {cls} adds at least one "
                            f"{'process' if cls == 'process-per-connection' else 'thread'} per connection")
@@ -192,11 +203,13 @@ def _verified(doc: Any, where: str) -> dict[str, Any]:
     _need(doc["baseline"], ("processes", "threads"), f"{where}.baseline")
     held = doc["held"]
     if not isinstance(held, list):
-        raise ZooError(f"{where}.held: expected a list of steps (k, processes, threads, answered, ms)")
+        raise ZooError(f"{where}.held: expected a list of steps ({', '.join(STEP_KEYS)})")
     for i, step in enumerate(held):
         _need(step, STEP_KEYS, f"{where}.held[{i}]")
-        for key in ("k", "processes", "threads"):
+        for key in ("k", "connected", "processes", "threads"):
             _int(step[key], f"{where}.held[{i}].{key}")
+        if step["connected"] > step["k"]:
+            raise ZooError(f"{where}.held[{i}].connected: at most k ({step['k']}), not {step['connected']}")
         if not isinstance(step["answered"], bool):
             raise ZooError(f"{where}.held[{i}].answered: true or false, not {step['answered']!r}")
         if step["ms"] is not None:
@@ -210,9 +223,10 @@ def _verified(doc: Any, where: str) -> dict[str, Any]:
 
 
 def _server(doc: Any, where: str) -> Server:
+    if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+        where = f"{where} ({doc['name']})"
     _need(doc, SERVER_KEYS, where)
     name = _text(doc["name"], f"{where}.name")
-    where = f"{where} ({name})"
     packages = doc["packages"]
     if not isinstance(packages, dict) or not packages or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in packages.items()):
@@ -222,12 +236,16 @@ def _server(doc: Any, where: str) -> Server:
     for key in ("closes_after_response",):
         if not isinstance(doc[key], bool):
             raise ZooError(f"{where}.{key}: true or false, not {doc[key]!r}")
-    idle = doc["idle_timeout"]
-    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
-        raise ZooError(f"{where}.idle_timeout: seconds (> 0) or null, not {idle!r}")
     checked = doc["idle_checked"]
     if isinstance(checked, bool) or not isinstance(checked, (int, float)) or checked <= 0:
         raise ZooError(f"{where}.idle_checked: seconds (> 0), not {checked!r}")
+    for key in ("idle_timeout", "keepalive_timeout"):
+        idle = doc[key]
+        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float))
+                                 or not 0 < idle <= checked):
+            raise ZooError(f"{where}.{key}: seconds (> 0, at most idle_checked) or null, not {idle!r}")
+    if doc["closes_after_response"] and doc["keepalive_timeout"] is not None:
+        raise ZooError(f"{where}.keepalive_timeout: null for a server that closes after each response")
     banner = doc["banner"]
     return Server(
         name=name, packages=dict(packages), command=_text(doc["command"], f"{where}.command"),
@@ -235,7 +253,8 @@ def _server(doc: Any, where: str) -> Server:
         partial=unescape(_text(doc["partial"], f"{where}.partial")),
         reply=unescape(_text(doc["reply"], f"{where}.reply")),
         banner=None if banner is None else unescape(_text(banner, f"{where}.banner")),
-        closes_after_response=doc["closes_after_response"], idle_timeout=idle, idle_checked=checked,
+        closes_after_response=doc["closes_after_response"], idle_timeout=doc["idle_timeout"],
+        keepalive_timeout=doc["keepalive_timeout"], idle_checked=checked,
         truth=_truth(doc["truth"], f"{where}.truth"), verified=_verified(doc["verified"], f"{where}.verified"))
 
 
@@ -275,19 +294,21 @@ def image(engine: Any, say: Any = print, run: str = "zoo", family: Any = None) -
     zoo.yaml's."""
     from lab import images
     family = images.ensure_family(engine, family or load().family, say, run)
-    build = images.Build(REPO, f"{REPO}:latest", HERE, args={"ZOO_FAMILY": family})
+    build = images.Build(REPO, f"{REPO}:latest", CONTEXT, args={"ZOO_FAMILY": family})
     return images.ensure_build(engine, build, say, run)
 
 
-def box(server: Server, image_tag: str, network: str, *, name: str, labels: dict[str, str]) -> Any:
+def box(server: Server | str, image_tag: str, network: str, *, name: str, labels: dict[str, str]) -> Any:
     """The lab's box for a zoo server: user 10001, no capabilities, no new
     privileges, read-only root with a 16 MB /tmp, 256 tasks, 512 MB, an init
     (docker-init is PID 1, the server below it), no health check (its probe
-    would be a process in the table a classifier reads)."""
+    would be a process in the table a classifier reads).  ``server``: a
+    Server or its name."""
     from lab.engine import NO_HEALTHCHECK, UnitSpec
+    what = server if isinstance(server, str) else server.name
     return UnitSpec(
-        service=f"zoo-{server.name}", name=name, image=image_tag, network=network,
-        command=server.serve(), labels=dict(labels), aliases=("server",), user="10001:10001",
+        service=f"zoo-{what}", name=name, image=image_tag, network=network,
+        command=["zoo-serve", what], labels=dict(labels), aliases=("server",), user="10001:10001",
         read_only=True, tmpfs={"/tmp": "size=16m"}, cap_drop=("ALL",),
         security_opt=("no-new-privileges:true",), init=True, pids_limit=256, mem_limit="512m",
         ulimits={"nofile": (20000, 20000)}, log_driver="json-file",
@@ -298,25 +319,26 @@ def box(server: Server, image_tag: str, network: str, *, name: str, labels: dict
 LISTENING = ["grep", "-qE", f":{PORT:04X} 0+:0000 0A", "/proc/net/tcp", "/proc/net/tcp6"]
 
 
-def start(engine: Any, server: Server, image_tag: str, network: str, *, labels: dict[str, str],
+def start(engine: Any, server: Server | str, image_tag: str, network: str, *, labels: dict[str, str],
           name: str | None = None, timeout: float = 30) -> Any:
-    """Start ``server`` on ``network`` and wait (exec'ing grep on
+    """Start ``server`` (a Server or its name) on ``network`` and wait (exec'ing grep on
     /proc/net/tcp every 0.2 s, at most ``timeout`` s) until it listens on
     12345; the unit (lab.engine.Unit).  On failure the container is removed
     and ZooError says why, with its last log lines."""
     import os
     import time
-    name = name or f"zoo-{server.name}-{os.getpid()}"
+    what = server if isinstance(server, str) else server.name
+    name = name or f"zoo-{what}-{os.getpid()}"
     unit = engine.start(box(server, image_tag, network, name=name, labels=labels))
     try:
         deadline = time.monotonic() + timeout
         while True:
             if not unit.alive():
-                raise ZooError(f"{server.name} exited before listening: {engine.tail(unit)}")
+                raise ZooError(f"{what} exited before listening: {engine.tail(unit)}")
             if unit.exec(LISTENING).exit_code == 0:
                 return unit
             if time.monotonic() > deadline:
-                raise ZooError(f"{server.name} was not listening on {PORT} within {timeout:.0f} s: "
+                raise ZooError(f"{what} was not listening on {PORT} within {timeout:.0f} s: "
                                f"{engine.tail(unit)}")
             time.sleep(0.2)
     except BaseException:

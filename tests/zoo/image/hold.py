@@ -6,7 +6,8 @@ lists the server's processes (PID 1 is the server's docker-init, left out,
 and so is this script).  For each K in --steps, cumulatively:
 
 1. open connections until K are held, each having read the banner (when the
-   server speaks first) and sent the INCOMPLETE request (--partial);
+   server speaks first) and sent the INCOMPLETE request (--partial); a
+   connection not made within 3 s (a full listen queue) ends the opening;
 2. wait until the server's process table is steady (unchanged for 0.6 s,
    at most 4 s), and record its processes and threads;
 3. on a fresh connection send the COMPLETE request (--request) and record
@@ -253,16 +254,22 @@ def main() -> None:
     held: list[socket.socket] = []
     steps = []
     for k in (int(s) for s in args.steps.split(",")):
-        banners = 0
+        banners, failed = 0, None
         while len(held) < k:
-            sock = connect(args.host, args.port, 5)
+            try:
+                sock = connect(args.host, args.port, 3)
+            except OSError as exc:  # a full listen queue drops the SYN: not connected within 3 s
+                failed = f"connection {len(held) + 1}: {exc}"
+                break
             if args.banner and read_some(sock, 1.0):
                 banners += 1
             sock.sendall(args.partial)
             held.append(sock)
         table, settle = steady()
         step = {"k": k, "processes": table["processes"], "threads": table["threads"],
-                "names": table["names"], "settle_s": settle}
+                "names": table["names"], "settle_s": settle, "connected": len(held)}
+        if failed:
+            step["connect_failed"] = failed
         if args.banner:
             step["banners_new"] = banners
         step["probe"] = probe(args)
