@@ -157,3 +157,16 @@ def test_family_may_not_take_a_labs_name():
     from lab.errors import UsageError
     with pytest.raises(UsageError, match="one of the lab's own"):
         images.ensure_family(None, images.Family("tools", ("cowsay",)), print)  # type: ignore[arg-type]
+
+
+def test_a_family_from_elsewhere_is_made_like_the_labs_own():
+    from lab import images
+
+    class Engine:  # has every image already: nothing is bootstrapped
+        lab = "iolabtest"
+
+        def image_exists(self, name):
+            return True
+
+    assert images.ensure_family(Engine(), ZOO.family, print) == images.family_tag(ZOO.family)  # type: ignore[arg-type]
+    assert images.family_tag(ZOO.family).startswith("iolab/zoo:")

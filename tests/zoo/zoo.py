@@ -10,16 +10,25 @@ zoo server in the lab's box through the lab's engine.  Its API:
     zoo.servers["lighttpd"]            # Server (fields as zoo.yaml's keys, below)
     zoo.servers["lighttpd"].truth.cls  # "event-loop"
 
-    tag = image(engine, say=print)     # the zoo image (family made, Dockerfile built) if missing
-    spec = box(server, tag, network, name=..., labels={...})   # lab.engine.UnitSpec
+    tag = image(engine, say=print)     # iolab/zoo-servers:HASH: the family (iolab/zoo:SUITE-HASH,
+                                       # mmdebstrap, about 75 s once) and image/Dockerfile, if missing
+    spec = box(server, tag, network, name=..., labels={...})   # lab.engine.UnitSpec (the lab's box)
     unit = start(engine, server, tag, network, labels={...})   # started and listening on 12345
 
-`network` is an existing network's name (engine.create_network(name,
-internal=True, labels=...)); `labels` should carry the lab's run labels
-(lab.engine.LAB, RUN, OWNER) so that engine.runs()/engine.remove() clean up.
-The server answers as alias ``server`` on that network, port 12345 (PORT).
+``engine`` is the lab's (lab.engine.connect()).  ``server`` is a Server or
+its name.  ``network`` is an existing network's name
+(engine.create_network(name, internal=True, labels=...)); ``labels`` should
+carry the lab's run labels (lab.engine.LAB, RUN, OWNER) so that
+engine.runs() and engine.remove() find and remove what was started.  The
+server answers as alias ``server`` on that network, port 12345 (PORT); the
+unit runs no health check (its probe would show in the process table), and
+start() waits by exec'ing grep on /proc/net/tcp{,6} until it listens.
+Errors: ZooError (a ValueError) for zoo.yaml and for a server that never
+listens, with its last log lines.
 
-zoo.yaml, per server (every key required; null where it does not apply):
+zoo.yaml: `family: {name, packages}` (a lab.images.Family; every server's
+packages are among them) and `servers:`, a list; per server (every key
+required; null where it does not apply):
 
     name                 also `zoo-serve NAME` in the image
     packages             {debian-package: version seen}
@@ -43,12 +52,15 @@ zoo.yaml, per server (every key required; null where it does not apply):
       per_connection     {processes: P, threads: T} added per held connection
                          (per-connection classes), else null; T counts every task, a new
                          process's own thread included (socat: 2 processes, 2 threads)
-      bound              held connections served at once: 1, N, or "unbounded"
-                         (a per-connection server's own cap, e.g. tcpserver -c 40, is a number)
+      bound              held incomplete requests served at once: with fewer held, a fresh
+                         request is answered; 1, N, a server's own cap (tcpserver -c 40,
+                         webfs -c 32), or "unbounded" (the box's 256 tasks still cap a
+                         per-connection server)
       note               one paragraph: what the server really does
     verified:
       how                the command that made the table
-      baseline           {processes, threads} with nothing connected
+      baseline           {processes, threads} with nothing connected (every process in the
+                         container but docker-init, PID 1)
       held               [{k, connected, processes, threads, answered, ms}] for K = 1, 2, 4, 8:
                          connected is how many of the K could be made (a full listen queue
                          drops the rest), ms the probe's time to its first reply byte
@@ -58,7 +70,9 @@ zoo.yaml, per server (every key required; null where it does not apply):
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,8 +339,6 @@ def start(engine: Any, server: Server | str, image_tag: str, network: str, *, la
     /proc/net/tcp every 0.2 s, at most ``timeout`` s) until it listens on
     12345; the unit (lab.engine.Unit).  On failure the container is removed
     and ZooError says why, with its last log lines."""
-    import os
-    import time
     what = server if isinstance(server, str) else server.name
     name = name or f"zoo-{what}-{os.getpid()}"
     unit = engine.start(box(server, image_tag, network, name=name, labels=labels))
