@@ -133,9 +133,20 @@ def _once(tag: str, say: Say) -> Iterator[None]:
 
 
 # -- families: mmdebstrap and docker import ---------------------------------
-def ensure_family(engine: Engine, name: str, say: Say, run: str = "setup") -> str:
-    """The current image of a family, bootstrapped if the engine lacks it."""
-    family = FAMILIES[name]
+def ensure_family(engine: Engine, name: str | Family, say: Say, run: str = "setup") -> str:
+    """The current image of a family, bootstrapped if the engine lacks it.
+
+    ``name`` is one of FAMILIES, or a Family defined elsewhere (the test zoo's
+    package list lives beside its tests); such a family may not take the name
+    of one of FAMILIES, whose iolab/NAME:SUITE tag compose.yaml relies on."""
+    if isinstance(name, Family):
+        family = name
+        if FAMILIES.get(family.name, family) != family:
+            raise UsageError(f"family {family.name!r} is one of the lab's own ({', '.join(FAMILIES)}): "
+                             f"give yours another name")
+        name = family.name
+    else:
+        family = FAMILIES[name]
     tag = family_tag(family)
     if _exists(engine, tag):
         return tag
