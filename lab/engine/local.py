@@ -247,7 +247,7 @@ class LocalEngine(SdkEngine):
         with sdk("listing the lab's resources"):
             for c in self.client.containers.list(all=True, filters=flt, ignore_removed=True):
                 if SWARM_TASK in (c.labels or {}):
-                    continue  # a Swarm service's task: that orchestrator's (lab/engine/swarm.py)
+                    continue  # a Swarm service's task: that orchestrator's (lab/engine/swarmmode.py)
                 unit = ContainerUnit(c)
                 group(unit.labels).units.append(unit)
             for n in self.client.networks.list(filters=flt):
