@@ -9,7 +9,7 @@ A verdict is green only on positive evidence: each judge states what it
 needs (lab/checks/registry.py), and without it the verdict is "not judged:
 <what was missing>" (ok None), never a pass and never a failure.  A judge
 that depends on free CPU is told what the host could give during its probe
-(lab/checks/host.py); when the host was too busy for the claim, the check
+(lab/measure/host.py); when the host was too busy for the claim, the check
 runs again (at most TRIES in all, each retry after a bounded wait for the
 host to quieten), and if the host is still busy it is not judged.
 """
@@ -28,17 +28,17 @@ import yaml
 
 from ioschema import CHECKS_SCHEMA
 
-from .. import config, measure, reach
+from .. import config, measure
 from ..errors import ExpectationFailed, NotJudged, UsageError
-from ..events import Event
-from ..measure import Cpu, Sample
-from ..models import Model, check_expect
-from ..probe import Bench, Probe, Target
-from . import analysis, registry
-from .host import HostLoad, wait_quiet
+from ..measure import Cpu, Sample, analysis, reach
+from ..measure.events import Event
+from ..measure.host import HostLoad, wait_quiet
+from ..plan.models import Model, check_expect
+from ..run.probe import Bench, Probe, Target
+from . import registry
 
 if TYPE_CHECKING:
-    from ..scenarios import Scenario
+    from ..plan.scenarios import Scenario
 
 TOLERANCES = config.SERVICES / "tolerances.yaml"
 SETTLE_S = 10.0  # bound on waiting for the server to log the swarm's closes
@@ -184,7 +184,7 @@ class Context:
         ``conns``; a server that died logs nothing more, so stop there."""
         if not conns or not self.target.alive():
             return
-        if not getattr(self.target, "traced", True):  # a real server: its socket table (lab/reach.py)
+        if not getattr(self.target, "traced", True):  # a real server: its socket table (lab/measure/reach.py)
             reach.wait_closed(self.target.container, self.target.cgroup.procs_dir, conns, SETTLE_S)
             return
         try:
@@ -465,7 +465,7 @@ def conclude(verdicts: list[Verdict], where: str) -> int:
 
 
 def scenario_files(names: list[str] | None, root: Path | None = None) -> list["Scenario"]:
-    from .. import scenarios
+    from ..plan import scenarios
     found = scenarios.all_scenarios(root)
     if not names:
         return [s for s in found.values() if s.default]

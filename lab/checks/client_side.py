@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..measure import analysis as a
 from . import Missing, connected_clients, need, threads_while_serving
-from . import analysis as a
 from .registry import judge
 
 if TYPE_CHECKING:

@@ -26,9 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LabError
-from . import Missing, connected_clients, need, threads_while_serving
-from . import analysis as a
-from . import client_side
+from ..measure import analysis as a
+from . import Missing, client_side, connected_clients, need, threads_while_serving
 from .registry import JUDGES, judge
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The judges' registry: each judge by name, the model.yaml keys it judges,
 and the evidence it needs before it may say "held" or "did not hold".
 
-lab/scenarios.py reads it to validate a scenario's `judge:` and `expect:`;
+lab/plan/scenarios.py reads it to validate a scenario's `judge:` and `expect:`;
 lab/checks runs what it names.  It imports neither of them, so scenarios,
 checks and judges have no import cycle: registry <- judges <- checks, and
 registry <- scenarios.  `load()` imports lab/checks/judges.py and

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 
 from ..errors import UsageError
-from .base import (SAME, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup,
-                   Limits, Output, Resource, RunResources, State, Unit, Unreachable)
+from .base import (SAME, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup, Limits,
+                   Output, Resource, RunResources, State, Unit, Unreachable)
 from .inventory import Inventory, swarm_manager
-from .labels import (IMAGE_LAB, IMAGE_RUN, KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE,
-                     VERB, me, owner_alive)
+from .labels import (IMAGE_LAB, IMAGE_RUN, KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, me,
+                     owner_alive)
 from .spec import NO_HEALTHCHECK, Mount, UnitSpec
 
 ORCHESTRATORS = ("local", "swarm")

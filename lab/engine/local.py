@@ -24,8 +24,8 @@ from docker.types import EndpointConfig, LogConfig, Ulimit
 from ioschema import DEFAULT_PORT
 
 from ..errors import EnvironmentProblem, UsageError
-from .base import (CPU_FILES, MEMORY_FILES, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup, Limits,
-                   Resource, RunResources, State, Unit)
+from .base import (CPU_FILES, MEMORY_FILES, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone,
+                   HostCgroup, Limits, Resource, RunResources, State, Unit)
 from .labels import LAB, RUN
 from .sdk import SdkEngine, by_run, filters, resource, sdk
 from .spec import UnitSpec

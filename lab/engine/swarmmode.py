@@ -15,7 +15,7 @@ Placement, by node label, when any node carries it:
 --swarm-replicas N runs the swarm as N replicas (each told its share through
 IOLAB_REPLICA={{.Task.Slot}}/N, services/swarm/swarm.py --replica), whose
 results come back in their output (swarm.py --results-stdout) and are
-merged by the lab (lab/merge.py).
+merged by the lab (lab/measure/merge.py).
 
 Images: with LAB_REGISTRY set, each image is pushed there and services use it
 by digest; one node uses the engine's own images; several nodes and no

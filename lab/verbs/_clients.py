@@ -4,7 +4,7 @@
     host = CpuOnly(HostCpu())            # /proc/stat, read like a cgroup
     host.start(); ...; host.stop()
     window_cores(host, start, end)       # busy cores over a window, every process counted
-    run_wrk(live, wrk_command(...), ...) # wrk in a tools container (lab/tools.py): its figures
+    run_wrk(live, wrk_command(...), ...) # wrk in a tools container (lab/run/tools.py): its figures
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import os
 import time
 from typing import Any
 
-from .. import compose, config, measure
+from .. import config, measure
 from ..engine import Unit
-from ..live import LiveRun
+from ..plan import compose
 from ..report import results
+from ..run.live import LiveRun
 
 HZ = os.sysconf("SC_CLK_TCK")  # /proc/stat's unit (USER_HZ)
 WRK_PATH_BYTES = 64  # the request path's length: the HTTP twin of the swarm's 64-byte lines
@@ -61,8 +62,8 @@ def wrk_command(target: str, connections: int, seconds: int, threads: int) -> li
 
 def run_tool(live: LiveRun, argv: list[str], timeout: float) -> tuple[int | None, str]:
     """One bounded command in a tools container on the run's network
-    (lab/tools.py): (exit status, what it printed)."""
-    from .. import tools
+    (lab/run/tools.py): (exit status, what it printed)."""
+    from ..run import tools
 
     done = tools.run(live, argv, timeout=timeout)
     return done.code, done.text + done.stderr.decode(errors="replace")
@@ -106,9 +107,9 @@ def run_wrk(live: LiveRun, command: list[str], seconds: int, threads: int, serve
 def wrk_available() -> str | None:
     """Why --client wrk cannot run here, or None."""
     try:
-        from .. import tools
+        from ..run import tools
     except ImportError:
-        return "--client wrk needs the tools container (lab/tools.py), which this lab does not have yet"
+        return "--client wrk needs the tools container (lab/run/tools.py), which this lab does not have yet"
     if "tools" not in compose.load_topology(config.compose_file()).services:
         return f"--client wrk needs compose.yaml's `{tools.SERVICE_NAME}` service (the tools image with wrk)"
     return None

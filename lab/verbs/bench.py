@@ -31,14 +31,14 @@ from typing import Any, Callable
 
 from rich.table import Table
 
-from .. import models
 from ..console import out, say
-from ..context import engine
 from ..engine import NO_HEALTHCHECK, EngineError, Unit
 from ..errors import EnvironmentProblem, UsageError
-from ..live import LiveRun
 from ..measure import Cgroup
-from ..probe import Bench, Target
+from ..plan import models
+from ..run.context import engine
+from ..run.live import LiveRun
+from ..run.probe import Bench, Target
 from . import _args
 
 
@@ -121,7 +121,7 @@ GOALS = {"vs_native": 0.8, "vs_epoll": 0.95, "swarm_cpu_us_per_reply": 10.0,
          "epoll_of_native": 0.8, "msg_over_conn": 2.0}
 TRACE_LEVELS = ("conn", "msg")  # what message tracing costs the epoll model, per reply
 # Cores of other work on the host during a run past which its figures are
-# doubtful.  "Other" (lab/checks/host.py) also holds the kernel's softirq time
+# doubtful.  "Other" (lab/measure/host.py) also holds the kernel's softirq time
 # for the run's own traffic, which no cgroup is charged for: a few tenths.
 BUSY = 0.5
 
@@ -335,9 +335,9 @@ class Calibrator:
         return figures
 
     def _host_load(self, target: Target) -> Any:
-        """Other work on the host meanwhile (lab/checks/host.py), if it can be read."""
+        """Other work on the host meanwhile (lab/measure/host.py), if it can be read."""
         try:
-            from ..checks.host import HostLoad, local_proc_stat
+            from ..measure.host import HostLoad, local_proc_stat
         except ImportError:
             return None
         if self.bench.swarm_container is None:

@@ -30,13 +30,15 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
-from .. import checks, images, models
+from .. import checks
 from ..console import err, escape, out, say
-from ..context import engine
 from ..engine import Engine
 from ..errors import EnvironmentProblem, UsageError
-from ..live import LiveRun
-from ..probe import Bench
+from ..plan import models
+from ..run import images
+from ..run.context import engine
+from ..run.live import LiveRun
+from ..run.probe import Bench
 from . import _args
 
 MARK = {None: "[yellow]not judged[/]", True: "[green]pass[/]", False: "[red]FAIL[/]"}

@@ -3,9 +3,9 @@
 TARGET is a model or real-server name (started fresh for the probes, then
 removed) or HOST:PORT, a server already running (--protocol says what it
 speaks; default line).  A few bounded probes (at most 8 connections, about
-ten seconds in all; lab/observe.py) record who is served at once, what
+ten seconds in all; lab/observe/probes.py) record who is served at once, what
 grows with the clients, which threads do the work, what the idle server
-costs and what one slow request does to the others; lab/classify.py infers
+costs and what one slow request does to the others; lab/observe/classify.py infers
 one of: one client at a time, a process per connection, a thread per
 connection, a pool of N processes or threads, a single-threaded event loop,
 an event loop with N workers; or "uncertain", with the candidates.  Every
@@ -33,13 +33,14 @@ import json
 import re
 from typing import Any
 
-from .. import classify, models, observe
 from ..console import escape, out, say
-from ..context import engine
 from ..engine import LAB, ROLE, Engine, EngineError, Unit
 from ..errors import EXIT_FAILED, EXIT_NOT_JUDGED, UsageError
-from ..live import LiveRun
-from ..probe import Bench
+from ..observe import classify, probes as observe
+from ..plan import models
+from ..run.context import engine
+from ..run.live import LiveRun
+from ..run.probe import Bench
 from . import _args
 
 ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")

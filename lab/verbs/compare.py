@@ -9,7 +9,7 @@ the server's CPU over the swarm's measured window (its cgroup's CPU time;
 the warm-up left out), its processes, threads and memory under load, the
 swarm's own CPU and the whole host's over the same window (what limited the
 figure: the swarm, the host or the server), every reading through
-lab/measure.py.  Everything goes into one results.json (schema
+lab/measure/.  Everything goes into one results.json (schema
 iolab.compare/2, lab/report/SCHEMA.md), from which the report is rendered:
 report.html, report.md, results.csv and plots/ (`lab report` renders it
 again).
@@ -65,18 +65,20 @@ from typing import Any
 
 from ioschema import DEFAULT_PORT
 
-from .. import checks, compose, config, measure, merge, models, reach, scenarios
+from .. import checks, config, measure
 from ..console import out, say
-from ..context import engine
 from ..engine import NO_HEALTHCHECK, Engine, EngineError, EngineTimeout, RunResources, Unit
 from ..errors import EXIT_FAILED, EXIT_NOT_JUDGED, LabError, UsageError
-from ..events import EventStream, TraceTimeout
-from ..live import LiveRun
-from ..probe import Bench, Probe, Target
+from ..measure import merge, reach
+from ..measure.events import EventStream, TraceTimeout
+from ..plan import compose, models, scenarios
 from ..report import results
 from ..report.terminal import Progress, one_line, print_summary
+from ..run.context import engine
+from ..run.live import LiveRun
+from ..run.probe import Bench, Probe, Target
 from . import _args, _clients, check
-from ._clients import CpuOnly, HostCpu, wrk_available, window_cores
+from ._clients import CpuOnly, HostCpu, window_cores, wrk_available
 
 
 # -- the workloads: one row each; a new scenario is one more row ---------------
@@ -488,7 +490,7 @@ def measure_workloads(live: LiveRun, plan: Plan, model: str, rep: int, ui: Progr
 
 def ready_real_server(live: LiveRun, plan: Plan, model: str, server: Unit) -> None:
     """A real server is ready once it listens and answers one request in its
-    protocol (lab/reach.py), asked by a one-off swarm container."""
+    protocol (lab/measure/reach.py), asked by a one-off swarm container."""
     n = [0]
 
     def exchange() -> str | None:
@@ -509,7 +511,7 @@ def ready_real_server(live: LiveRun, plan: Plan, model: str, server: Unit) -> No
 def classify_target(live: LiveRun, model: models.Model, ui: Progress, replicas: int) -> dict[str, Any]:
     """`lab classify`'s probes on a fresh server of its own: the inferred
     class beside the declared one (results.json's models.<m>.classification)."""
-    from .. import classify, observe
+    from ..observe import classify, probes as observe
     bench = None
     try:
         with ui.step(f"{model.name} classify", 12.0):

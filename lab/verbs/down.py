@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import compose, config, runs
+from .. import config
 from ..console import out, say
-from ..context import inventory
 from ..engine import RUNDIR, SERVICE, VERB, EngineError, RunResources, Unit
 from ..errors import LabError, UsageError
+from ..plan import compose
+from ..run import rundir as runs
+from ..run.context import inventory
 from . import _args
 
 

@@ -15,12 +15,12 @@ import queue
 import threading
 from typing import Any, Iterable
 
-from .. import runs as run_ids
 from ..console import out
-from . import _args
-from ..context import inventory
 from ..engine import SERVICE, VERB, Engine, EngineError, Inventory
 from ..errors import UsageError
+from ..run import rundir as run_ids
+from ..run.context import inventory
+from . import _args
 
 SKIP = {"t", "ev", "model", "pid", "tid", "conn"}
 

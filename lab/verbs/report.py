@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import config, runs
+from .. import config
 from ..console import out
 from ..errors import UsageError
+from ..run import rundir as runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:

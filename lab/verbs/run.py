@@ -16,12 +16,13 @@ import sys
 
 from rich.table import Table
 
-from .. import checks, models, scenarios
+from .. import checks
 from ..console import out, say
-from ..context import engine
 from ..errors import UsageError
-from ..live import LiveRun
-from ..probe import Bench
+from ..plan import models, scenarios
+from ..run.context import engine
+from ..run.live import LiveRun
+from ..run.probe import Bench
 from . import _args
 
 

@@ -11,8 +11,8 @@ from rich.table import Table
 from typing import Any
 
 from ..console import out
-from ..context import inventory
 from ..engine import OWNER, SERVICE, VERB, EngineError, RunResources, owner_alive
+from ..run.context import inventory
 from . import _args
 
 

@@ -13,11 +13,12 @@ import time
 
 from ioschema import PATTERNS
 
-from .. import compose, config, models
+from .. import config
 from ..console import escape, out, say
-from ..context import engine
 from ..errors import UsageError
-from ..live import LiveRun
+from ..plan import compose, models
+from ..run.context import engine
+from ..run.live import LiveRun
 from . import _args
 
 

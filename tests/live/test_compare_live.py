@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
+from lab.plan import models
 from lab.report import c10k, data, tables
 from lab.verbs import compare
 
@@ -168,7 +168,7 @@ def test_compare_c10k_reports_what_10000_connections_did(app_image, engine) -> N
         f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
 
     # the workload is the scenario file's: its probe's flags, its server flags
-    from lab import scenarios
+    from lab.plan import scenarios
     scenario = scenarios.get("c10k")
     (workload,) = results["workloads"]
     assert workload["kind"] == "c10k" and workload["server_flags"] == scenario.server
@@ -260,7 +260,8 @@ def test_compare_runs_the_ceiling_when_there_is_one(app_image, engine) -> None:
     of kind reference with a compose service is there (and c10k is skipped
     for it, saying why); without one, compare runs the models alone."""
     catalogue = compare.comparable(models.all_models())
-    from lab import compose, config
+    from lab import config
+    from lab.plan import compose
     services = compose.load_topology(config.compose_file()).services
     refs = [n for n, m in catalogue.items() if compare.kind_of(m) == "reference" and n in services]
     done = subprocess.run(

@@ -19,13 +19,14 @@ from typing import Any, Callable
 
 import pytest
 
-from lab import checks, scenarios
-from lab.checks import host, judges
+from lab import checks
+from lab.checks import judges
 from lab.engine import Limits
 from lab.errors import LabError, UsageError
-from lab.measure import Cpu, Sample
-from lab.models import Model
-from lab.probe import Probe
+from lab.measure import Cpu, Sample, host
+from lab.plan import scenarios
+from lab.plan.models import Model
+from lab.run.probe import Probe
 
 T0 = 1000.0  # host monotonic time the probe began
 KINDS = ("held", "contradicted", "empty", "zero", "missing", "partial")  # every table has each
@@ -35,7 +36,7 @@ SCENARIOS = scenarios.all_scenarios()
 # -- fakes -----------------------------------------------------------------------
 
 class FakeEvents:
-    """The server's trace, as lab.events.EventStream answers it."""
+    """The server's trace, as lab.measure.events.EventStream answers it."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         self.events = events

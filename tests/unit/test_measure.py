@@ -1,4 +1,4 @@
-"""lab/measure.py without Docker: what each reading is parsed into, which
+"""lab/measure/ without Docker: what each reading is parsed into, which
 processes count as the model's, and the arithmetic over readings (CPU
 interpolated between samples, cores over a window, bytes for the checks).
 The inputs are copies of what the kernel and the engine write."""
@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from lab import measure
-from lab.checks import analysis
 from lab.engine import Exec
-from lab.measure import Cpu
+from lab.measure import Cpu, analysis
 
 # What the memory probe (one exec of grep over /proc) prints in a container
 # of a forking server: docker-init (1), the server (7) and a child (9), and

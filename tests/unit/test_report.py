@@ -564,9 +564,9 @@ def test_the_wrk_command_is_the_http_twin_of_pingpong() -> None:
 
 
 def test_wrk_without_a_tools_container_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lab
-    monkeypatch.delattr(lab, "tools", raising=False)
-    monkeypatch.setitem(sys.modules, "lab.tools", None)  # import fails as if the module were absent
+    import lab.run
+    monkeypatch.delattr(lab.run, "tools", raising=False)
+    monkeypatch.setitem(sys.modules, "lab.run.tools", None)  # import fails as if the module were absent
     assert "needs the tools container" in compare.wrk_available()
     assert compare.pick_clients("wrk") == ["swarm", "wrk"] and compare.pick_clients("swarm") == ["swarm"]
     with pytest.raises(Exception, match="unknown client 'ab'"):
@@ -702,7 +702,7 @@ def test_the_reference_runs_first_unless_left_out() -> None:
 
 
 def test_the_c10k_workload_comes_from_its_scenario_file() -> None:
-    from lab import scenarios
+    from lab.plan import scenarios
 
     scenario = scenarios.get("c10k")
     probe = scenario.probes["main"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import scenarios
 from lab.errors import UsageError
+from lab.plan import scenarios
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -30,7 +30,7 @@ probes:
 
 
 def test_shipped_scenarios_load_and_cover_every_expectation() -> None:
-    from lab.models import EXPECT, OPTIONAL_EXPECT
+    from lab.plan.models import EXPECT, OPTIONAL_EXPECT
     found = scenarios.all_scenarios()
     assert len(found) >= 11
     judged = {key for s in found.values() for key in s.judges}
@@ -82,6 +82,6 @@ def test_scenarios_load_without_an_import_cycle() -> None:
     """checks <-> scenarios <-> judges: each imports cleanly on its own."""
     import subprocess
     import sys
-    for module in ("lab.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
+    for module in ("lab.plan.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from lab import compose, config, merge
+from lab import config
 from lab.engine import Clock, EngineError, Output, Unreachable
 from lab.engine.base import Exec, results_in
 from lab.engine.local import measure_clock
 from lab.engine.swarmmode import NO_SWARM_MANAGER, ServiceUnit, SwarmModeEngine
-from lab.engine.swarmmode_spec import (Node, constraints, registry_needed,
-                              service_create)
+from lab.engine.swarmmode_spec import Node, constraints, registry_needed, service_create
 from lab.errors import EnvironmentProblem, UsageError
+from lab.measure import merge
+from lab.plan import compose
 
 TOPOLOGY = compose.load_topology(config.compose_file(), env={})
 

@@ -13,8 +13,8 @@ written to the run's results volume and copied out.  Where the engine's
 orchestrator spreads the swarm over other machines (Swarm mode: replicas on
 load nodes), each probe is a swarm unit of its own whose replicas send their
 results back in their output; the replicas' documents are merged into one
-(lab/merge.py), on this machine's clock.  The server is read from outside,
-through lab/measure.py: its cgroup's CPU time and memory, its processes'
+(lab/measure/merge.py), on this machine's clock.  The server is read from outside,
+through lab/measure/: its cgroup's CPU time and memory, its processes'
 PSS/USS/RSS, and `top` (ps on the engine's host: one line per thread, so
 threads per process, the classic `ps huH p PID | wc -l`).  Sampling at an
 interval is measurement; waiting for something to happen is always a
@@ -30,13 +30,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from . import measure, merge, reach
-from .engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
-from .errors import EnvironmentProblem, LabError
-from .events import EventStream
+from .. import measure
+from ..engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
+from ..errors import EnvironmentProblem, LabError
+from ..measure import Cpu, Sample, merge, reach
+from ..measure.events import EventStream
+from ..plan.models import Model
 from .live import LiveRun
-from .measure import Cpu, Sample
-from .models import Model
 
 __all__ = ["Bench", "Cpu", "Probe", "Sample", "Target"]
 
@@ -86,7 +86,7 @@ class Target:
 
     def cpu(self) -> Cpu:
         """The container's cgroup counters now: CPU time and memory, stamped
-        on the monotonic clock (lab/measure.py: the host's cgroup files when
+        on the monotonic clock (lab/measure/: the host's cgroup files when
         the engine is local, else an exec, else the stats API)."""
         return self.cgroup.read()
 
@@ -119,7 +119,7 @@ class Target:
 
     def memory(self) -> dict[str, Any]:
         """PSS, USS (private) and RSS of the server's processes, in bytes, with
-        their processes and threads (lab/measure.py: read from each process's
+        their processes and threads (lab/measure/: read from each process's
         smaps_rollup, on this machine when the engine is local, else by one
         exec of grep in the container); {"error": why} if it cannot be read."""
         try:
@@ -181,7 +181,7 @@ class Bench:
         container = self.live.start(model.name, command=command, healthcheck=NO_HEALTHCHECK)
         target = Target(self, model, container, 0.0)
         try:
-            if not target.traced:  # a real server: listening, then a first reply (lab/reach.py)
+            if not target.traced:  # a real server: listening, then a first reply (lab/measure/reach.py)
                 reach.wait_ready(container, model.port, target.cgroup.procs_dir, lambda: reach.answered(
                     self.swarm(target, "ready", reach.EXCHANGE, save=False).results), timeout, model.name)
             else:
@@ -274,7 +274,7 @@ class Bench:
 
     def load_cgroups(self) -> list[measure.Cgroup]:
         """The cgroups on this machine of the probe's own swarm unit, while it
-        runs (what the host's other load must not count, lab/checks/host.py)."""
+        runs (what the host's other load must not count, lab/measure/host.py)."""
         unit = self._current
         if unit is None:
             return []

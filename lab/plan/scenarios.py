@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .checks import registry
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from .. import config
+from ..checks import registry
+from ..errors import UsageError
+from ..yamlfile import LineDict, load, where
 
 SCENARIOS = config.ROOT / "scenarios"
 TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probes", "idle",

@@ -42,9 +42,9 @@ from typing import Any
 
 from ioschema import DEFAULT_PORT
 
-from . import config
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from .. import config
+from ..errors import UsageError
+from ..yamlfile import LineDict, load, where
 
 # key -> allowed values (a type means "any value of that type")
 EXPECT: dict[str, tuple[Any, ...]] = {
@@ -71,7 +71,7 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
 }
 KINDS = ("model", "reference", "server")
 PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")
-# What `lab classify` can infer (lab/classify.py), and a model.yaml's `class:` may declare.
+# What `lab classify` can infer (lab/observe/classify.py), and a model.yaml's `class:` may declare.
 CLASSES = ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool", "thread-pool",
            "event-loop", "event-loop-workers")
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in EXPECT.items())

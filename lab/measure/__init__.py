@@ -46,12 +46,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import __version__, config
-from .engine import Engine, EngineError, Unit
-from .engine.base import CPU_FILES, MEMORY_FILES
-from .errors import LabError
+from .. import __version__, config
+from ..engine import Engine, EngineError, Unit
+from ..engine.base import CPU_FILES, MEMORY_FILES
+from ..errors import LabError
+from ..run.rundir import git_commit, host_environment
 from .events import EventStream, TraceTimeout
-from .runs import git_commit, host_environment
 
 KIB = 1024
 

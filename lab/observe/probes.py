@@ -4,7 +4,7 @@
     seen = observe(bench, ep)                 # a few seconds, bounded
     classify.infer(seen)
 
-Every probe is the client swarm (lab/probe.py's Bench: by exec in one swarm
+Every probe is the client swarm (lab/run/probe.py's Bench: by exec in one swarm
 container) speaking the server's protocol, and, when the server's container
 is known (`ep.unit`), readings of that container through lab/engine's Unit:
 
@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, cast
 
-from . import classify, measure, reach
-from .checks import analysis as a
-from .checks.client_side import closed_by_server, served_spans
+from .. import measure
+from ..checks.client_side import closed_by_server, served_spans
+from ..engine import EngineError, Unit
+from ..errors import LabError, UsageError
+from ..measure import analysis as a, reach
+from ..plan.models import Model
+from ..run.probe import Bench, Probe, Target
+from . import classify
 from .classify import MIN_TICKS, SERVING_SHARE, Observation, Stall
-from .engine import EngineError, Unit
-from .errors import LabError, UsageError
-from .models import Model
-from .probe import Bench, Probe, Target
 
 CLIENTS, LOAD_CLIENTS = 6, 8
 IDLE_S = 0.5
@@ -67,7 +68,7 @@ class Endpoint:
 
     name: str
     address: str  # host:port, as the swarm resolves it
-    model: Model  # its name, protocol and port only: what lab/probe.py's Bench.swarm reads
+    model: Model  # its name, protocol and port only: what lab/run/probe.py's Bench.swarm reads
     unit: Unit | None = None
 
     @property

@@ -28,7 +28,7 @@ from typing import Any
 from ioschema import END_REASONS
 from ioschema.hist import Histogram
 
-from .engine import Clock, Output
+from ..engine import Clock, Output
 
 # The monotonic stamps of a results document (SCHEMA.md: t-named fields and
 # `monotonic`; actions' `t` is seconds after the start, not a stamp).

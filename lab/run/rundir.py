@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import config
-from .errors import EnvironmentProblem
+from .. import config
+from ..errors import EnvironmentProblem
 
 LOG_CAP = 50 << 20  # bytes kept per container log; the rest is cut, and says so
 

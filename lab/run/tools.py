@@ -29,8 +29,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .engine import EngineError, EngineTimeout
-from .errors import EnvironmentProblem
+from ..engine import EngineError, EngineTimeout
+from ..errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from .live import LiveRun

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .engine.spec import Mount, UnitSpec
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from ..engine.spec import Mount, UnitSpec
+from ..errors import UsageError
+from ..yamlfile import LineDict, load, where
 
 # Every service key the lab translates (build and profiles are read elsewhere).
 SERVICE_KEYS = frozenset({

@@ -1,6 +1,6 @@
 """Inferring a server's concurrency model from what was observed, never from model.yaml.
 
-`lab classify` (lab/observe.py) runs a few bounded probes against a server
+`lab classify` (lab/observe/probes.py) runs a few bounded probes against a server
 and records an Observation; infer() turns it into a Classification: a class,
 its size where it has one, how sure, and the evidence behind it, line by
 line.  The rules, in the order they are applied:
@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .models import CLASSES, Model
+from ..plan.models import CLASSES, Model
 
 UNCERTAIN = "uncertain"
 POOL = "pool"  # a pool whose kind (processes or threads) could not be seen

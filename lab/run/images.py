@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import config
-from .engine import IMAGE_LAB, IMAGE_RUN, ROLE, Engine, EngineError
-from .errors import EnvironmentProblem, UsageError
+from .. import config
+from ..engine import IMAGE_LAB, IMAGE_RUN, ROLE, Engine, EngineError
+from ..errors import EnvironmentProblem, UsageError
 
 Say = Callable[[str], None]
 REPO = "iolab"  # family images are iolab/<family>
@@ -239,7 +239,7 @@ class Build:
 
 
 def build_of(service: Any) -> Build | None:
-    """The build a compose.yaml service declares (a lab.compose.Service), if any."""
+    """The build a compose.yaml service declares (a lab.plan.compose.Service), if any."""
     spec = service.spec
     build = spec.get("build")
     if build is None:
@@ -328,7 +328,7 @@ def ensure_app(engine: Engine, say: Say, run: str = "setup") -> str:
 
 # -- one compose.yaml service ------------------------------------------------
 def for_service(engine: Engine, service: Any, say: Say, run: str = "setup") -> str:
-    """The image a compose.yaml service (a lab.compose.Service) runs, made if
+    """The image a compose.yaml service (a lab.plan.compose.Service) runs, made if
     need be, and checked against what its model.yaml needs."""
     build = build_of(service)
     image = str(service.spec.get("image", ""))
@@ -352,7 +352,7 @@ def needs_of(name: str) -> list[str]:
     file = config.SERVICES / name / "model.yaml"
     if not file.is_file():
         return []
-    from .models import load_model  # a model folder: its declaration is the source
+    from ..plan.models import load_model  # a model folder: its declaration is the source
     model = load_model(file)
     needs = model.spec.get("needs", [])
     if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):

@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import compose, config, images
-from .engine import (KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, Engine, EngineError,
-                     Output, Resource, RunResources, Unit, UnitSpec, me)
-from .errors import EnvironmentProblem
-from .runs import RunDir, host_environment, new_id
+from .. import config
+from ..engine import (KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, Engine, EngineError,
+                      Output, Resource, RunResources, Unit, UnitSpec, me)
+from ..errors import EnvironmentProblem
+from ..plan import compose
+from . import images
+from .rundir import RunDir, host_environment, new_id
 
 Say = Callable[[str], None]
 _last_dir: list[Path] = []  # the run directory this process made last (for a traceback)
