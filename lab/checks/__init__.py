@@ -28,11 +28,14 @@ import yaml
 
 from ioschema import CHECKS_SCHEMA
 
-from .. import config, measure
+from .. import config
 from ..errors import ExpectationFailed, NotJudged, UsageError
-from ..measure import Cpu, Sample, analysis, reach
+from ..measure import analysis, reach
+from ..measure.cgroup import Cpu
 from ..measure.events import Event
 from ..measure.host import HostLoad, wait_quiet
+from ..measure.procs import Sample
+from ..measure.sampler import Sampler
 from ..plan.models import Model, check_expect
 from ..run.probe import Bench, Probe, Target
 from . import registry
@@ -124,7 +127,7 @@ class Context:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     stats: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     readings: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory etc. per probe
-    cpu: dict[str, Any] = field(default_factory=dict)  # measure.Sampler per probe (option cpu)
+    cpu: dict[str, Any] = field(default_factory=dict)  # a Sampler per probe (option cpu)
     idle: list[Cpu] = field(default_factory=list)  # two readings around the idle window
     host: dict[str, Any] = field(default_factory=dict)  # host.HostLoad per probe ("idle": the idle window)
 
@@ -328,7 +331,7 @@ def run_probes(bench: Bench, ctx: Context) -> None:
         if spec.values.get("memory"):
             ctx.readings[name] = {"before": target.memory(), "cpu_before": target.cpu(),
                                   "netstat_before": target.netstat()}
-        sampler = measure.Sampler(target.cgroup) if spec.values.get("cpu") else None
+        sampler = Sampler(target.cgroup) if spec.values.get("cpu") else None
         if sampler is not None:
             sampler.start()
             ctx.cpu[name] = sampler

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import LabError
-from . import Cgroup
+from .cgroup import Cgroup
 
 PERIOD = 0.05
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat counts in these

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, cast
 
-from .. import measure
 from ..checks.client_side import closed_by_server, served_spans
 from ..engine import EngineError, Unit
 from ..errors import LabError, UsageError
 from ..measure import analysis as a, reach
+from ..measure.cgroup import Cgroup
+from ..measure.procs import Sample, top
 from ..plan.models import Model
 from ..run.probe import Bench, Probe, Target
 from . import classify
@@ -77,7 +78,7 @@ class Endpoint:
 
     @property
     def procs_dir(self) -> str | None:
-        return measure.Cgroup(self.unit).procs_dir if self.unit is not None else None
+        return Cgroup(self.unit).procs_dir if self.unit is not None else None
 
 
 def protocol_only(name: str, protocol: str, port: int) -> Model:
@@ -131,7 +132,7 @@ def exchange(bench: Bench, ep: Endpoint) -> None:
 
 def idle(unit: Unit) -> float | None:
     """Cores the container used with no client, over IDLE_S."""
-    cgroup = measure.Cgroup(unit)
+    cgroup = Cgroup(unit)
     try:
         first = cgroup.read()
         threading.Event().wait(IDLE_S)  # the measurement window itself
@@ -254,10 +255,10 @@ class sampling:
 
     def __init__(self, unit: Unit | None) -> None:
         self.unit, self._stop = unit, threading.Event()
-        self.taken: list[measure.Sample] = []
+        self.taken: list[Sample] = []
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> list[measure.Sample]:
+    def __enter__(self) -> list[Sample]:
         if self.unit is not None:
             self._take()
             self._thread = threading.Thread(target=self._run, daemon=True, name="classify-sampler")
@@ -266,7 +267,7 @@ class sampling:
 
     def _take(self) -> bool:
         try:
-            self.taken.append(measure.top(self.unit))  # type: ignore[arg-type]
+            self.taken.append(top(self.unit))  # type: ignore[arg-type]
             return True
         except (EngineError, KeyError, ValueError):
             return False

@@ -26,9 +26,10 @@ from .. import config
 from ..engine import (KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, Engine, EngineError,
                       Output, Resource, RunResources, Unit, UnitSpec, me)
 from ..errors import EnvironmentProblem
+from ..measure.environment import host_environment
 from ..plan import compose
 from . import images
-from .rundir import RunDir, host_environment, new_id
+from .rundir import RunDir, new_id
 
 Say = Callable[[str], None]
 _last_dir: list[Path] = []  # the run directory this process made last (for a traceback)

@@ -30,15 +30,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .. import measure
 from ..engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
 from ..errors import EnvironmentProblem, LabError
-from ..measure import Cpu, Sample, merge, reach
+from ..measure import merge, reach
+from ..measure.cgroup import Cgroup, Cpu
+from ..measure.procs import Sample, in_bytes, listen_queue, resources, top
 from ..measure.events import EventStream
 from ..plan.models import Model
 from .live import LiveRun
 
-__all__ = ["Bench", "Cpu", "Probe", "Sample", "Target"]
+__all__ = ["Bench", "Probe", "Target"]
 
 IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container waits for execs
 # A health check is a process started in the container every interval (about
@@ -73,7 +74,7 @@ class Target:
         self.container = container  # the server's unit (a container, or a Swarm service)
         self.healthy_after = healthy_after
         self.events = EventStream(container, model.name)
-        self.cgroup = measure.Cgroup(container)
+        self.cgroup = Cgroup(container)
         self.samples: list[Sample] = []
         self.traced = reach.traced(model)  # writes the lab's JSON-line trace (a real server does not)
 
@@ -92,7 +93,7 @@ class Target:
 
     def sample(self) -> Sample:
         """The server's processes and threads now (ps -eLf on its machine)."""
-        return measure.top(self.container)
+        return top(self.container)
 
     @contextlib.contextmanager
     def sampling(self, every: float = SAMPLE_EVERY) -> Iterator[list[Sample]]:
@@ -123,13 +124,13 @@ class Target:
         smaps_rollup, on this machine when the engine is local, else by one
         exec of grep in the container); {"error": why} if it cannot be read."""
         try:
-            return measure.in_bytes(measure.resources(self.container, self.cgroup.procs_dir))
+            return in_bytes(resources(self.container, self.cgroup.procs_dir))
         except EngineError as exc:
             return {"error": str(exc)[-200:]}
 
     def netstat(self) -> dict[str, int]:
         """The listen queue's overflow counters of the server's network namespace."""
-        return measure.listen_queue(self.container, self.cgroup.procs_dir)
+        return listen_queue(self.container, self.cgroup.procs_dir)
 
     def stats_request(self) -> dict[str, Any] | None:
         """STATS over the line protocol, by a one-off swarm action (None if
@@ -166,7 +167,7 @@ class Bench:
         self.saved_under = saved_under  # where in the run directory each probe's results go
         self._n = 0
         self._current: Unit | None = None  # the probe's own swarm unit while it runs (not by exec)
-        self._cgroups: dict[str, list[measure.Cgroup]] = {}
+        self._cgroups: dict[str, list[Cgroup]] = {}
 
     def serve(self, model: Model, args: list[str] | None = None, trace: str = "msg",
               timeout: float = 60) -> Target:
@@ -272,7 +273,7 @@ class Bench:
             with contextlib.suppress(EngineError):
                 unit.remove()
 
-    def load_cgroups(self) -> list[measure.Cgroup]:
+    def load_cgroups(self) -> list[Cgroup]:
         """The cgroups on this machine of the probe's own swarm unit, while it
         runs (what the host's other load must not count, lab/measure/host.py)."""
         unit = self._current
@@ -280,7 +281,7 @@ class Bench:
             return []
         if unit.id not in self._cgroups:
             parts = unit.parts()
-            found = [c for c in (measure.Cgroup(p) for p in parts) if c.local]
+            found = [c for c in (Cgroup(p) for p in parts) if c.local]
             if len(parts) < unit.replicas:
                 return found  # not every replica has its container yet: look again next time
             self._cgroups[unit.id] = found

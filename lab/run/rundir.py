@@ -20,10 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import platform
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -62,28 +59,6 @@ def new_id(verb: str, what: str) -> tuple[str, str]:
     when = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in what)[:40]
     return f"{when}-{verb}-{safe}-{short}", short
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def host_environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "git_commit": git_commit(),
-        "argv": sys.argv,
-    }
 
 
 class RunDir:

@@ -13,8 +13,10 @@ import os
 import time
 from typing import Any
 
-from .. import config, measure
+from .. import config
 from ..engine import Unit
+from ..measure.cgroup import Cgroup, Cpu
+from ..measure.sampler import Sampler
 from ..plan import compose
 from ..report import results
 from ..run.live import LiveRun
@@ -25,26 +27,26 @@ WRK_PATH_BYTES = 64  # the request path's length: the HTTP twin of the swarm's 6
 
 class HostCpu:
     """The engine's machine's busy CPU time from /proc/stat (the engine is
-    local: this is that machine), read like a cgroup so a measure.Sampler
+    local: this is that machine), read like a cgroup so a Sampler
     can follow it: everything that ran, the other work on the host too."""
 
-    procs_dir = None  # no processes to snapshot: measure.Sampler reads CPU only
+    procs_dir = None  # no processes to snapshot: a Sampler reads CPU only
 
-    def read(self) -> measure.Cpu:
+    def read(self) -> Cpu:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:9]]  # user .. steal (guest is in user)
         t = time.monotonic()
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return measure.Cpu(t, (sum(fields) - idle) / HZ, None, "host")
+        return Cpu(t, (sum(fields) - idle) / HZ, None, "host")
 
 
-class CpuOnly(measure.Sampler):
+class CpuOnly(Sampler):
     """A sampler of CPU alone (the swarm's, the host's): no process snapshots."""
 
     SNAPSHOT_PERIOD = 3600.0
 
 
-def window_cores(sampler: measure.Sampler | None, start: float, end: float) -> float | None:
+def window_cores(sampler: Sampler | None, start: float, end: float) -> float | None:
     """Cores busy between two moments, interpolated between the sampler's readings."""
     if sampler is None or end <= start:
         return None
@@ -75,7 +77,7 @@ def run_wrk(live: LiveRun, command: list[str], seconds: int, threads: int, serve
     sampled meanwhile (wrk's own is not read: the limit rule can find the
     host full, or say not judged).  results.json's workload `wrk` record."""
     record: dict[str, Any] = {"command": command, "error": None, "requests_per_s": None}
-    cgroup = measure.Cgroup(server)
+    cgroup = Cgroup(server)
     samplers = [CpuOnly(cgroup), CpuOnly(HostCpu())] if cgroup.local else []  # type: ignore[arg-type]
     for s in samplers:
         s.start()

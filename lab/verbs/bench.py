@@ -34,7 +34,7 @@ from rich.table import Table
 from ..console import out, say
 from ..engine import NO_HEALTHCHECK, EngineError, Unit
 from ..errors import EnvironmentProblem, UsageError
-from ..measure import Cgroup
+from ..measure.cgroup import Cgroup
 from ..plan import models
 from ..run.context import engine
 from ..run.live import LiveRun

@@ -65,11 +65,15 @@ from typing import Any
 
 from ioschema import DEFAULT_PORT
 
-from .. import checks, config, measure
+from .. import checks, config
 from ..console import out, say
 from ..engine import NO_HEALTHCHECK, Engine, EngineError, EngineTimeout, RunResources, Unit
 from ..errors import EXIT_FAILED, EXIT_NOT_JUDGED, LabError, UsageError
 from ..measure import merge, reach
+from ..measure.cgroup import Cgroup, server_cpu
+from ..measure.environment import engine_cpu_model, environment
+from ..measure.procs import resources
+from ..measure.sampler import Sampler, scheduled
 from ..measure.events import EventStream, TraceTimeout
 from ..plan import compose, models, scenarios
 from ..report import results
@@ -355,8 +359,8 @@ def run_workload(live: LiveRun, plan: Plan, model: str, rep: int, server: Unit,
                             warmup=w.warmup, duration=round(w.warmup + measured, 3), trace=SERVER_TRACE,
                             out=f"/results/{tag}")
     record: dict[str, Any] = {"swarm_command": command, "error": None}
-    cgroup = measure.Cgroup(server)
-    sampler = measure.Sampler(cgroup) if cgroup.local else None
+    cgroup = Cgroup(server)
+    sampler = Sampler(cgroup) if cgroup.local else None
     host = CpuOnly(HostCpu()) if cgroup.local else None  # type: ignore[arg-type]
     if host:
         host.start()
@@ -366,7 +370,7 @@ def run_workload(live: LiveRun, plan: Plan, model: str, rep: int, server: Unit,
     first = last = None
     try:
         if sampler:
-            swarm_cgroup = measure.Cgroup(swarm) if swarm.replicas == 1 else None
+            swarm_cgroup = Cgroup(swarm) if swarm.replicas == 1 else None
             swarm_sampler = CpuOnly(swarm_cgroup) if swarm_cgroup and swarm_cgroup.local else None
             for s in (sampler, swarm_sampler):
                 if s:
@@ -378,7 +382,7 @@ def run_workload(live: LiveRun, plan: Plan, model: str, rep: int, server: Unit,
                     if s:
                         s.stop()
         else:
-            first, last, record["load"] = measure.scheduled(cgroup, server, swarm, f"swarm ({tag})", w.warmup,
+            first, last, record["load"] = scheduled(cgroup, server, swarm, f"swarm ({tag})", w.warmup,
                                                             measured, PROBE_AT, START_TIMEOUT)
             record["swarm_exit_code"] = _wait(swarm, bound, tag)
     finally:
@@ -403,7 +407,7 @@ def run_workload(live: LiveRun, plan: Plan, model: str, rep: int, server: Unit,
         spans, record["load"], resolution = sampler.window(start_t, end_t, PROBE_AT, t0)
     else:
         spans, resolution = ([(first, last)] if first and last else []), None
-    record["server_cpu"] = measure.server_cpu(spans, rps, cgroup.source, t0 if sampler else None)
+    record["server_cpu"] = server_cpu(spans, rps, cgroup.source, t0 if sampler else None)
     if resolution is not None:
         record["server_cpu"]["resolution_s"] = resolution
     swarm_cores = window_cores(swarm_sampler, start_t or 0, end_t or 0)
@@ -464,8 +468,8 @@ def measure_workloads(live: LiveRun, plan: Plan, model: str, rep: int, ui: Progr
         record["ready_after_s"] = round(time.monotonic() - began, 3)
         record["server_start"] = {k: start.get(k) for k in START_FIELDS}
         if env["engine"]["cpu_model"] is None:
-            env["engine"]["cpu_model"] = measure.engine_cpu_model(server)
-        record["idle"] = measure.resources(server, measure.Cgroup(server).procs_dir)
+            env["engine"]["cpu_model"] = engine_cpu_model(server)
+        record["idle"] = resources(server, Cgroup(server).procs_dir)
         for w in workloads:
             with ui.step(f"{model} {rep}/{plan.repeat} {w.name}", plan.seconds(w)):
                 try:
@@ -505,7 +509,7 @@ def ready_real_server(live: LiveRun, plan: Plan, model: str, server: Unit) -> No
             return str(exc)
         return reach.answered(reach.done_results(done.stdout))
 
-    reach.wait_ready(server, plan.ports[model], measure.Cgroup(server).procs_dir, exchange, READY_TIMEOUT, model)
+    reach.wait_ready(server, plan.ports[model], Cgroup(server).procs_dir, exchange, READY_TIMEOUT, model)
 
 
 def classify_target(live: LiveRun, model: models.Model, ui: Progress, replicas: int) -> dict[str, Any]:
@@ -546,7 +550,7 @@ def run_scenario(live: LiveRun, model: str, rep: int, w: Workload, env: dict[str
         bench = Bench(live, saved_under=f"probes/r{rep}", replicas=replicas)
         target = bench.serve(spec, args=args, trace=trace, timeout=READY_TIMEOUT)
         if env["engine"]["cpu_model"] is None:
-            env["engine"]["cpu_model"] = measure.engine_cpu_model(target.container)
+            env["engine"]["cpu_model"] = engine_cpu_model(target.container)
         ctx = checks.Context(spec, scenario, target, checks.tolerances(spec))
         verdict = checks.judge(bench, ctx)[0]
         if "main" not in ctx.probes:
@@ -577,7 +581,7 @@ def _cpu(probe: Probe, reading: dict[str, Any], target: Target) -> dict[str, Any
     """The server's CPU between the check's readings just before the swarm
     started and after it ended (the ramp included, so no CPU per reply)."""
     spans = [(reading["cpu_before"], reading["cpu_after"])] if "cpu_after" in reading else []
-    return measure.server_cpu(spans, 0.0, target.cgroup.source, (probe.results.get("started") or {}).get("monotonic"))
+    return server_cpu(spans, 0.0, target.cgroup.source, (probe.results.get("started") or {}).get("monotonic"))
 
 
 # -- wrk, beside the swarm -----------------------------------------------------------
@@ -669,7 +673,7 @@ def run(args: argparse.Namespace) -> int:
         doc = results.new(live.id, {**params, "argv": ["lab", *sys.argv[1:]], "server_trace": SERVER_TRACE,
                                    "server_commands": plan.server_commands,
                                    "swarm_base_command": program(topology.service("swarm").spec["command"])},
-                         measure.environment(eng), [workload_doc(w, plan) for w in workloads])
+                         environment(eng), [workload_doc(w, plan) for w in workloads])
         doc["environment"]["containers"]["image"] = image
         began = time.monotonic()
         with Progress(steps) as ui:

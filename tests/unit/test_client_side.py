@@ -16,7 +16,8 @@ import pytest
 
 from lab import checks
 from lab.errors import UsageError
-from lab.measure import Sample, reach
+from lab.measure import reach
+from lab.measure.procs import Sample
 from lab.plan import models
 from lab.plan.models import Model
 from tests.unit.test_judges import T0, FakeTarget, context, judged, probe

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lab.errors import LabError
-from lab.measure import Cpu, host
+from lab.measure import host
+from lab.measure.cgroup import Cpu
 from lab.measure.host import HostLoad, Reading
 
 TICK = host.TICK

@@ -23,7 +23,9 @@ from lab import checks
 from lab.checks import judges
 from lab.engine import Limits
 from lab.errors import LabError, UsageError
-from lab.measure import Cpu, Sample, host
+from lab.measure import host
+from lab.measure.cgroup import Cpu
+from lab.measure.procs import Sample
 from lab.plan import scenarios
 from lab.plan.models import Model
 from lab.run.probe import Probe
