@@ -23,25 +23,24 @@ Rules every judge keeps:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import LabError
 from ..measure import analysis as a
-from . import Missing, client_side, connected_clients, need, threads_while_serving
+from . import client_side
+from .context import Context, connected_clients, threads_while_serving
 from .registry import JUDGES, judge
-
-if TYPE_CHECKING:
-    from . import Context, Verdict
+from .verdict import Missing, Verdict, need
 
 __all__ = ["JUDGES"]
 
 
-@judge(keys=("idle_cpu",), host_cpu=True,
+@judge(host_cpu=True,
        needs=("two readings of the server's cgroup CPU around the idle window, each with a CPU figure",
               "what the host could give meanwhile, when the server used less than a busy poller would"))
-def idle_cpu(ctx: "Context") -> list["Verdict"]:
+def idle_cpu(ctx: Context) -> list[Verdict]:
     """CPU with no client at all, from the container's cgroup counters."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         need(len(ctx.idle) == 2, "no two readings of the idle server's CPU")
         first, last = ctx.idle
         need(first.cpu_s is not None and last.cpu_s is not None, "a reading of the server's CPU had no CPU figure")
@@ -62,12 +61,11 @@ def idle_cpu(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("idle_cpu",), one)
 
 
-@judge(keys=("peak_served", "thread_count"),
-       needs=("the clients the scenario asked for, and which of them connected",
+@judge(needs=("the clients the scenario asked for, and which of them connected",
               "the server's trace of their connections (first read of a request, close)",
               "the pool size, for peak_served: workers",
               "thread_count: a process-table sample while clients were being served"))
-def served_at_once(ctx: "Context") -> list["Verdict"]:
+def served_at_once(ctx: Context) -> list[Verdict]:
     """Peak clients served at once, from the server's own trace: a client is
     served from the server's first read of its request until its close.  When
     fewer are served than asked, the rest must wait until one leaves.  "all"
@@ -87,7 +85,7 @@ def served_at_once(ctx: "Context") -> list["Verdict"]:
             seen.update(spans=a.served_spans(events, conns, probe.ended), conns=conns, began=probe.began)
         return seen["spans"]
 
-    def peak_served(key: str) -> "Verdict":
+    def peak_served(key: str) -> Verdict:
         served = spans()
         asked, connected = ctx.asked(), len(seen["conns"])
         want = ctx.expect(key)
@@ -97,27 +95,21 @@ def served_at_once(ctx: "Context") -> list["Verdict"]:
         ok = peak == expected and len(served) == asked
         observed = f"{peak} of {asked} at once"
         observed += a.short_of(asked, connected, len(served), "served")
-        waited = None
-        if expected < asked and served:
-            waited = a.waited_their_turn(served.values(), expected)
-            ok = ok and waited
-            observed += "; the rest waited until one left" if waited else "; a waiting client was served early"
-        return ctx.verdict(key, f"{want} ({expected} of {asked})", observed, ok,
+        waited, said = a.turn_taking(served, expected, asked)
+        return ctx.verdict(key, f"{want} ({expected} of {asked})", observed + said, ok and waited is not False,
                            peak=peak, clients=asked, connected=connected, served=len(served), waited=waited,
-                           spans={c: [round(s - seen["began"], 3), round(e - seen["began"], 3)]
-                                  for c, (s, e) in served.items()})
+                           spans=a.relative(served, seen["began"]))
 
-    def thread_count(key: str) -> "Verdict":
+    def thread_count(key: str) -> Verdict:
         return threads_while_serving(ctx, key, spans())
 
     return ctx.each(("peak_served",), peak_served) + ctx.each(("thread_count",), thread_count)
 
 
-@judge(keys=("threads", "processes"),
-       needs=("the clients the scenario asked for, all connected",
+@judge(needs=("the clients the scenario asked for, all connected",
               "process-table samples from before the first connect to after the last",
               "a sample of the server after the clients left"))
-def growth(ctx: "Context") -> list["Verdict"]:
+def growth(ctx: Context) -> list[Verdict]:
     """Threads and processes as clients connect and leave (ps -eLf of the
     container: the classic `ps huH p PID | wc -l`, per process)."""
     try:
@@ -142,7 +134,7 @@ def growth(ctx: "Context") -> list["Verdict"]:
     return verdicts
 
 
-def _staircase(ctx: "Context") -> tuple[Any, list[Any], Any, int]:
+def _staircase(ctx: Context) -> tuple[Any, list[Any], Any, int]:
     """The growth probe's evidence, or Missing: every client asked connected,
     samples before the first connect and after the last, and one more after
     they all left."""
@@ -167,14 +159,13 @@ def _staircase(ctx: "Context") -> tuple[Any, list[Any], Any, int]:
     return probe, samples, after, asked
 
 
-@judge(keys=("wouldblock_counter",),
-       needs=("STATS answered before and after the probe", "at least one request served"))
-def would_block(ctx: "Context") -> list["Verdict"]:
+@judge(needs=("STATS answered before and after the probe", "at least one request served"))
+def would_block(ctx: Context) -> list[Verdict]:
     """EAGAIN instead of waiting: the server's own count of non-blocking
     calls that found nothing to do, against the requests it served.  A
     server creates a counter at its first count, so a STATS answer without
     one says it counted none."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
         need(isinstance(before, dict) and isinstance(after, dict), "STATS did not answer before and after")
         assert before is not None and after is not None
@@ -192,20 +183,20 @@ STALL_SENDS = {"block_stalls_others": "BLOCK 500", "sleep_stalls_others": "SLEEP
                "work_stalls_others": "WORK"}  # WORK n: n is the scenario's, its length its own
 
 
-@judge(keys=tuple(STALL_SENDS), host_cpu=True,
+@judge(host_cpu=True,
        needs=("the BLOCK/SLEEP/WORK sent and answered (the server came back from it)",
               "every client the scenario asked for connected",
               "other clients' requests sent while it ran",
               "WORK: its own reply time, long enough to tell a stall from the gap between requests",
               "what the host could give meanwhile, when the others were late"))
-def stalls(ctx: "Context") -> list["Verdict"]:
+def stalls(ctx: Context) -> list[Verdict]:
     """One client asks for BLOCK 500, SLEEP 500 or WORK n: how late are the
     other clients' replies meanwhile (from the swarm's request/reply pairs)?
     BLOCK and SLEEP last half a second; WORK lasts what the CPU makes of it,
     so the others' wait is judged as a share of the WORK's own reply time.
     Replies on time show no stall whatever the host did; late ones count
     against the model only if the host had cores to spare."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         results = ctx.probe().results
         work = key == "work_stalls_others"
         act = a.action_of(results, "WORK") if work else a.action(results, STALL_SENDS[key])
@@ -246,7 +237,7 @@ def stalls(ctx: "Context") -> list["Verdict"]:
     return ctx.each(tuple(k for k in STALL_SENDS if k in ctx.scenario.judges), one)
 
 
-def _stall_bounds(ctx: "Context", key: str, act: dict[str, Any]) -> tuple[float, float, float]:
+def _stall_bounds(ctx: Context, key: str, act: dict[str, Any]) -> tuple[float, float, float]:
     """How long the request held its client (s), and the others' worst wait
     (ms) that means stalled (>=) or not stalled (<=).  BLOCK and SLEEP: half
     a second, fixed bounds; WORK: its own reply time, bounds shares of it."""
@@ -260,11 +251,11 @@ def _stall_bounds(ctx: "Context", key: str, act: dict[str, Any]) -> tuple[float,
     return own, own * 1000 * ctx.tol["work_stall_share_min"], own * 1000 * ctx.tol["work_free_share_max"]
 
 
-@judge(keys=("cpu_parallel",), host_cpu=True,
+@judge(host_cpu=True,
        needs=("one client's WORKs answered alone", "two clients' WORKs, every one answered, overlapping",
               "the server's CPU read through the window where both were under way",
               "what the host could give meanwhile, when fewer than two cores were busy"))
-def gil(ctx: "Context") -> list["Verdict"]:
+def gil(ctx: Context) -> list[Verdict]:
     """CPU-bound WORK from two clients at once: how many cores did the server
     keep busy meanwhile (its cgroup's CPU time over the wall time)?  Two
     processes use two; threads under the GIL, or one loop, use one.  The
@@ -272,7 +263,7 @@ def gil(ctx: "Context") -> list["Verdict"]:
     weaker witness, since two vCPUs of a virtual machine may slow each other
     down while both are busy (seen on the 2-core machine this lab grew on).
     Fewer than two cores busy counts only if the host had the cores to give."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         solo = [got - sent for c in ctx.probe("solo").results.get("timeline", {}).get("conns", [])
                 for sent, got in c["pairs"] if got is not None]
         need(solo, "no WORK was answered for the lone client")
@@ -309,11 +300,11 @@ def gil(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("cpu_parallel",), one)
 
 
-@judge(keys=("lost_updates",), needs=("a COUNT reply from every client the scenario asked for",))
-def shared_counter(ctx: "Context") -> list["Verdict"]:
+@judge(needs=("a COUNT reply from every client the scenario asked for",))
+def shared_counter(ctx: Context) -> list[Verdict]:
     """Several clients each add n to a counter with no lock: the counts they
     are told say whether updates were lost, or each had its own counter."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         n = int(str(ctx.scenario.probes["main"].values["message"]).split()[1])
         counts = [int(t.split()[1]) for texts in a.reply_texts(probe.output).values()
@@ -336,13 +327,12 @@ def shared_counter(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("lost_updates",), one)
 
 
-@judge(keys=("triggering",),
-       needs=("STATS answered before and after", "its readiness-report (events) and read counters",
+@judge(needs=("STATS answered before and after", "its readiness-report (events) and read counters",
               "the client connected", "at least one readiness report during the burst"))
-def triggering(ctx: "Context") -> list["Verdict"]:
+def triggering(ctx: Context) -> list[Verdict]:
     """A large pipelined burst on one connection: served completely, and how
     many reads each readiness report led to (level: one; edge: until EAGAIN)."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
         need(isinstance(before, dict) and isinstance(after, dict), "STATS did not answer before and after")
@@ -368,13 +358,12 @@ def triggering(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("triggering",), one)
 
 
-@judge(keys=("fd_limit",),
-       needs=("a connection record for each client asked", "the active client (1) connected",
+@judge(needs=("a connection record for each client asked", "the active client (1) connected",
               "a declared limit: more connections than the limit, and the descriptors its errors name"))
-def many_descriptors(ctx: "Context") -> list["Verdict"]:
+def many_descriptors(ctx: Context) -> list[Verdict]:
     """Over a thousand connections: a readiness API with a descriptor limit
     fails past it in its documented way; the others hold every one asked."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         need("connections" in probe.results, "the swarm recorded no connections")
         records = probe.results["connections"]
@@ -407,16 +396,15 @@ def many_descriptors(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("fd_limit",), one)
 
 
-@judge(keys=("crash_takes", "raise_takes"),
-       needs=("the CRASH/RAISE sent on a connection", "every client asked connected, one besides the one at fault",
+@judge(needs=("the CRASH/RAISE sent on a connection", "every client asked connected, one besides the one at fault",
               "each other client's replies and how its connection ended"))
-def faults(ctx: "Context") -> list["Verdict"]:
+def faults(ctx: Context) -> list[Verdict]:
     """One client's request raises (RAISE) or crashes (CRASH) its handler:
     who loses their connection, and who goes on being served?  A survivor
     is a client whose connection did not end in an error and that was
     served after the fault (its replies, from the settle time on), or, if
     it had not been served yet, still waits while the server serves others."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         send = "CRASH" if key == "crash_takes" else "RAISE"
         act = a.action(probe.results, send)
@@ -457,14 +445,14 @@ def faults(ctx: "Context") -> list["Verdict"]:
     return ctx.each((ctx.scenario.expect,), one)
 
 
-@judge(keys=("c10k", "thread_count"), host_cpu=True,
+@judge(host_cpu=True,
        needs=("the clients asked, and the server's trace of what it accepted",
               "holds: the active set's latency", "threads: the threads at the peak",
               "pids-limit: the processes at the peak and the container's task limit",
               "backlog: an active set, and peak_served declared",
               "what the host could give meanwhile, when the active set was slow",
               "thread_count: the process table read at the peak, with connections open"))
-def c10k(ctx: "Context") -> list["Verdict"]:
+def c10k(ctx: Context) -> list[Verdict]:
     """Ten thousand connections: how many the server took and kept, how fast
     the small active set stayed meanwhile, and what each connection cost.
     Where declared, thread_count too: a coroutine, a greenlet or an asyncio
@@ -476,7 +464,7 @@ def c10k(ctx: "Context") -> list["Verdict"]:
             seen["figures"] = _c10k_figures(ctx, probe, reading)
         return dict(seen["figures"][0]), seen["figures"][1]
 
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe, reading = ctx.probe(), ctx.readings.get("main", {})
         figures, found = figures_of(probe, reading)
         asked, accepted, kept = figures["asked"], figures["accepted"], figures["kept_to_the_end"]
@@ -523,7 +511,7 @@ def c10k(ctx: "Context") -> list["Verdict"]:
                     + (f"; listen queue {overflow}" if any(overflow.values()) else ""))
         return ctx.verdict(key, expected, observed, ok, **figures)
 
-    def thread_count(key: str) -> "Verdict":
+    def thread_count(key: str) -> Verdict:
         probe, reading = ctx.probe(), ctx.readings.get("main", {})
         peak = reading.get("peak_sample")
         need(peak is not None, "the server's process table was not read at the peak")
@@ -543,7 +531,7 @@ def c10k(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("c10k",), one) + (ctx.each(("thread_count",), thread_count) if "thread_count" in keys else [])
 
 
-def _c10k_figures(ctx: "Context", probe: Any, reading: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _c10k_figures(ctx: Context, probe: Any, reading: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every figure the c10k check records (lab compare shows them too)."""
     s = probe.summary
     events = ctx.events(probe)

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, cast
 
-from ..checks.client_side import closed_by_server, served_spans
 from ..engine import EngineError, Unit
 from ..errors import LabError, UsageError
 from ..measure import analysis as a, reach
@@ -146,12 +145,12 @@ def at_once(bench: Bench, ep: Endpoint, o: Observation) -> None:
     with sampling(ep.unit) as samples:
         probe = swarm(bench, ep, "at-once", AT_ONCE, 60)
     results = probe.results
-    spans = served_spans(results, probe.ended)
+    spans = a.client_spans(results, probe.ended)
     o.connected = len(a.conns_of(results))
     o.answered = len(spans)
     # A client the server closed after serving it was cut short, it did not leave: it
     # neither counts at once nor makes room (Apache event closes idle keep-alives).
-    closed = closed_by_server(results)
+    closed = a.closed_by_server(results)
     cut = {conn for conn, client in a.conns_of(results).items() if client in closed and conn in spans}
     o.closed_by_server = len(cut)
     spans = {conn: span for conn, span in spans.items() if conn not in cut}

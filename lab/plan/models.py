@@ -40,6 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ioschema import DEFAULT_PORT
 
 from .. import config
@@ -187,3 +189,20 @@ def get(name: str, services: Path | None = None) -> Model:
     if name not in models:
         raise UsageError(f"unknown model '{name}'; the models are: {', '.join(models)}")
     return models[name]
+
+
+def parse_expect(texts: list[str]) -> dict[str, Any]:
+    """`--expect KEY=VALUE` flags: VALUE is YAML, checked as model.yaml checks it."""
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--expect {text}: write KEY=VALUE, e.g. --expect peak_served=1")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UsageError(f"--expect {text}: '{raw}' is not a YAML value") from None
+        check_expect(key, value, f"--expect {text}")
+        found[key] = value
+    return found

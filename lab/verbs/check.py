@@ -34,7 +34,7 @@ from .. import checks
 from ..console import err, escape, out, say
 from ..engine import Engine
 from ..errors import EnvironmentProblem, UsageError
-from ..plan import models
+from ..plan import models, scenarios as scenario_files
 from ..run import images
 from ..run.context import engine
 from ..run.live import LiveRun
@@ -117,16 +117,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("name models or use --all, not both")
     if not args.all and not args.models:
         raise UsageError(f"which models? name some or use --all (models: {', '.join(models.all_models())})")
-    overrides = checks.parse_expect(args.expect)
+    overrides = models.parse_expect(args.expect)
     chosen = [m for m in models.all_models().values() if m.kind == "model"] if args.all \
         else [models.get(m) for m in args.models]
     chosen = [m.with_expect(overrides) for m in chosen]
-    scenarios = checks.scenario_files(args.scenario)
-    plan = {m.name: [s.name for s in checks.applicable(m, scenarios)] for m in chosen}
+    scenarios = scenario_files.chosen(args.scenario)
+    plan = {m.name: [s.name for s in scenario_files.applicable(m, scenarios)] for m in chosen}
     if not any(plan.values()):
         raise UsageError("no check applies: these models declare none of the keys the scenarios judge "
                          "(see their model.yaml expect, or --expect)")
-    skips = [s for m in chosen for s in checks.skipped(m, scenarios)]
+    skips = [s for m in chosen for s in scenario_files.skipped(m, scenarios)]
     for s in skips:
         say(f"skipped: {s['model']} {s['check']}: {s['why']}")
     began = time.monotonic()

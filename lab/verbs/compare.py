@@ -552,7 +552,7 @@ def run_scenario(live: LiveRun, model: str, rep: int, w: Workload, env: dict[str
         if env["engine"]["cpu_model"] is None:
             env["engine"]["cpu_model"] = engine_cpu_model(target.container)
         ctx = checks.Context(spec, scenario, target, checks.tolerances(spec))
-        verdict = checks.judge(bench, ctx)[0]
+        verdict = checks.check(bench, ctx)[0]
         if "main" not in ctx.probes:
             raise LabError(verdict.observed)
         probe, reading = ctx.probes["main"], ctx.readings.get("main", {})
@@ -604,7 +604,7 @@ def run_wrk(live: LiveRun, plan: Plan, model: str, w: Workload, server: Unit,
 def run_checks(live: LiveRun, chosen: list[models.Model], ui: Progress, replicas: int = 1) -> dict[str, Any]:
     """`lab check`'s code against ``chosen``, in this run: checks.json."""
     began = time.monotonic()
-    scenario_list = checks.scenario_files(None)
+    scenario_list = scenarios.chosen(None)
     verdicts: list[checks.Verdict] = []
     bench = Bench(live, saved_under="checks", replicas=replicas)
 
@@ -618,7 +618,7 @@ def run_checks(live: LiveRun, chosen: list[models.Model], ui: Progress, replicas
             verdicts += checks.run_model(bench, model, scenario_list, progress)
     finally:
         _discard(live, bench.swarm_container, "swarm.checks")
-    skips = [s for m in chosen for s in checks.skipped(m, scenario_list)] if hasattr(checks, "skipped") else []
+    skips = [s for m in chosen for s in scenarios.skipped(m, scenario_list)]
     meta = {"run": live.id, "models": [m.name for m in chosen],
             "scenarios": {s.name: str(s.file) for s in scenario_list},
             "duration_s": round(time.monotonic() - began, 1), "by": "lab compare --checks"}

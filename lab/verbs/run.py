@@ -59,11 +59,11 @@ def run(args: argparse.Namespace) -> int:
                          "or use --all")
     scenario = scenarios.get(args.scenario)
     if args.all:  # the Python models; references and real servers are named
-        chosen = [m for m in models.all_models().values() if m.kind == "model" and checks.judged_keys(m, scenario)]
+        chosen = [m for m in models.all_models().values() if m.kind == "model" and scenarios.judged_keys(m, scenario)]
     else:
         chosen = [models.get(m) for m in args.model]
     for m in chosen:
-        if not checks.judged_keys(m, scenario):
+        if not scenarios.judged_keys(m, scenario):
             raise UsageError(f"{m.name}'s model.yaml declares none of {', '.join(scenario.judges)}, "
                              f"which {scenario.name} judges")
     if not chosen:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from lab import checks
+from lab.checks import registry
 from lab.errors import UsageError
 from lab.measure import reach
 from lab.measure.procs import Sample
@@ -88,11 +89,11 @@ def test_served_at_once_from_the_clients_side(case: str, build: Callable[[], che
                                               want: dict[str, bool | None]) -> None:
     ctx = build()
     got = judged("served_at_once", ctx)
-    assert got == want, [(v.expect, v.observed) for v in checks.registry.JUDGES["served_at_once"](ctx)]
+    assert got == want, [(v.expect, v.observed) for v in registry.JUDGES["served_at_once"](ctx)]
 
 
 def test_client_side_verdicts_say_where_the_evidence_came_from() -> None:
-    v = checks.registry.JUDGES["served_at_once"](clients("all", [(0.1, 0.11), (0.12, 1.0), (0.12, 1.0)],
+    v = registry.JUDGES["served_at_once"](clients("all", [(0.1, 0.11), (0.12, 1.0), (0.12, 1.0)],
                                                          closed={1: "eof"}, closes_idle=True))[0]
     assert v.ok is True and v.figures["evidence"] == "client side" and v.figures["closed_by_server"] == {1: "eof"}
     assert "2 of 2 at once" in v.observed and "closes_idle" in v.observed

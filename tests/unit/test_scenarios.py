@@ -85,3 +85,11 @@ def test_scenarios_load_without_an_import_cycle() -> None:
     for module in ("lab.plan.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_every_judge_the_scenarios_know_is_registered_with_its_keys() -> None:
+    """The scenarios' table of judges (name -> keys) and the registered judges are one list."""
+    from lab.checks import runner  # noqa: F401  (importing the runner registers every judge)
+    from lab.checks.registry import ENTRIES
+    assert set(ENTRIES) == set(scenarios.JUDGE_KEYS)
+    assert all(ENTRIES[name].keys == keys and ENTRIES[name].needs for name, keys in scenarios.JUDGE_KEYS.items())
