@@ -258,6 +258,15 @@ def declared(model: Model) -> tuple[str | None, int | None]:
     return cls, model.workers if cls in ("process-pool", "thread-pool") else None
 
 
+def judged_against(found: Classification, declared_as: tuple[str | None, int | None]) -> dict[str, Any]:
+    """An inference with the declaration beside it (classify.json's and
+    results.json's record): the classification, `declared`, `agrees`."""
+    cls, n = declared_as
+    return {**found.as_dict(),
+            "declared": None if cls is None else {"class": cls, "n": n, "summary": NAMES[cls].format(n=n or "N")},
+            "agrees": agrees(found, cls, n)}
+
+
 def agrees(found: Classification, cls: str | None, n: int | None) -> bool | None:
     """Does an inference match a declaration (None: nothing declared)?  A
     pool's size must match too; an event loop's workers are what this run

@@ -209,6 +209,19 @@ class LiveRun:
             except EngineError:
                 pass
 
+    def discard(self, unit: Unit | None, log_name: str) -> None:
+        """Keep a unit's log in the run directory, then remove it from the run."""
+        if unit is None:
+            return
+        try:
+            self.dir.write_log(log_name, unit.logs(stdout=True, stderr=True))
+        except EngineError:
+            pass
+        for service, c in list(self.containers.items()):
+            if c.id == unit.id:
+                del self.containers[service]
+        self.engine.remove(RunResources(self.id, units=[unit]))
+
     def read_file(self, service: str, path: str) -> bytes | None:
         """A file from a unit (running or stopped), e.g. results.json on the
         swarm's results volume.  None if it is not there."""
