@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import config
-from ..errors import EnvironmentProblem
+from ..errors import EnvironmentProblem, UsageError
 
 LOG_CAP = 50 << 20  # bytes kept per container log; the rest is cut, and says so
 
@@ -120,6 +120,19 @@ def find(run: str) -> Path | None:
     ids = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     hits = match(run, ids)
     return root / hits[0] if len(hits) == 1 else None
+
+
+def locate(text: str) -> Path:
+    """A run directory given by path, or by run id (or a unique prefix of one)
+    under the runs folder; a UsageError if there is none."""
+    path = Path(text)
+    if path.is_dir():
+        return path
+    found = find(text) if "/" not in text and text not in (".", "..") else None
+    if found is None:
+        raise UsageError(f"no run directory '{text}' (and no single run id under {config.runs_dir()} "
+                         "starts with it)")
+    return found
 
 
 def save_traceback(text: str, run_dir: Path | None) -> Path | None:
