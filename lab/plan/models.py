@@ -117,6 +117,7 @@ def check_expect(key: str, value: Any, where_: str) -> None:
 
 
 def load_model(file: Path) -> Model:
+    """A model.yaml, checked: every error names the file and the line."""
     doc = load(file)
     if not isinstance(doc, LineDict):
         raise UsageError(f"{file}: a model.yaml is a mapping (name, summary, description, expect)")
@@ -136,17 +137,7 @@ def load_model(file: Path) -> Model:
     port = doc.get("port", DEFAULT_PORT)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise UsageError(f"{where(file, doc, 'port')}: port must be a whole number from 1 to 65535")
-    expect = doc["expect"]
-    if expect is None and kind != "model":  # a target that declares nothing yet
-        expect = LineDict()
-        expect.lines = {}
-    if not isinstance(expect, LineDict):
-        raise UsageError(f"{where(file, doc, 'expect')}: 'expect' must be a mapping")
-    for key, choices in EXPECT.items() if kind == "model" else ():
-        if key not in expect:
-            raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
-    for key, value in expect.items():
-        check_expect(key, value, where(file, expect, key))
+    expect = _expect(file, doc, kind)
     workers = doc.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise UsageError(f"{where(file, doc, 'workers')}: workers must be a whole number >= 1")
@@ -158,6 +149,22 @@ def load_model(file: Path) -> Model:
     _check_extras(file, doc, expect)
     return Model(doc["name"], str(doc["summary"]), " ".join(str(doc["description"]).split()),
                  dict(expect), workers, dict(doc), file, kind, protocol, port, step)
+
+
+def _expect(file: Path, doc: LineDict, kind: str) -> LineDict:
+    """The expect mapping, every key and value checked; a Python model must declare every EXPECT key."""
+    expect = doc["expect"]
+    if expect is None and kind != "model":  # a target that declares nothing yet
+        expect = LineDict()
+        expect.lines = {}
+    if not isinstance(expect, LineDict):
+        raise UsageError(f"{where(file, doc, 'expect')}: 'expect' must be a mapping")
+    for key, choices in EXPECT.items() if kind == "model" else ():
+        if key not in expect:
+            raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
+    for key, value in expect.items():
+        check_expect(key, value, where(file, expect, key))
+    return expect
 
 
 def _check_extras(file: Path, doc: LineDict, expect: LineDict) -> None:

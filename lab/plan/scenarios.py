@@ -158,6 +158,7 @@ def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
 
 
 def load_scenario(file: Path) -> Scenario:
+    """A scenario file, checked: every error names the file and the line."""
     doc = load(file)
     if not isinstance(doc, LineDict):
         raise UsageError(f"{file}: a scenario is a mapping (name, claim, judge, expect, probes)")
@@ -170,29 +171,7 @@ def load_scenario(file: Path) -> Scenario:
     if doc["judge"] not in JUDGE_KEYS:
         raise UsageError(f"{where(file, doc, 'judge')}: unknown judge '{doc['judge']}' "
                          f"(known: {', '.join(sorted(JUDGE_KEYS))})")
-    probes: dict[str, ProbeSpec] = {}
-    raw_probes = doc.get("probes") or LineDict()
-    if not isinstance(raw_probes, LineDict):
-        raise UsageError(f"{where(file, doc, 'probes')}: 'probes' maps probe names to swarm settings")
-    for name, spec in raw_probes.items():
-        if not isinstance(spec, LineDict):
-            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' must be a mapping")
-        for key, value in spec.items():
-            if key not in PROBE_KEYS:
-                raise UsageError(f"{where(file, spec, key)}: probe '{name}' has unknown key '{key}' "
-                                 f"(known: {', '.join(sorted(PROBE_KEYS))})")
-            if key == "at":
-                _check_at(value, file, spec)
-            elif key in OPTIONS and not isinstance(value, bool):
-                raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
-            elif key in NUMBERS:
-                number = evaluate(value, 4, file, spec.line_of(key))
-                if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
-                    raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
-        if "duration" not in spec:
-            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' needs a 'duration' "
-                             "(every probe ends by itself)")
-        probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
+    probes = _probes(doc, file)
     if not probes and not doc.get("idle"):
         raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")
     also = doc.get("also") or []
@@ -209,6 +188,38 @@ def load_scenario(file: Path) -> Scenario:
                     bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
                     probes, dict(doc.get("settings") or {}), server=list(server), also=list(also),
                     default=bool(doc.get("default", True)))
+
+
+def _probes(doc: LineDict, file: Path) -> dict[str, ProbeSpec]:
+    """The scenario's probes, each key checked against what the swarm and the lab take."""
+    probes: dict[str, ProbeSpec] = {}
+    raw_probes = doc.get("probes") or LineDict()
+    if not isinstance(raw_probes, LineDict):
+        raise UsageError(f"{where(file, doc, 'probes')}: 'probes' maps probe names to swarm settings")
+    for name, spec in raw_probes.items():
+        if not isinstance(spec, LineDict):
+            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' must be a mapping")
+        for key, value in spec.items():
+            _check_probe_key(name, key, value, file, spec)
+        if "duration" not in spec:
+            raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' needs a 'duration' "
+                             "(every probe ends by itself)")
+        probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
+    return probes
+
+
+def _check_probe_key(name: str, key: str, value: Any, file: Path, spec: LineDict) -> None:
+    if key not in PROBE_KEYS:
+        raise UsageError(f"{where(file, spec, key)}: probe '{name}' has unknown key '{key}' "
+                         f"(known: {', '.join(sorted(PROBE_KEYS))})")
+    if key == "at":
+        _check_at(value, file, spec)
+    elif key in OPTIONS and not isinstance(value, bool):
+        raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
+    elif key in NUMBERS:
+        number = evaluate(value, 4, file, spec.line_of(key))
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
+            raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
 
 
 def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
