@@ -417,11 +417,7 @@ def faults(ctx: Context) -> list[Verdict]:
         others = [c for c in probe.results.get("connections", []) if c["client"] != act["client"]]
         need(others, "no other client to survive the fault")
         dropped = act.get("outcome") in ("eof", "reset")
-        settled = act["sent_t"] + ctx.tol["fault_settle_s"]
-        after = a.replies_after(probe.results, settled)
-        served = {c["client"]: (c.get("last_reply") or 0) > settled or after.get(c["client"], 0) > 0 for c in others}
-        before = {c["client"]: c.get("first_reply") is not None and c["first_reply"] < act["sent_t"] for c in others}
-        ended = {c["client"]: c.get("close") for c in others}
+        after, served, before, ended = _after_fault(probe.results, act, others, ctx.tol["fault_settle_s"])
         # A survivor's connection ends without an error, and it goes on being
         # served; one still waiting its turn (a blocking server, a full pool)
         # must still be waiting while the server serves someone else.
@@ -443,6 +439,17 @@ def faults(ctx: Context) -> list[Verdict]:
                            supervisor_events=[e["ev"] for e in restarted])
 
     return ctx.each((ctx.scenario.expect,), one)
+
+
+def _after_fault(results: dict[str, Any], act: dict[str, Any], others: list[dict[str, Any]],
+                 settle_s: float) -> tuple[dict[int, int], dict[int, bool], dict[int, bool], dict[int, Any]]:
+    """For each other client: its replies once the fault settled, whether it
+    was served after it, whether it had been served before it, how it ended."""
+    settled = act["sent_t"] + settle_s
+    after = a.replies_after(results, settled)
+    served = {c["client"]: (c.get("last_reply") or 0) > settled or after.get(c["client"], 0) > 0 for c in others}
+    before = {c["client"]: c.get("first_reply") is not None and c["first_reply"] < act["sent_t"] for c in others}
+    return after, served, before, {c["client"]: c.get("close") for c in others}
 
 
 @judge(host_cpu=True,

@@ -49,14 +49,7 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario], progress: P
             because: list[str] = []
             waited: list[dict[str, Any]] = []
             for attempt in range(1, TRIES + 1):
-                # A retry (the host was busy) keeps a live server: only a
-                # memory reading needs one that never held the first try's clients.
-                if target is None or scenario.fresh or scenario.server != args or not target.alive() \
-                        or (attempt > 1 and _reads_memory(scenario)):
-                    if target is not None:
-                        target.close()  # serve() removes the old container
-                    args = scenario.server
-                    target = bench.serve(model, args=args)
+                target, args = _server_for(bench, model, scenario, target, args, attempt)
                 if attempt > 1:
                     waited.append(quieten(bench, target, max(v.figures.get("free_cores_needed", 0.0)
                                                              for v in found if _busy(v))))
@@ -75,6 +68,21 @@ def run_model(bench: Bench, model: Model, scenarios: list[Scenario], progress: P
             target.close()
             bench.remove(target)
     return verdicts
+
+
+def _server_for(bench: Bench, model: Model, scenario: Scenario, target: Target | None, args: list[str],
+                attempt: int) -> tuple[Target, list[str]]:
+    """The server this try of ``scenario`` runs on, and its flags: the last
+    one if it will do, else a fresh one.  A retry (the host was busy) keeps a
+    live server: only a memory reading needs one that never held the first
+    try's clients."""
+    if target is None or scenario.fresh or scenario.server != args or not target.alive() \
+            or (attempt > 1 and _reads_memory(scenario)):
+        if target is not None:
+            target.close()  # serve() removes the old container
+        args = scenario.server
+        target = bench.serve(model, args=args)
+    return target, args
 
 
 def quieten(bench: Bench, target: Target, wanted: float) -> dict[str, Any]:
