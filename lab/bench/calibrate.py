@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..console import say
 from ..engine import NO_HEALTHCHECK, EngineError, Unit
@@ -23,9 +23,6 @@ from ..measure.host import HostLoad, local_proc_stat
 from ..plan import models
 from ..run.live import LiveRun
 from ..run.probe import Bench, Target
-
-if TYPE_CHECKING:
-    from .session import Request
 
 CLIENTS = ("native", "python", "swarm")  # python: iolab-pyfloor, CPython's floor
 TOOLS = {"native": "iolab-pingpong", "python": "iolab-pyfloor"}  # the clients run by exec
@@ -290,17 +287,19 @@ class Calibrator:
                 "fast_path": cpu.get("fast_path")}
 
 
-def bench_calibrate(live: LiveRun, bench: Bench, args: "Request",
+def bench_calibrate(live: LiveRun, bench: Bench, duration: float | None, pipeline: int | None, rounds: int,
                     make: Callable[..., Calibrator] = Calibrator) -> dict[str, Any]:
-    duration = args.duration or 5.0
-    pipeline = args.pipeline or 1
+    """Every pair of every round (default: 5 s runs, one request in flight), then
+    what message tracing costs: bench.json's `calibrate`."""
+    duration = duration or 5.0
+    pipeline = pipeline or 1
     cal = make(live, bench, duration, pipeline)
-    runs = [cal.run(rnd, client, server) for rnd, client, server in calibration_order(args.rounds)]
+    runs = [cal.run(rnd, client, server) for rnd, client, server in calibration_order(rounds)]
     result = {"connections": CONNECTIONS, "size": SIZE, "pipeline": pipeline, "duration_s": duration,
-              "warmup_s": WARMUP, "rounds": args.rounds, "goals": GOALS, "runs": runs}
+              "warmup_s": WARMUP, "rounds": rounds, "goals": GOALS, "runs": runs}
     result["summary"] = summarise(runs)
     # then what message tracing costs: msg and conn in turn (ABBA), a fresh server each
-    levels = [(rnd, level) for rnd in range(args.rounds)
+    levels = [(rnd, level) for rnd in range(rounds)
               for level in (TRACE_LEVELS if rnd % 2 == 0 else TRACE_LEVELS[::-1])]
     result["trace_runs"] = [cal.trace_level(rnd, level) for rnd, level in levels]
     result["trace_cost"] = trace_cost(result["trace_runs"])

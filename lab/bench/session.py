@@ -47,10 +47,10 @@ def bench(req: Request, params: dict[str, Any]) -> tuple[dict[str, Any], Path]:
         probes = Bench(live, replicas=req.swarm_replicas) if req.what != "up" else None
         if req.what in ("swarm", "all"):
             assert probes is not None
-            results["swarm"] = bench_swarm(live, probes, req)
+            results["swarm"] = bench_swarm(live, probes, req.duration, req.pipeline, req.connections)
         if req.what in ("calibrate", "all"):
             assert probes is not None
-            results["calibrate"] = bench_calibrate(live, probes, req)
+            results["calibrate"] = bench_calibrate(live, probes, req.duration, req.pipeline, req.rounds)
         results["engine"] = {**{k: eng.version().get(k) for k in ("Version", "ApiVersion", "KernelVersion")},
                              "orchestrator": eng.kind}
         live.dir.write_json("bench.json", results)

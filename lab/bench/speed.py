@@ -7,15 +7,12 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..console import say
 from ..plan import models
 from ..run.live import LiveRun
 from ..run.probe import Bench
-
-if TYPE_CHECKING:
-    from .session import Request
 
 
 def bench_up(repeat: int, orchestrator: str = "local") -> dict[str, Any]:
@@ -39,15 +36,16 @@ def bench_up(repeat: int, orchestrator: str = "local") -> dict[str, Any]:
             "median_s": statistics.median(times), "max_s": max(times), "goal_s": 3.0}
 
 
-def bench_swarm(live: LiveRun, bench: Bench, args: "Request") -> dict[str, Any]:
+def bench_swarm(live: LiveRun, bench: Bench, duration: float | None, pipeline: int | None,
+                connections: int) -> dict[str, Any]:
     """The swarm's throughput against the epoll server, with its own CPU, then
     how many connections one swarm holds against epoll and asyncio."""
     figures: dict[str, Any] = {}
-    pipeline = args.pipeline or 16
+    pipeline = pipeline or 16
     epoll = bench.serve(models.get("epoll"), trace="off", args=["--backlog=4096"])
     probe = bench.swarm(epoll, "throughput", [
         "--clients=100", "--pattern=pingpong", f"--pipeline={pipeline}", "--size=64",
-        "--warmup=1", f"--duration={args.duration or 8}", "--trace=off"])
+        "--warmup=1", f"--duration={duration or 8}", "--trace=off"])
     s = probe.summary
     figures["throughput"] = {
         "server": "epoll (--trace off)", "connections": 100, "size": 64, "pipeline": pipeline,
@@ -58,15 +56,15 @@ def bench_swarm(live: LiveRun, bench: Bench, args: "Request") -> dict[str, Any]:
     bench.remove(epoll)
     for name in ("epoll", "asyncio"):
         target = bench.serve(models.get(name), trace="off", args=["--backlog=4096"])
-        probe = bench.swarm(target, f"hold-{args.connections}", [
-            f"--clients={args.connections}", "--pattern=hold", "--duration=6", "--trace=off"])
+        probe = bench.swarm(target, f"hold-{connections}", [
+            f"--clients={connections}", "--pattern=hold", "--duration=6", "--trace=off"])
         s = probe.summary
         conns = s.get("connections", {})
         figures[f"hold_{name}"] = {
-            "server": name, "asked": args.connections, "connected": conns.get("connected"),
+            "server": name, "asked": connections, "connected": conns.get("connected"),
             "connect_all_s": conns.get("connect_all_s"), "errors": s.get("errors"),
             "limits": probe.results.get("limits"), "warnings": probe.results.get("warnings")}
-        say(f"bench swarm: {conns.get('connected')} of {args.connections} connections held against {name}"
+        say(f"bench swarm: {conns.get('connected')} of {connections} connections held against {name}"
             f" (all in {conns.get('connect_all_s')} s)")
         bench.remove(target)
     return figures

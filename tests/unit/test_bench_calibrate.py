@@ -89,8 +89,8 @@ class FakeCalibrator:
 
 
 def test_bench_calibrate_runs_every_pair_of_every_round() -> None:
-    args = argparse.Namespace(duration=None, pipeline=None, rounds=3)
-    result = calibrate.bench_calibrate(None, None, args, make=FakeCalibrator)  # type: ignore[arg-type]
+    result = calibrate.bench_calibrate(None, None, duration=None, pipeline=None, rounds=3,  # type: ignore[arg-type]
+                                       make=FakeCalibrator)
     assert (result["duration_s"], result["pipeline"], result["connections"], result["size"]) == (5.0, 1, 100, 64)
     assert len(result["runs"]) == 18
     assert result["summary"]["ratios"]["vs_native"]["per_round"] == [0.9, 0.9, 0.9]
