@@ -46,19 +46,21 @@ def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Docum
     number = Numbers()
     sections = [_glance(run)]
     sections += [_timeline(run, w, plot_files, number) for w in run.of_kind("timeline")]
-    sections += [s for s in (_throughput(run, plot_files, number), _latency(run, plot_files, number),
-                             _clients(run, number)) if s is not None]
+    sections += [s for s in (_throughput(run, plot_files, number), _latency(run, plot_files, number)) if s]
+    no_wrk = f" {run.reference} speaks only the line protocol, so it has no wrk figures." if run.reference else ""
+    sections += _table_sections(number, [("clients", "Two clients: the swarm and wrk", tables.clients(run),
+                                          ABOUT_CLIENTS + no_wrk)])
     if run.sampled:
         sections.append(resources(run, plot_files, number.next()))
     for w in run.of_kind("c10k"):
         sections.append(c10k(run, w, plot_files, number.next()))
-    sections += [s for s in (_checks(run, number), _classification(run, number)) if s is not None]
+    sections += _table_sections(number, [("checks", "Behaviour checks", tables.checks(run), ABOUT_CHECKS),
+                                         ("classification", "Classification", tables.classification(run),
+                                          ABOUT_CLASSES)])
     if baseline is not None:
         from . import baseline as against
-        s = Section("baseline", f"{number.next()}. Against the baseline")
-        s.paragraphs.append(against.about(run, baseline))
-        s.tables.append(("", against.table(run, baseline)))
-        sections.append(s)
+        sections += _table_sections(number, [("baseline", "Against the baseline", against.table(run, baseline),
+                                              against.about(run, baseline))])
     s = Section("environment", f"{number.next()}. Environment")
     s.tables.append(("", tables.environment(run)))
     s.tables.append(("Workloads", tables.workloads(run)))
@@ -164,43 +166,29 @@ def _latency(run: Run, plot_files: list[str], number: "Numbers") -> Section | No
     return s
 
 
-def _clients(run: Run, number: "Numbers") -> Section | None:
-    both = tables.clients(run)
-    if both is None:
-        return None
-    s = Section("clients", f"{number.next()}. Two clients: the swarm and wrk")
-    s.paragraphs.append(
-        "The same workload driven by a second, independent load generator: wrk (C, HTTP/1.1), run from a "
-        "tools container on the run's network, against the same server. Where the two agree, the figure "
-        "is the server's; where wrk gets much more, the swarm was the limit."
-        + (f" {run.reference} speaks only the line protocol, so it has no wrk figures." if run.reference else ""))
-    s.tables.append(("", both))
-    return s
+ABOUT_CLIENTS = ("The same workload driven by a second, independent load generator: wrk (C, HTTP/1.1), run from a "
+                 "tools container on the run's network, against the same server. Where the two agree, the figure "
+                 "is the server's; where wrk gets much more, the swarm was the limit.")
+ABOUT_CHECKS = ("From `checks.json` (written by `lab compare --checks` or `lab check` into this "
+                "run directory): each model's declared behaviour (model.yaml), checked against what "
+                "its live containers did. Not judged: the lab could not measure what the check needs "
+                "(the host too busy, evidence missing): neither held nor failed.")
+ABOUT_CLASSES = ("`lab classify`'s probes, on a fresh server of each target: the concurrency model "
+                 "inferred from what the server did, beside the one its model.yaml declares. The "
+                 "evidence behind each is in results.json (models.<target>.classification).")
 
 
-def _checks(run: Run, number: "Numbers") -> Section | None:
-    checks = tables.checks(run)
-    if checks is None:
-        return None
-    s = Section("checks", f"{number.next()}. Behaviour checks")
-    s.paragraphs.append("From `checks.json` (written by `lab compare --checks` or `lab check` into this "
-                        "run directory): each model's declared behaviour (model.yaml), checked against what "
-                        "its live containers did. Not judged: the lab could not measure what the check needs "
-                        "(the host too busy, evidence missing): neither held nor failed.")
-    s.tables.append(("", checks))
-    return s
-
-
-def _classification(run: Run, number: "Numbers") -> Section | None:
-    classes = tables.classification(run)
-    if classes is None:
-        return None
-    s = Section("classification", f"{number.next()}. Classification")
-    s.paragraphs.append("`lab classify`'s probes, on a fresh server of each target: the concurrency model "
-                        "inferred from what the server did, beside the one its model.yaml declares. The "
-                        "evidence behind each is in results.json (models.<target>.classification).")
-    s.tables.append(("", classes))
-    return s
+def _table_sections(number: "Numbers", wanted: list[tuple[str, str, Table | None, str]]) -> list[Section]:
+    """A numbered section of one paragraph and one table for each (id, title,
+    table, about) where the run has the table."""
+    found = []
+    for sid, title, table, about in wanted:
+        if table is not None:
+            s = Section(sid, f"{number.next()}. {title}")
+            s.paragraphs.append(about)
+            s.tables.append(("", table))
+            found.append(s)
+    return found
 
 
 def _skips(run: Run, model: str) -> str:
