@@ -62,9 +62,9 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 def _internal_error(exc: BaseException, debug: bool) -> int:
     """A bug, not a user's mistake: one line, the traceback kept in a file."""
-    from .run import live, rundir as runs
+    from .run import live, rundir
     text = traceback.format_exc()
-    where = runs.save_traceback(text, live.last_run_dir())
+    where = rundir.save_traceback(text, live.last_run_dir())
     kept = f"traceback in {where}" if where else "the traceback could not be saved"
     if debug:
         sys.stderr.write(text)
