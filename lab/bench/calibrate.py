@@ -295,8 +295,9 @@ def bench_calibrate(live: LiveRun, bench: Bench, duration: float | None, pipelin
     pipeline = pipeline or 1
     cal = make(live, bench, duration, pipeline)
     runs = [cal.run(rnd, client, server) for rnd, client, server in calibration_order(rounds)]
-    result = {"connections": CONNECTIONS, "size": SIZE, "pipeline": pipeline, "duration_s": duration,
-              "warmup_s": WARMUP, "rounds": rounds, "goals": GOALS, "runs": runs}
+    result: dict[str, Any] = {"connections": CONNECTIONS, "size": SIZE, "pipeline": pipeline,
+                              "duration_s": duration, "warmup_s": WARMUP, "rounds": rounds, "goals": GOALS,
+                              "runs": runs}
     result["summary"] = summarise(runs)
     # then what message tracing costs: msg and conn in turn (ABBA), a fresh server each
     levels = [(rnd, level) for rnd in range(rounds)

@@ -15,7 +15,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Protocol
 
 from ..console import say
 from ..errors import UsageError
@@ -48,8 +48,13 @@ class CheckRequest:
     swarm_replicas: int = 1
 
 
-class View(ContextManager[Any]):
-    """What shows the checks' progress: updated as each check starts (None) and ends."""
+class View(Protocol):
+    """What shows the checks' progress, entered while they run: updated as
+    each check starts (None) and ends."""
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
 
     def update(self, model: str, scenario: str, verdicts: list[Verdict] | None) -> None: ...
 

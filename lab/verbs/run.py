@@ -46,10 +46,15 @@ def figures_table(verdicts: list[Verdict]) -> Table:
     return t
 
 
+def _progress(model: str, scenario: str, verdicts: list[Verdict] | None) -> None:
+    if verdicts is not None:
+        say(f"{model}: {scenario} {outcome(verdicts)}")
+
+
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
     done = run_scenario(RunRequest(args.scenario, args.model, args.all, args.orchestrator, args.swarm_replicas),
-                        lambda m, s, v: v is None or say(f"{m}: {s} {outcome(v)}"))
+                        _progress)
     if args.json:
         json.dump(done.report, sys.stdout, indent=2)
     else:
