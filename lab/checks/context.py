@@ -40,9 +40,9 @@ def connected_clients(ctx: Context) -> tuple[Any, Any]:
     return probe, conns
 
 
-def threads_while_serving(ctx: Context, key: str, served: dict[int, tuple[float, float]]) -> Verdict:
+def threads_while_serving(ctx: Context, key: str, served: dict[str, tuple[float, float]]) -> Verdict:
     """thread_count: the most threads any server process had in a sample
-    taken while clients (``served``: client -> (first, last) answer) were served."""
+    taken while clients (``served``: connection -> the span it was served) were served."""
     samples = ctx.samples.get("main") or []
     need(samples, "no process-table samples")
     need(served, "no client was answered, so no sample was taken while serving")
