@@ -199,16 +199,7 @@ def stalls(ctx: Context) -> list[Verdict]:
     def one(key: str) -> Verdict:
         results = ctx.probe().results
         work = key == "work_stalls_others"
-        act = a.action_of(results, "WORK") if work else a.action(results, STALL_SENDS[key])
-        send = act["send"] if act is not None else STALL_SENDS[key]
-        need(act is not None and act.get("sent_t") is not None, f"{send} was never sent")
-        assert act is not None
-        if act.get("outcome") == "pending":  # still running at the end: slow, maybe for want of CPU
-            reason, host = ctx.host_check("main", "free_cores_latency_min", act["sent_t"])
-            if reason:
-                raise Missing(f"{reason}; {send} was still running when the probe ended", **host)
-        need(act.get("outcome") == "reply", f"{send} got no reply ({act.get('outcome')}): the server did not "
-                                            "come back from it")
+        act, send = _came_back(ctx, results, key)
         asked, connected = ctx.asked(), len(a.conns_of(results))
         need(connected == asked, f"only {connected} of {asked} clients connected")
         length, stall_ms, free_ms = _stall_bounds(ctx, key, act)
@@ -235,6 +226,22 @@ def stalls(ctx: Context) -> list[Verdict]:
                            **figures)
 
     return ctx.each(tuple(k for k in STALL_SENDS if k in ctx.scenario.judges), one)
+
+
+def _came_back(ctx: Context, results: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    """The scripted BLOCK, SLEEP or WORK and what it sent, once the server came
+    back from it; Missing if it never did (not judged where a busy host may be why)."""
+    act = a.action_of(results, "WORK") if key == "work_stalls_others" else a.action(results, STALL_SENDS[key])
+    send = act["send"] if act is not None else STALL_SENDS[key]
+    need(act is not None and act.get("sent_t") is not None, f"{send} was never sent")
+    assert act is not None
+    if act.get("outcome") == "pending":  # still running at the end: slow, maybe for want of CPU
+        reason, host = ctx.host_check("main", "free_cores_latency_min", act["sent_t"])
+        if reason:
+            raise Missing(f"{reason}; {send} was still running when the probe ended", **host)
+    need(act.get("outcome") == "reply", f"{send} got no reply ({act.get('outcome')}): the server did not "
+                                        "come back from it")
+    return act, send
 
 
 def _stall_bounds(ctx: Context, key: str, act: dict[str, Any]) -> tuple[float, float, float]:
