@@ -3,6 +3,7 @@
     files = render_run(Path("runs/20260101-120000-compare-11-models-ab12cd"))
     # {"results.csv": b"...", "report.html": b"...", "report.md": b"...",
     #  "plots/timeline-classic.svg": b"...", ...}
+    render_again(run_dir, out, baseline_dir)    # `lab report`: the files written
 
 Inputs: results.json (schema iolab.compare/2, or /1, SCHEMA.md) and, if
 present, checks.json (iolab.checks/*, written by `lab compare --checks` or

@@ -6,6 +6,8 @@
     images.py    the images the units run, made from Debian's packages
     tools.py     real clients (nc, curl, wrk, ...) in a container on the run's network
     rundir.py    run directories: run.json, logs, results, written whole or not at all
+    runs.py      the runs on the engine: what status shows, down removes, logs reads
+    up.py        `lab up`: a server and a swarm, left up until `lab down`
 
 Everything that starts or stops a unit goes through lab/engine; what is read
 from a unit is read through lab/measure.
