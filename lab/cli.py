@@ -19,8 +19,7 @@ from typing import Any
 
 from . import __version__, config, verbs
 from .console import fail
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ExpectationFailed, LabError,
-                     NotJudged)
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ExpectationFailed, LabError, NotJudged
 
 # The order verbs are listed in; verbs found in lab/verbs but not here follow.
 ORDER = ["up", "down", "status", "logs", "models", "check", "classify", "run", "compare", "report", "bench"]
@@ -63,9 +62,9 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 def _internal_error(exc: BaseException, debug: bool) -> int:
     """A bug, not a user's mistake: one line, the traceback kept in a file."""
-    from . import live, runs
+    from .run import live, rundir
     text = traceback.format_exc()
-    where = runs.save_traceback(text, live.last_run_dir())
+    where = rundir.save_traceback(text, live.last_run_dir())
     kept = f"traceback in {where}" if where else "the traceback could not be saved"
     if debug:
         sys.stderr.write(text)
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _terminate)
-    from . import live
+    from .run import live
     live.forget_runs()
     try:
         config.require_root()

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LAB_NAME", f"iolabstress-{os.getpid()}")
 
-from lab import images  # noqa: E402  (after LAB_NAME)
+from lab.run import images
 from lab.engine import ROLE, SERVICE, Engine, connect  # noqa: E402
 
 

@@ -19,30 +19,15 @@ Also here: the slow_stalls judge, for the target's own slow request
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import Missing, connected_clients, need, threads_while_serving
-from . import analysis as a
+from ..measure import analysis as a
+from .context import Context, connected_clients, threads_while_serving
 from .registry import judge
-
-if TYPE_CHECKING:
-    from . import Context, Verdict
+from .verdict import Missing, Verdict, need
 
 
-def served_spans(results: dict[str, Any], end: float) -> dict[str, tuple[float, float]]:
-    """For each connection: from the client's first reply to its close (or
-    ``end``): when it was being served, as the client saw it."""
-    return {c["conn"]: (c["first_reply"], c.get("close_t") or end) for c in results.get("connections", [])
-            if c.get("conn") and c.get("first_reply") is not None}
-
-
-def closed_by_server(results: dict[str, Any]) -> dict[int, str]:
-    """Clients whose connection the server ended (client -> how), never connect failures."""
-    return {c["client"]: c["close"] for c in results.get("connections", [])
-            if c.get("conn") and c.get("close") in a.ERROR_KINDS}
-
-
-def served_at_once(ctx: "Context") -> list["Verdict"]:
+def served_at_once(ctx: Context) -> list[Verdict]:
     """served_at_once (lab/checks/judges.py) for a target without the lab's
     trace: peak clients served at once from the clients' first replies and
     closes; thread_count from the process table while they were served."""
@@ -51,69 +36,50 @@ def served_at_once(ctx: "Context") -> list["Verdict"]:
     def spans() -> dict[str, tuple[float, float]]:
         if "spans" not in seen:
             probe, conns = connected_clients(ctx)
-            seen.update(spans=served_spans(probe.results, probe.ended), conns=conns, began=probe.began,
-                        closed=closed_by_server(probe.results))
+            seen.update(spans=a.client_spans(probe.results, probe.ended), conns=conns, began=probe.began,
+                        closed=a.closed_by_server(probe.results))
         return seen["spans"]
 
-    def peak_served(key: str) -> "Verdict":
-        served = spans()
-        asked, connected, closed = ctx.asked(), len(seen["conns"]), seen["closed"]
-        want = ctx.expect(key)
+    def peak_served(key: str) -> Verdict:
+        served, asked, closed = spans(), ctx.asked(), seen["closed"]
         allowed = bool(ctx.model.spec.get("closes_idle"))
-        # Closed by the server's own rule after being served: served, but not
-        # counted at once (it was cut short, it did not leave); the rest are.
-        cut = {conn for conn, client in seen["conns"].items() if client in closed and conn in served} \
-            if allowed else set()
-        kept = {conn: span for conn, span in served.items() if conn not in cut}
+        kept, cut = _not_cut(served, seen["conns"], closed if allowed else {})
         need(not cut or len(kept) >= 2, f"the server closed {len(cut)} of {asked} clients: too few left to tell")
         among = asked - len(cut)
+        want = ctx.expect(key)
         expected = {1: 1, "all": among, "workers": min(ctx.workers, among)}.get(want, want)
         need(expected, "the model declares no pool size (workers) for peak_served: workers")
         peak = a.peak_overlap(kept.values())
-        ok = peak == expected and len(served) == asked and (allowed or not closed)
-        observed = f"{peak} of {among} at once (from the clients' first replies and closes)"
-        observed += a.short_of(asked, connected, len(served), "answered")
-        if closed:
-            observed += (f"; the server closed {len(closed)} client(s) between requests"
-                         + (" (closes_idle: its rule; they count as served, not at once)" if allowed
-                            else ", which the model does not declare"))
-        waited = None
-        if expected < among and kept:
-            waited = a.waited_their_turn(kept.values(), expected)
-            ok = ok and waited
-            observed += "; the rest waited until one left" if waited else "; a waiting client was served early"
+        waited, said = a.turn_taking(kept, expected, among)
+        ok = peak == expected and len(served) == asked and (allowed or not closed) and waited is not False
+        observed = f"{peak} of {among} at once (from the clients' first replies and closes)" \
+            + a.short_of(asked, len(seen["conns"]), len(served), "answered") + _closes(closed, allowed) + said
         return ctx.verdict(key, f"{want} ({expected} of {among})", observed, ok,
-                           peak=peak, clients=asked, connected=connected, served=len(served), waited=waited,
-                           closed_by_server=closed, evidence="client side",
-                           spans={c: [round(s - seen["began"], 3), round(e - seen["began"], 3)]
-                                  for c, (s, e) in served.items()})
+                           peak=peak, clients=asked, connected=len(seen["conns"]), served=len(served), waited=waited,
+                           closed_by_server=closed, evidence="client side", spans=a.relative(served, seen["began"]))
 
-    def thread_count(key: str) -> "Verdict":
+    def thread_count(key: str) -> Verdict:
         return threads_while_serving(ctx, key, spans())
 
     return ctx.each(("peak_served",), peak_served) + ctx.each(("thread_count",), thread_count)
 
 
-def others_waits(results: dict[str, Any], client: int, start: float, length: float,
-                 closes_ok: bool) -> tuple[float | None, int]:
-    """The other clients' worst wait for requests sent in [start, start+length)
-    in ms (never answered: until the run's end), and how many of theirs the
-    server cut short by closing the connection, left out when ``closes_ok``."""
-    end = results["ended"]["monotonic"]
-    closed = closed_by_server(results)
-    worst, cut = None, 0
-    for conn in results.get("timeline", {}).get("conns", []):
-        if conn["client"] == client:
-            continue
-        for sent, got in conn["pairs"]:
-            if not start <= sent < start + length:
-                continue
-            if got is None and conn["client"] in closed and closes_ok:
-                cut += 1
-                continue
-            wait = ((got if got is not None else end) - sent) * 1000
-            worst = wait if worst is None else max(worst, wait)
-    return worst, cut
+def _not_cut(served: dict[str, tuple[float, float]], conns: dict[str, int],
+             closed: dict[int, str]) -> tuple[dict[str, tuple[float, float]], set[str]]:
+    """The spans left, and the connections cut: a client the server closed by
+    its own rule after serving it was served, but is not counted at once (it
+    was cut short, it did not leave)."""
+    cut = {conn for conn, client in conns.items() if client in closed and conn in served}
+    return {conn: span for conn, span in served.items() if conn not in cut}, cut
+
+
+def _closes(closed: dict[int, str], allowed: bool) -> str:
+    """What the observed figure adds when the server closed clients between requests."""
+    if not closed:
+        return ""
+    return (f"; the server closed {len(closed)} client(s) between requests"
+            + (" (closes_idle: its rule; they count as served, not at once)" if allowed
+               else ", which the model does not declare"))
 
 
 def released_with(results: dict[str, Any], act: dict[str, Any], length: float, late_ms: float) -> bool:
@@ -134,18 +100,18 @@ def released_with(results: dict[str, Any], act: dict[str, Any], length: float, l
 RELEASED_WITHIN = 0.1  # share of the slow request's length: "released with it"
 
 
-@judge(keys=("slow_stalls_others",), host_cpu=True,
+@judge(host_cpu=True,
        needs=("the target's slow request (model.yaml slow:) sent and answered",
               "every client the scenario asked for connected",
               "other clients' requests sent while it ran",
               "what the host could give meanwhile, when the others were late (unless their replies "
               "came together with the slow request's own)"))
-def slow_stalls(ctx: "Context") -> list["Verdict"]:
+def slow_stalls(ctx: Context) -> list[Verdict]:
     """One client sends the target's own slow request (redis DEBUG SLEEP,
     PostgreSQL pg_sleep, Apache /sleep/500): how late are the other clients'
     replies meanwhile?  As the stalls judge reads BLOCK and SLEEP, with the
     bounds a share of the request's declared length."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         slow = ctx.model.spec.get("slow") or {}
         need(slow.get("request") and slow.get("ms"), f"{ctx.model.name} declares no slow: request")
         send, ms = slow["request"], float(slow["ms"])
@@ -158,7 +124,7 @@ def slow_stalls(ctx: "Context") -> list["Verdict"]:
         asked, connected = ctx.asked(), len(a.conns_of(results))
         need(connected == asked, f"only {connected} of {asked} clients connected")
         closes_ok = bool(ctx.model.spec.get("closes_idle"))
-        worst, cut = others_waits(results, act["client"], act["sent_t"], ms / 1000, closes_ok)
+        worst, cut = a.others_waits(results, act["client"], act["sent_t"], ms / 1000, closes_ok)
         need(worst is not None, f"no other client sent a request during {send}"
                                 + (f" (the server closed {cut} of theirs)" if cut else ""))
         assert worst is not None

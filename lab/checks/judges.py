@@ -23,26 +23,24 @@ Rules every judge keeps:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import LabError
-from . import Missing, connected_clients, need, threads_while_serving
-from . import analysis as a
+from ..measure import analysis as a
 from . import client_side
+from .context import Context, connected_clients, threads_while_serving
 from .registry import JUDGES, judge
-
-if TYPE_CHECKING:
-    from . import Context, Verdict
+from .verdict import Missing, Verdict, need
 
 __all__ = ["JUDGES"]
 
 
-@judge(keys=("idle_cpu",), host_cpu=True,
+@judge(host_cpu=True,
        needs=("two readings of the server's cgroup CPU around the idle window, each with a CPU figure",
               "what the host could give meanwhile, when the server used less than a busy poller would"))
-def idle_cpu(ctx: "Context") -> list["Verdict"]:
+def idle_cpu(ctx: Context) -> list[Verdict]:
     """CPU with no client at all, from the container's cgroup counters."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         need(len(ctx.idle) == 2, "no two readings of the idle server's CPU")
         first, last = ctx.idle
         need(first.cpu_s is not None and last.cpu_s is not None, "a reading of the server's CPU had no CPU figure")
@@ -63,12 +61,11 @@ def idle_cpu(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("idle_cpu",), one)
 
 
-@judge(keys=("peak_served", "thread_count"),
-       needs=("the clients the scenario asked for, and which of them connected",
+@judge(needs=("the clients the scenario asked for, and which of them connected",
               "the server's trace of their connections (first read of a request, close)",
               "the pool size, for peak_served: workers",
               "thread_count: a process-table sample while clients were being served"))
-def served_at_once(ctx: "Context") -> list["Verdict"]:
+def served_at_once(ctx: Context) -> list[Verdict]:
     """Peak clients served at once, from the server's own trace: a client is
     served from the server's first read of its request until its close.  When
     fewer are served than asked, the rest must wait until one leaves.  "all"
@@ -88,7 +85,7 @@ def served_at_once(ctx: "Context") -> list["Verdict"]:
             seen.update(spans=a.served_spans(events, conns, probe.ended), conns=conns, began=probe.began)
         return seen["spans"]
 
-    def peak_served(key: str) -> "Verdict":
+    def peak_served(key: str) -> Verdict:
         served = spans()
         asked, connected = ctx.asked(), len(seen["conns"])
         want = ctx.expect(key)
@@ -98,27 +95,21 @@ def served_at_once(ctx: "Context") -> list["Verdict"]:
         ok = peak == expected and len(served) == asked
         observed = f"{peak} of {asked} at once"
         observed += a.short_of(asked, connected, len(served), "served")
-        waited = None
-        if expected < asked and served:
-            waited = a.waited_their_turn(served.values(), expected)
-            ok = ok and waited
-            observed += "; the rest waited until one left" if waited else "; a waiting client was served early"
-        return ctx.verdict(key, f"{want} ({expected} of {asked})", observed, ok,
+        waited, said = a.turn_taking(served, expected, asked)
+        return ctx.verdict(key, f"{want} ({expected} of {asked})", observed + said, ok and waited is not False,
                            peak=peak, clients=asked, connected=connected, served=len(served), waited=waited,
-                           spans={c: [round(s - seen["began"], 3), round(e - seen["began"], 3)]
-                                  for c, (s, e) in served.items()})
+                           spans=a.relative(served, seen["began"]))
 
-    def thread_count(key: str) -> "Verdict":
+    def thread_count(key: str) -> Verdict:
         return threads_while_serving(ctx, key, spans())
 
     return ctx.each(("peak_served",), peak_served) + ctx.each(("thread_count",), thread_count)
 
 
-@judge(keys=("threads", "processes"),
-       needs=("the clients the scenario asked for, all connected",
+@judge(needs=("the clients the scenario asked for, all connected",
               "process-table samples from before the first connect to after the last",
               "a sample of the server after the clients left"))
-def growth(ctx: "Context") -> list["Verdict"]:
+def growth(ctx: Context) -> list[Verdict]:
     """Threads and processes as clients connect and leave (ps -eLf of the
     container: the classic `ps huH p PID | wc -l`, per process)."""
     try:
@@ -143,7 +134,7 @@ def growth(ctx: "Context") -> list["Verdict"]:
     return verdicts
 
 
-def _staircase(ctx: "Context") -> tuple[Any, list[Any], Any, int]:
+def _staircase(ctx: Context) -> tuple[Any, list[Any], Any, int]:
     """The growth probe's evidence, or Missing: every client asked connected,
     samples before the first connect and after the last, and one more after
     they all left."""
@@ -168,14 +159,13 @@ def _staircase(ctx: "Context") -> tuple[Any, list[Any], Any, int]:
     return probe, samples, after, asked
 
 
-@judge(keys=("wouldblock_counter",),
-       needs=("STATS answered before and after the probe", "at least one request served"))
-def would_block(ctx: "Context") -> list["Verdict"]:
+@judge(needs=("STATS answered before and after the probe", "at least one request served"))
+def would_block(ctx: Context) -> list[Verdict]:
     """EAGAIN instead of waiting: the server's own count of non-blocking
     calls that found nothing to do, against the requests it served.  A
     server creates a counter at its first count, so a STATS answer without
     one says it counted none."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
         need(isinstance(before, dict) and isinstance(after, dict), "STATS did not answer before and after")
         assert before is not None and after is not None
@@ -193,32 +183,23 @@ STALL_SENDS = {"block_stalls_others": "BLOCK 500", "sleep_stalls_others": "SLEEP
                "work_stalls_others": "WORK"}  # WORK n: n is the scenario's, its length its own
 
 
-@judge(keys=tuple(STALL_SENDS), host_cpu=True,
+@judge(host_cpu=True,
        needs=("the BLOCK/SLEEP/WORK sent and answered (the server came back from it)",
               "every client the scenario asked for connected",
               "other clients' requests sent while it ran",
               "WORK: its own reply time, long enough to tell a stall from the gap between requests",
               "what the host could give meanwhile, when the others were late"))
-def stalls(ctx: "Context") -> list["Verdict"]:
+def stalls(ctx: Context) -> list[Verdict]:
     """One client asks for BLOCK 500, SLEEP 500 or WORK n: how late are the
     other clients' replies meanwhile (from the swarm's request/reply pairs)?
     BLOCK and SLEEP last half a second; WORK lasts what the CPU makes of it,
     so the others' wait is judged as a share of the WORK's own reply time.
     Replies on time show no stall whatever the host did; late ones count
     against the model only if the host had cores to spare."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         results = ctx.probe().results
         work = key == "work_stalls_others"
-        act = a.action_of(results, "WORK") if work else a.action(results, STALL_SENDS[key])
-        send = act["send"] if act is not None else STALL_SENDS[key]
-        need(act is not None and act.get("sent_t") is not None, f"{send} was never sent")
-        assert act is not None
-        if act.get("outcome") == "pending":  # still running at the end: slow, maybe for want of CPU
-            reason, host = ctx.host_check("main", "free_cores_latency_min", act["sent_t"])
-            if reason:
-                raise Missing(f"{reason}; {send} was still running when the probe ended", **host)
-        need(act.get("outcome") == "reply", f"{send} got no reply ({act.get('outcome')}): the server did not "
-                                            "come back from it")
+        act, send = _came_back(ctx, results, key)
         asked, connected = ctx.asked(), len(a.conns_of(results))
         need(connected == asked, f"only {connected} of {asked} clients connected")
         length, stall_ms, free_ms = _stall_bounds(ctx, key, act)
@@ -247,7 +228,23 @@ def stalls(ctx: "Context") -> list["Verdict"]:
     return ctx.each(tuple(k for k in STALL_SENDS if k in ctx.scenario.judges), one)
 
 
-def _stall_bounds(ctx: "Context", key: str, act: dict[str, Any]) -> tuple[float, float, float]:
+def _came_back(ctx: Context, results: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    """The scripted BLOCK, SLEEP or WORK and what it sent, once the server came
+    back from it; Missing if it never did (not judged where a busy host may be why)."""
+    act = a.action_of(results, "WORK") if key == "work_stalls_others" else a.action(results, STALL_SENDS[key])
+    send = act["send"] if act is not None else STALL_SENDS[key]
+    need(act is not None and act.get("sent_t") is not None, f"{send} was never sent")
+    assert act is not None
+    if act.get("outcome") == "pending":  # still running at the end: slow, maybe for want of CPU
+        reason, host = ctx.host_check("main", "free_cores_latency_min", act["sent_t"])
+        if reason:
+            raise Missing(f"{reason}; {send} was still running when the probe ended", **host)
+    need(act.get("outcome") == "reply", f"{send} got no reply ({act.get('outcome')}): the server did not "
+                                        "come back from it")
+    return act, send
+
+
+def _stall_bounds(ctx: Context, key: str, act: dict[str, Any]) -> tuple[float, float, float]:
     """How long the request held its client (s), and the others' worst wait
     (ms) that means stalled (>=) or not stalled (<=).  BLOCK and SLEEP: half
     a second, fixed bounds; WORK: its own reply time, bounds shares of it."""
@@ -261,11 +258,11 @@ def _stall_bounds(ctx: "Context", key: str, act: dict[str, Any]) -> tuple[float,
     return own, own * 1000 * ctx.tol["work_stall_share_min"], own * 1000 * ctx.tol["work_free_share_max"]
 
 
-@judge(keys=("cpu_parallel",), host_cpu=True,
+@judge(host_cpu=True,
        needs=("one client's WORKs answered alone", "two clients' WORKs, every one answered, overlapping",
               "the server's CPU read through the window where both were under way",
               "what the host could give meanwhile, when fewer than two cores were busy"))
-def gil(ctx: "Context") -> list["Verdict"]:
+def gil(ctx: Context) -> list[Verdict]:
     """CPU-bound WORK from two clients at once: how many cores did the server
     keep busy meanwhile (its cgroup's CPU time over the wall time)?  Two
     processes use two; threads under the GIL, or one loop, use one.  The
@@ -273,7 +270,7 @@ def gil(ctx: "Context") -> list["Verdict"]:
     weaker witness, since two vCPUs of a virtual machine may slow each other
     down while both are busy (seen on the 2-core machine this lab grew on).
     Fewer than two cores busy counts only if the host had the cores to give."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         solo = [got - sent for c in ctx.probe("solo").results.get("timeline", {}).get("conns", [])
                 for sent, got in c["pairs"] if got is not None]
         need(solo, "no WORK was answered for the lone client")
@@ -310,11 +307,11 @@ def gil(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("cpu_parallel",), one)
 
 
-@judge(keys=("lost_updates",), needs=("a COUNT reply from every client the scenario asked for",))
-def shared_counter(ctx: "Context") -> list["Verdict"]:
+@judge(needs=("a COUNT reply from every client the scenario asked for",))
+def shared_counter(ctx: Context) -> list[Verdict]:
     """Several clients each add n to a counter with no lock: the counts they
     are told say whether updates were lost, or each had its own counter."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         n = int(str(ctx.scenario.probes["main"].values["message"]).split()[1])
         counts = [int(t.split()[1]) for texts in a.reply_texts(probe.output).values()
@@ -337,13 +334,12 @@ def shared_counter(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("lost_updates",), one)
 
 
-@judge(keys=("triggering",),
-       needs=("STATS answered before and after", "its readiness-report (events) and read counters",
+@judge(needs=("STATS answered before and after", "its readiness-report (events) and read counters",
               "the client connected", "at least one readiness report during the burst"))
-def triggering(ctx: "Context") -> list["Verdict"]:
+def triggering(ctx: Context) -> list[Verdict]:
     """A large pipelined burst on one connection: served completely, and how
     many reads each readiness report led to (level: one; edge: until EAGAIN)."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         before, after = ctx.stats.get("main:before"), ctx.stats.get("main:after")
         need(isinstance(before, dict) and isinstance(after, dict), "STATS did not answer before and after")
@@ -369,13 +365,12 @@ def triggering(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("triggering",), one)
 
 
-@judge(keys=("fd_limit",),
-       needs=("a connection record for each client asked", "the active client (1) connected",
+@judge(needs=("a connection record for each client asked", "the active client (1) connected",
               "a declared limit: more connections than the limit, and the descriptors its errors name"))
-def many_descriptors(ctx: "Context") -> list["Verdict"]:
+def many_descriptors(ctx: Context) -> list[Verdict]:
     """Over a thousand connections: a readiness API with a descriptor limit
     fails past it in its documented way; the others hold every one asked."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         need("connections" in probe.results, "the swarm recorded no connections")
         records = probe.results["connections"]
@@ -408,16 +403,15 @@ def many_descriptors(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("fd_limit",), one)
 
 
-@judge(keys=("crash_takes", "raise_takes"),
-       needs=("the CRASH/RAISE sent on a connection", "every client asked connected, one besides the one at fault",
+@judge(needs=("the CRASH/RAISE sent on a connection", "every client asked connected, one besides the one at fault",
               "each other client's replies and how its connection ended"))
-def faults(ctx: "Context") -> list["Verdict"]:
+def faults(ctx: Context) -> list[Verdict]:
     """One client's request raises (RAISE) or crashes (CRASH) its handler:
     who loses their connection, and who goes on being served?  A survivor
     is a client whose connection did not end in an error and that was
     served after the fault (its replies, from the settle time on), or, if
     it had not been served yet, still waits while the server serves others."""
-    def one(key: str) -> "Verdict":
+    def one(key: str) -> Verdict:
         probe = ctx.probe()
         send = "CRASH" if key == "crash_takes" else "RAISE"
         act = a.action(probe.results, send)
@@ -430,11 +424,7 @@ def faults(ctx: "Context") -> list["Verdict"]:
         others = [c for c in probe.results.get("connections", []) if c["client"] != act["client"]]
         need(others, "no other client to survive the fault")
         dropped = act.get("outcome") in ("eof", "reset")
-        settled = act["sent_t"] + ctx.tol["fault_settle_s"]
-        after = a.replies_after(probe.results, settled)
-        served = {c["client"]: (c.get("last_reply") or 0) > settled or after.get(c["client"], 0) > 0 for c in others}
-        before = {c["client"]: c.get("first_reply") is not None and c["first_reply"] < act["sent_t"] for c in others}
-        ended = {c["client"]: c.get("close") for c in others}
+        after, served, before, ended = _after_fault(probe.results, act, others, ctx.tol["fault_settle_s"])
         # A survivor's connection ends without an error, and it goes on being
         # served; one still waiting its turn (a blocking server, a full pool)
         # must still be waiting while the server serves someone else.
@@ -458,14 +448,25 @@ def faults(ctx: "Context") -> list["Verdict"]:
     return ctx.each((ctx.scenario.expect,), one)
 
 
-@judge(keys=("c10k", "thread_count"), host_cpu=True,
+def _after_fault(results: dict[str, Any], act: dict[str, Any], others: list[dict[str, Any]],
+                 settle_s: float) -> tuple[dict[int, int], dict[int, bool], dict[int, bool], dict[int, Any]]:
+    """For each other client: its replies once the fault settled, whether it
+    was served after it, whether it had been served before it, how it ended."""
+    settled = act["sent_t"] + settle_s
+    after = a.replies_after(results, settled)
+    served = {c["client"]: (c.get("last_reply") or 0) > settled or after.get(c["client"], 0) > 0 for c in others}
+    before = {c["client"]: c.get("first_reply") is not None and c["first_reply"] < act["sent_t"] for c in others}
+    return after, served, before, {c["client"]: c.get("close") for c in others}
+
+
+@judge(host_cpu=True,
        needs=("the clients asked, and the server's trace of what it accepted",
               "holds: the active set's latency", "threads: the threads at the peak",
               "pids-limit: the processes at the peak and the container's task limit",
               "backlog: an active set, and peak_served declared",
               "what the host could give meanwhile, when the active set was slow",
               "thread_count: the process table read at the peak, with connections open"))
-def c10k(ctx: "Context") -> list["Verdict"]:
+def c10k(ctx: Context) -> list[Verdict]:
     """Ten thousand connections: how many the server took and kept, how fast
     the small active set stayed meanwhile, and what each connection cost.
     Where declared, thread_count too: a coroutine, a greenlet or an asyncio
@@ -477,54 +478,14 @@ def c10k(ctx: "Context") -> list["Verdict"]:
             seen["figures"] = _c10k_figures(ctx, probe, reading)
         return dict(seen["figures"][0]), seen["figures"][1]
 
-    def one(key: str) -> "Verdict":
-        probe, reading = ctx.probe(), ctx.readings.get("main", {})
-        figures, found = figures_of(probe, reading)
-        asked, accepted, kept = figures["asked"], figures["accepted"], figures["kept_to_the_end"]
-        need(asked > 0, "the scenario asked for no clients")
-        need(accepted > 0, "the server's trace shows no accepted connection")
-        errors, answered, p99 = figures["server_errors"], figures["active_answered"], found["p99"]
-        want = ctx.expect(key)
-        limit = ctx.tol["c10k_p99_ms_max"]
-        pids = figures["pids_limit"]
-        if want == "holds":
-            need(p99 is not None, "no latency was measured for the active set")
-            reason, host = ctx.host_check("main", "free_cores_latency_min")
-            figures.update(host)
-            ok = accepted >= asked and kept >= asked and p99 <= limit
-            expected = f"holds all {asked}, active p99 <= {limit} ms"
-            if accepted >= asked and kept >= asked and not ok and reason:  # slow, maybe for want of CPU
-                raise Missing(f"{reason}; the active set's p99 was {p99:.0f} ms", **figures)
-        elif want == "threads":
-            need(figures["threads_at_peak"] is not None, "the server's threads at the peak were not read")
-            ok = accepted >= asked and figures["threads_at_peak"] >= asked
-            expected = f"holds all {asked} with a thread each"
-        elif want == "fd-limit":
-            ok = errors.get("fd_setsize", 0) > 0 and kept < asked and answered > 0
-            expected = "fails at its descriptor limit, says so, serves the rest"
-        elif want == "pids-limit":
-            need(pids, "the container has no task limit (PidsLimit) to be bounded by")
-            need(figures["processes_at_peak"] is not None, "the server's processes at the peak were not read")
-            ok = errors.get("fork", 0) > 0 and figures["processes_at_peak"] <= pids
-            expected = f"bounded by the container's task limit ({pids})"
-        else:  # backlog: a few served, the rest wait in the listen backlog (or the pool's queue)
-            need(figures["active"], "no client of the active set")
-            declared = ctx.model.expect.get("peak_served")
-            need(declared is not None, "backlog is judged against peak_served, which is not declared")
-            peak_served = {1: 1, "all": asked, "workers": ctx.workers}.get(declared, declared)
-            ok = 0 < answered <= peak_served
-            expected = f"serves {peak_served} at once; the rest wait (backlog {figures['backlog']}, " \
-                       f"somaxconn {figures['somaxconn']})"
-        per_conn, overflow = figures["memory_per_connection"], figures["listen_queue"]
-        observed = (f"{accepted} accepted, {kept} kept of {asked}; active {answered}/{figures['active']} answered"
-                    + (f", p99 {p99:.1f} ms" if p99 is not None else "")
-                    + (f"; {per_conn['pss'] / 1024:.1f} KiB PSS per connection" if per_conn and "pss" in per_conn
-                       else "")
-                    + (f"; errors {errors}" if errors else "")
-                    + (f"; listen queue {overflow}" if any(overflow.values()) else ""))
-        return ctx.verdict(key, expected, observed, ok, **figures)
+    def one(key: str) -> Verdict:
+        figures, found = figures_of(ctx.probe(), ctx.readings.get("main", {}))
+        need(figures["asked"] > 0, "the scenario asked for no clients")
+        need(figures["accepted"] > 0, "the server's trace shows no accepted connection")
+        ok, expected = _c10k_claim(ctx, ctx.expect(key), figures, found["p99"])
+        return ctx.verdict(key, expected, _c10k_observed(figures, found["p99"]), ok, **figures)
 
-    def thread_count(key: str) -> "Verdict":
+    def thread_count(key: str) -> Verdict:
         probe, reading = ctx.probe(), ctx.readings.get("main", {})
         peak = reading.get("peak_sample")
         need(peak is not None, "the server's process table was not read at the peak")
@@ -544,7 +505,52 @@ def c10k(ctx: "Context") -> list["Verdict"]:
     return ctx.each(("c10k",), one) + (ctx.each(("thread_count",), thread_count) if "thread_count" in keys else [])
 
 
-def _c10k_figures(ctx: "Context", probe: Any, reading: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _c10k_claim(ctx: Context, want: str, figures: dict[str, Any], p99: float | None) -> tuple[bool, str]:
+    """(held, expected in words) for the declared c10k value; Missing where
+    the evidence is (a slow active set on a busy host: host_check's figures
+    are added to ``figures``)."""
+    asked, accepted, kept = figures["asked"], figures["accepted"], figures["kept_to_the_end"]
+    errors, answered, pids = figures["server_errors"], figures["active_answered"], figures["pids_limit"]
+    if want == "holds":
+        need(p99 is not None, "no latency was measured for the active set")
+        assert p99 is not None
+        reason, host = ctx.host_check("main", "free_cores_latency_min")
+        figures.update(host)
+        limit = ctx.tol["c10k_p99_ms_max"]
+        if accepted >= asked and kept >= asked and p99 > limit and reason:  # slow, maybe for want of CPU
+            raise Missing(f"{reason}; the active set's p99 was {p99:.0f} ms", **figures)
+        return accepted >= asked and kept >= asked and p99 <= limit, f"holds all {asked}, active p99 <= {limit} ms"
+    if want == "threads":
+        need(figures["threads_at_peak"] is not None, "the server's threads at the peak were not read")
+        return accepted >= asked and figures["threads_at_peak"] >= asked, f"holds all {asked} with a thread each"
+    if want == "fd-limit":
+        return (errors.get("fd_setsize", 0) > 0 and kept < asked and answered > 0,
+                "fails at its descriptor limit, says so, serves the rest")
+    if want == "pids-limit":
+        need(pids, "the container has no task limit (PidsLimit) to be bounded by")
+        need(figures["processes_at_peak"] is not None, "the server's processes at the peak were not read")
+        return (errors.get("fork", 0) > 0 and figures["processes_at_peak"] <= pids,
+                f"bounded by the container's task limit ({pids})")
+    # backlog: a few served, the rest wait in the listen backlog (or the pool's queue)
+    need(figures["active"], "no client of the active set")
+    declared = ctx.model.expect.get("peak_served")
+    need(declared is not None, "backlog is judged against peak_served, which is not declared")
+    peak_served = {1: 1, "all": asked, "workers": ctx.workers}.get(declared, declared)
+    return 0 < answered <= peak_served, (f"serves {peak_served} at once; the rest wait (backlog "
+                                         f"{figures['backlog']}, somaxconn {figures['somaxconn']})")
+
+
+def _c10k_observed(figures: dict[str, Any], p99: float | None) -> str:
+    per_conn, overflow, errors = figures["memory_per_connection"], figures["listen_queue"], figures["server_errors"]
+    return (f"{figures['accepted']} accepted, {figures['kept_to_the_end']} kept of {figures['asked']}; "
+            f"active {figures['active_answered']}/{figures['active']} answered"
+            + (f", p99 {p99:.1f} ms" if p99 is not None else "")
+            + (f"; {per_conn['pss'] / 1024:.1f} KiB PSS per connection" if per_conn and "pss" in per_conn else "")
+            + (f"; errors {errors}" if errors else "")
+            + (f"; listen queue {overflow}" if any(overflow.values()) else ""))
+
+
+def _c10k_figures(ctx: Context, probe: Any, reading: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every figure the c10k check records (lab compare shows them too)."""
     s = probe.summary
     events = ctx.events(probe)
@@ -561,19 +567,9 @@ def _c10k_figures(ctx: "Context", probe: Any, reading: dict[str, Any]) -> tuple[
     p99 = (latency.get("p99_us") or 0) / 1000 if latency.get("count") else None
     base, peak = reading.get("before", {}), reading.get("peak", {})
     open_at_peak = reading.get("peak_sample")
-    # Memory is divided among the connections the server had open when it was
-    # read: accepted and not yet closed (select has closed most of its own).
-    peak_t = reading.get("peak_t", float("inf"))
-    holding = max(sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "accept")
-                  - sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "close"), 0)
-    per_conn = {k: round((peak.get(k, 0) - base.get(k, 0)) / max(holding, 1))
-                for k in ("pss", "uss", "rss")} if peak and "error" not in peak and "error" not in base else None
+    holding, per_conn = _per_connection(events, reading)
     before, after = reading.get("cpu_before"), reading.get("cpu_after")
     cpu = a.cores(before, after) if before is not None and after is not None else None
-    cgroup = reading.get("cgroup_peak")  # all the container's memory, kernel socket buffers included
-    if cgroup is not None and cgroup.memory is not None and before is not None and before.memory is not None \
-            and holding:
-        per_conn = {**(per_conn or {}), "cgroup": round((cgroup.memory - before.memory) / holding)}
     overflow = {k: v - reading.get("netstat_before", {}).get(k, 0)
                 for k, v in reading.get("netstat_peak", {}).items()}
     start = next((e for e in ctx.target.events.events if e["ev"] == "start"), {})
@@ -593,3 +589,21 @@ def _c10k_figures(ctx: "Context", probe: Any, reading: dict[str, Any]) -> tuple[
         "port_range": probe.results.get("environment", {}).get("ip_local_port_range"),
     }
     return figures, {"p99": p99}
+
+
+def _per_connection(events: list[dict[str, Any]], reading: dict[str, Any]) -> tuple[int, dict[str, int] | None]:
+    """The connections the server held when it was read at the peak (accepted
+    and not yet closed: select has closed most of its own), and its memory
+    (PSS, USS, RSS, and the whole cgroup's, kernel socket buffers included)
+    divided among them."""
+    base, peak, before = reading.get("before", {}), reading.get("peak", {}), reading.get("cpu_before")
+    peak_t = reading.get("peak_t", float("inf"))
+    holding = max(sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "accept")
+                  - sum(1 for e in events if e["t"] <= peak_t and e["ev"] == "close"), 0)
+    per_conn = {k: round((peak.get(k, 0) - base.get(k, 0)) / max(holding, 1))
+                for k in ("pss", "uss", "rss")} if peak and "error" not in peak and "error" not in base else None
+    cgroup = reading.get("cgroup_peak")
+    if cgroup is not None and cgroup.memory is not None and before is not None and before.memory is not None \
+            and holding:
+        per_conn = {**(per_conn or {}), "cgroup": round((cgroup.memory - before.memory) / holding)}
+    return holding, per_conn

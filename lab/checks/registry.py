@@ -1,23 +1,26 @@
-"""The judges' registry: each judge by name, the model.yaml keys it judges,
-and the evidence it needs before it may say "held" or "did not hold".
+"""The judges by name: each one's function and the evidence it needs before
+it may say "held" or "did not hold".
 
-lab/scenarios.py reads it to validate a scenario's `judge:` and `expect:`;
-lab/checks runs what it names.  It imports neither of them, so scenarios,
-checks and judges have no import cycle: registry <- judges <- checks, and
-registry <- scenarios.  `load()` imports lab/checks/judges.py and
-client_side.py, whose `@judge(...)` decorators fill it.
+    @judge(needs=("...", ...), host_cpu=True)
+    def stalls(ctx: Context) -> list[Verdict]: ...
+
+A judge's name is the one scenarios give in `judge:`, and the model.yaml
+keys it gives verdicts on are the scenarios' table (lab/plan/scenarios.py
+JUDGE_KEYS), so a scenario file is checked without importing any judge.
+judges.py and client_side.py register theirs as they are imported
+(runner.py imports both).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-if TYPE_CHECKING:
-    from . import Context, Verdict
+from ..plan.scenarios import JUDGE_KEYS
+from .context import Context
+from .verdict import Verdict
 
-Judge = Callable[["Context"], list["Verdict"]]
+Judge = Callable[[Context], list[Verdict]]
 
 
 @dataclass(frozen=True)
@@ -30,24 +33,19 @@ class Entry:
 
 
 ENTRIES: dict[str, Entry] = {}
-JUDGES: dict[str, Judge] = {}  # name -> function (what lab/verbs/compare.py calls)
+JUDGES: dict[str, Judge] = {}  # name -> function
 
 
-def judge(*, keys: tuple[str, ...], needs: tuple[str, ...], host_cpu: bool = False) -> Callable[[Judge], Judge]:
-    """Register a judge with the keys it judges and the evidence it needs."""
-    if not keys or not needs:
-        raise ValueError("a judge names the keys it judges and the evidence it needs")
+def judge(*, needs: tuple[str, ...], host_cpu: bool = False) -> Callable[[Judge], Judge]:
+    """Register a judge (a scenario's `judge:` names it) with the evidence it needs."""
+    if not needs:
+        raise ValueError("a judge names the evidence it needs")
 
     def register(fn: Judge) -> Judge:
-        ENTRIES[fn.__name__] = Entry(fn.__name__, fn, keys, needs, host_cpu)
+        if fn.__name__ not in JUDGE_KEYS:
+            raise ValueError(f"judge {fn.__name__} judges no key: add it to lab/plan/scenarios.py JUDGE_KEYS")
+        ENTRIES[fn.__name__] = Entry(fn.__name__, fn, JUDGE_KEYS[fn.__name__], needs, host_cpu)
         JUDGES[fn.__name__] = fn
         return fn
 
     return register
-
-
-def load() -> dict[str, Entry]:
-    """Every registered judge (importing the judges registers them)."""
-    for module in ("judges", "client_side"):  # their decorators fill ENTRIES
-        importlib.import_module(f"{__package__}.{module}")
-    return ENTRIES

@@ -2,9 +2,9 @@
 
 Two orchestrators implement one interface (base.py):
 
-    local   lab/engine/local.py   each unit a container on one Docker engine
-    swarm   lab/engine/swarm.py   each unit a Swarm-mode service, placed on labelled nodes
-                                  (its decisions as plain data: swarmspec.py)
+    local   lab/engine/local.py       each unit a container on one Docker engine
+    swarm   lab/engine/swarmmode.py   each unit a Docker Swarm-mode service, placed on labelled
+                                      nodes (its decisions as plain data: swarmmode_spec.py)
 
 Verbs, checks, measurement and reports ask an Engine to start a compose.yaml
 service (spec.py's UnitSpec), to list and remove what carries the lab's
@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 
 from ..errors import UsageError
-from .base import (SAME, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup,
-                   Limits, Output, Resource, RunResources, State, Unit, Unreachable)
+from .base import (SAME, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup, Limits,
+                   Output, Resource, RunResources, State, Unit, Unreachable)
 from .inventory import Inventory, swarm_manager
-from .labels import (IMAGE_LAB, IMAGE_RUN, KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE,
-                     VERB, me, owner_alive)
+from .labels import (IMAGE_LAB, IMAGE_RUN, KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, me,
+                     owner_alive)
 from .spec import NO_HEALTHCHECK, Mount, UnitSpec
 
 ORCHESTRATORS = ("local", "swarm")
@@ -48,8 +48,8 @@ def connect(wanted: str | None = None) -> Engine:
     """The engine of the orchestrator asked for, connected (or one line on what to do)."""
     name = orchestrator(wanted)
     if name == "swarm":
-        from .swarm import SwarmEngine
-        return SwarmEngine()
+        from .swarmmode import SwarmModeEngine
+        return SwarmModeEngine()
     from .local import LocalEngine
     return LocalEngine()
 
@@ -61,6 +61,6 @@ def connect_every() -> Inventory:
     local = LocalEngine()
     engines: list[Engine] = [local]
     if swarm_manager(local.info()):
-        from .swarm import SwarmEngine
-        engines.append(SwarmEngine(local.client))
+        from .swarmmode import SwarmModeEngine
+        engines.append(SwarmModeEngine(local.client))
     return Inventory(engines)

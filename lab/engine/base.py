@@ -4,7 +4,7 @@
     engine.run_once(spec, timeout)      a unit that runs to completion (the tools)
     engine.runs() / remove(res)         what carries the lab's labels, by run
     unit.logs() / exec() / read_file()  what a unit said, ran and wrote
-    unit.host_cgroup() / stats() / top() / limits()   what it uses (lab/measure.py reads them)
+    unit.host_cgroup() / stats() / top() / limits()   what it uses (lab/measure/ reads them)
 
 Nothing above this package imports the Docker SDK: verbs, checks, measurement
 and reports ask these two classes.  Errors come out as EngineError (a
@@ -205,7 +205,7 @@ class Unit(ABC):
     def read_file(self, path: str) -> bytes | None:
         """A file from inside it (running or stopped); None if not there."""
 
-    # -- what it uses (lab/measure.py parses) ---------------------------------
+    # -- what it uses (lab/measure/ parses) ---------------------------------
     def host_cgroup(self) -> HostCgroup | None:
         """Its cgroup on this machine, if this machine runs it."""
         return None
@@ -258,7 +258,7 @@ class Engine(ABC):
 
     kind = "?"  # local | swarm: --orchestrator's word for it
     lab: str
-    # How a probe's client swarm runs (lab/probe.py): True, by exec in one
+    # How a probe's client swarm runs (lab/run/probe.py): True, by exec in one
     # long-lived swarm unit per run (fast); False, a unit per probe whose
     # results travel back in its output (replicas on other machines).
     swarm_by_exec = True

@@ -24,8 +24,8 @@ from docker.types import EndpointConfig, LogConfig, Ulimit
 from ioschema import DEFAULT_PORT
 
 from ..errors import EnvironmentProblem, UsageError
-from .base import (CPU_FILES, MEMORY_FILES, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone, HostCgroup, Limits,
-                   Resource, RunResources, State, Unit)
+from .base import (CPU_FILES, MEMORY_FILES, Clock, Engine, EngineError, EngineTimeout, Exec, Finished, Gone,
+                   HostCgroup, Limits, Resource, RunResources, State, Unit)
 from .labels import LAB, RUN
 from .sdk import SdkEngine, by_run, filters, resource, sdk
 from .spec import UnitSpec
@@ -247,7 +247,7 @@ class LocalEngine(SdkEngine):
         with sdk("listing the lab's resources"):
             for c in self.client.containers.list(all=True, filters=flt, ignore_removed=True):
                 if SWARM_TASK in (c.labels or {}):
-                    continue  # a Swarm service's task: that orchestrator's (lab/engine/swarm.py)
+                    continue  # a Swarm service's task: that orchestrator's (lab/engine/swarmmode.py)
                 unit = ContainerUnit(c)
                 group(unit.labels).units.append(unit)
             for n in self.client.networks.list(filters=flt):

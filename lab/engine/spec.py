@@ -1,6 +1,6 @@
 """What to start, in no orchestrator's words: one compose.yaml service for one run.
 
-lab/compose.py reads compose.yaml and fills a UnitSpec; each engine turns it
+lab/plan/compose.py reads compose.yaml and fills a UnitSpec; each engine turns it
 into its own API's terms (a container's create arguments, a Swarm service's
 spec).  Everything here is plain data, so a unit test can hold an engine's
 translation against it without any engine.

@@ -3,6 +3,7 @@
     files = render_run(Path("runs/20260101-120000-compare-11-models-ab12cd"))
     # {"results.csv": b"...", "report.html": b"...", "report.md": b"...",
     #  "plots/timeline-classic.svg": b"...", ...}
+    render_again(run_dir, out, baseline_dir)    # `lab report`: the files written
 
 Inputs: results.json (schema iolab.compare/2, or /1, SCHEMA.md) and, if
 present, checks.json (iolab.checks/*, written by `lab compare --checks` or
@@ -27,11 +28,13 @@ same bytes.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UsageError
 from .data import Run, load
 
-__all__ = ["Run", "load", "render", "render_run", "write_files"]
+__all__ = ["Rendered", "Run", "load", "render", "render_again", "render_run", "write_files"]
 
 
 def render(run: Run, baseline: Run | None = None) -> dict[str, bytes]:
@@ -67,3 +70,25 @@ def write_files(root: Path, files: dict[str, bytes]) -> list[Path]:
         written.append(target)
     return written
 
+
+
+@dataclass
+class Rendered:
+    run: Run
+    baseline: Run | None
+    folder: Path  # where the files went
+    written: list[Path]
+
+
+def render_again(source: Path, out: Path | None = None, baseline: Path | None = None) -> Rendered:
+    """`lab report`: a run's report rendered from its files alone, into
+    ``out`` (default: the run directory), against ``baseline`` if given."""
+    if baseline is not None and baseline.resolve() == source.resolve():
+        raise UsageError("--baseline names the run itself; give another compare run")
+    this, before = load(source), load(baseline) if baseline else None
+    folder = out or source
+    try:
+        written = write_files(folder, render(this, before))
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into {folder}: {exc.strerror}") from None
+    return Rendered(this, before, folder, written)

@@ -42,16 +42,45 @@ def _names(models: list[str]) -> str:
 
 
 def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Document:
+    """The report's sections, in order; a section a run has nothing for is left out."""
+    number = Numbers()
+    sections = [_glance(run)]
+    sections += [_timeline(run, w, plot_files, number) for w in run.of_kind("timeline")]
+    sections += [s for s in (_throughput(run, plot_files, number), _latency(run, plot_files, number)) if s]
+    no_wrk = f" {run.reference} speaks only the line protocol, so it has no wrk figures." if run.reference else ""
+    sections += _table_sections(number, [("clients", "Two clients: the swarm and wrk", tables.clients(run),
+                                          ABOUT_CLIENTS + no_wrk)])
+    if run.sampled:
+        sections.append(resources(run, plot_files, number.next()))
+    for w in run.of_kind("c10k"):
+        sections.append(c10k(run, w, plot_files, number.next()))
+    sections += _table_sections(number, [("checks", "Behaviour checks", tables.checks(run), ABOUT_CHECKS),
+                                         ("classification", "Classification", tables.classification(run),
+                                          ABOUT_CLASSES)])
+    if baseline is not None:
+        from . import baseline as against
+        sections += _table_sections(number, [("baseline", "Against the baseline", against.table(run, baseline),
+                                              against.about(run, baseline))])
+    s = Section("environment", f"{number.next()}. Environment")
+    s.tables.append(("", tables.environment(run)))
+    s.tables.append(("Workloads", tables.workloads(run)))
+    s.tables.append(("Servers", tables.servers(run)))
+    sections.append(s)
+    return Document("I/O models compared", _subtitle(run), sections)
+
+
+def _subtitle(run: Run) -> str:
     doc = run.doc
     params = doc.get("params") or {}
     started = (doc.get("run") or {}).get("started_wall")
     when = datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
-    subtitle = (f"Run `{(doc.get('run') or {}).get('id', '?')}`, {when}: {len(run.models)} "
-                f"model{'' if len(run.models) == 1 else 's'}, "
-                f"{params.get('repeat', '?')} repeat(s) each, workloads "
-                f"{', '.join(w.name for w in run.workloads)}.")
-    sections: list[Section] = []
+    return (f"Run `{(doc.get('run') or {}).get('id', '?')}`, {when}: {len(run.models)} "
+            f"model{'' if len(run.models) == 1 else 's'}, "
+            f"{params.get('repeat', '?')} repeat(s) each, workloads "
+            f"{', '.join(w.name for w in run.workloads)}.")
 
+
+def _glance(run: Run) -> Section:
     glance = Section("summary", "At a glance")
     glance.paragraphs.append(
         "Each model ran in its own fresh server container for every repeat, alone on the engine, with "
@@ -72,109 +101,94 @@ def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Docum
     glance.tables.append(("", tables.summary(run)))
     if run.errors:
         glance.paragraphs.append("**Problems:** " + "; ".join(run.errors))
-    sections.append(glance)
+    return glance
 
-    number = Numbers()
-    for w in run.of_kind("timeline"):
-        s = Section(f"timeline-{w.name}", f"{number.group('timeline')}. Timeline: {w.title}")
-        s.paragraphs.append(w.about + " Each row is one connection; a bar is a request from the "
-                            "moment it was sent to its reply, hatched where requests were sent and "
-                            "never answered (the first repeat of each model).")
-        partial, full = [], []
-        for m in run.models:
-            tl = run.timeline(m, w.name)
-            if tl:
-                (full if data.peak_served(tl[0]) >= len(tl[0]) else partial).append(m)
-        if partial:
-            s.paragraphs.append(f"Served fewer clients at once than were connected: {_names(partial)}. "
-                                f"Served every client at once: {_names(full)}.")
-        if f"timeline-{w.name}.svg" in plot_files:
-            s.figures.append(Figure(f"timeline-{w.name}.svg", f"Timeline of the {w.name} workload per model"))
-        s.tables.append(("", tables.timeline(run)))
-        sections.append(s)
 
+def _timeline(run: Run, w: data.Workload, plot_files: list[str], number: "Numbers") -> Section:
+    s = Section(f"timeline-{w.name}", f"{number.group('timeline')}. Timeline: {w.title}")
+    s.paragraphs.append(w.about + " Each row is one connection; a bar is a request from the "
+                        "moment it was sent to its reply, hatched where requests were sent and "
+                        "never answered (the first repeat of each model).")
+    partial, full = [], []
+    for m in run.models:
+        tl = run.timeline(m, w.name)
+        if tl:
+            (full if data.peak_served(tl[0]) >= len(tl[0]) else partial).append(m)
+    if partial:
+        s.paragraphs.append(f"Served fewer clients at once than were connected: {_names(partial)}. "
+                            f"Served every client at once: {_names(full)}.")
+    if f"timeline-{w.name}.svg" in plot_files:
+        s.figures.append(Figure(f"timeline-{w.name}.svg", f"Timeline of the {w.name} workload per model"))
+    s.tables.append(("", tables.timeline(run)))
+    return s
+
+
+def _throughput(run: Run, plot_files: list[str], number: "Numbers") -> Section | None:
+    closed = run.of_kind("closed")
+    if not closed:
+        return None
+    s = Section("throughput", f"{number.next()}. Throughput")
+    s.paragraphs.append(" ".join(w.about for w in closed))
+    s.paragraphs.append("A model that serves one connection at a time still shows a rate here: the "
+                        f"rate of that one connection, while the others wait (see served/connected); it "
+                        f"is marked {data.PARTIAL}.")
+    cpus = (run.environment.get("engine") or {}).get("cpus")
+    s.paragraphs.append(
+        "The swarm is the lab's load generator (in the app image its ping-pong runs in C, at about the "
+        f"native client's cost per reply), and it shares the engine's {cpus or '?'} cores with the server. So for every "
+        "figure the lab says "
+        "what set the pace (limited by): the swarm, when its processes used nearly all the cores they "
+        "can use (one per worker); the host, when the server and the swarm together, or everything "
+        "on the machine, used nearly all the engine's cores; otherwise the server. Only the last ranks "
+        f"the model; the others are marked {data.LIMITED}.")
+    if "throughput.svg" in plot_files:
+        s.figures.append(Figure("throughput.svg", "Replies per second per model"))
+    s.tables.append(("", tables.throughput(run)))
+    return s
+
+
+def _latency(run: Run, plot_files: list[str], number: "Numbers") -> Section | None:
     closed, opened = run.of_kind("closed"), run.of_kind("open")
-    if closed:
-        s = Section("throughput", f"{number.next()}. Throughput")
-        s.paragraphs.append(" ".join(w.about for w in closed))
-        s.paragraphs.append("A model that serves one connection at a time still shows a rate here: the "
-                            f"rate of that one connection, while the others wait (see served/connected); it "
-                            f"is marked {data.PARTIAL}.")
-        cpus = (run.environment.get("engine") or {}).get("cpus")
-        s.paragraphs.append(
-            "The swarm is the lab's load generator (in the app image its ping-pong runs in C, at about the "
-            f"native client's cost per reply), and it shares the engine's {cpus or '?'} cores with the server. So for every "
-            "figure the lab says "
-            "what set the pace (limited by): the swarm, when its processes used nearly all the cores they "
-            "can use (one per worker); the host, when the server and the swarm together, or everything "
-            "on the machine, used nearly all the engine's cores; otherwise the server. Only the last ranks "
-            f"the model; the others are marked {data.LIMITED}.")
-        if "throughput.svg" in plot_files:
-            s.figures.append(Figure("throughput.svg", "Replies per second per model"))
-        s.tables.append(("", tables.throughput(run)))
-        sections.append(s)
-    if closed or opened:
-        s = Section("latency", f"{number.next()}. Latency, closed loop and open loop")
-        s.paragraphs.append(
-            "In a closed loop a client sends its next request only after the last reply, so while the "
-            "server stalls nobody sends and the stall is measured once: the percentiles look better than "
-            "what a steady stream of users would see. The open loop sends on a fixed schedule whatever "
-            "the server does and measures each request from its intended send time, so a stall shows "
-            "in every request it delayed. Requests that were never answered are in no percentile: "
-            "their share is marked beside the model.")
-        s.paragraphs.extend(w.about for w in opened)
-        if "latency.svg" in plot_files:
-            s.figures.append(Figure("latency.svg", "Latency percentiles per model, closed and open loop"))
-        s.tables.append(("", tables.latency(run)))
-        sections.append(s)
+    if not (closed or opened):
+        return None
+    s = Section("latency", f"{number.next()}. Latency, closed loop and open loop")
+    s.paragraphs.append(
+        "In a closed loop a client sends its next request only after the last reply, so while the "
+        "server stalls nobody sends and the stall is measured once: the percentiles look better than "
+        "what a steady stream of users would see. The open loop sends on a fixed schedule whatever "
+        "the server does and measures each request from its intended send time, so a stall shows "
+        "in every request it delayed. Requests that were never answered are in no percentile: "
+        "their share is marked beside the model.")
+    s.paragraphs.extend(w.about for w in opened)
+    if "latency.svg" in plot_files:
+        s.figures.append(Figure("latency.svg", "Latency percentiles per model, closed and open loop"))
+    s.tables.append(("", tables.latency(run)))
+    return s
 
-    both = tables.clients(run)
-    if both is not None:
-        s = Section("clients", f"{number.next()}. Two clients: the swarm and wrk")
-        s.paragraphs.append(
-            "The same workload driven by a second, independent load generator: wrk (C, HTTP/1.1), run from a "
-            "tools container on the run's network, against the same server. Where the two agree, the figure "
-            "is the server's; where wrk gets much more, the swarm was the limit."
-            + (f" {run.reference} speaks only the line protocol, so it has no wrk figures." if run.reference else ""))
-        s.tables.append(("", both))
-        sections.append(s)
-    if run.sampled:
-        sections.append(resources(run, plot_files, number.next()))
-    for w in run.of_kind("c10k"):
-        sections.append(c10k(run, w, plot_files, number.next()))
 
-    checks = tables.checks(run)
-    if checks is not None:
-        s = Section("checks", f"{number.next()}. Behaviour checks")
-        s.paragraphs.append("From `checks.json` (written by `lab compare --checks` or `lab check` into this "
-                            "run directory): each model's declared behaviour (model.yaml), checked against what "
-                            "its live containers did. Not judged: the lab could not measure what the check needs "
-                            "(the host too busy, evidence missing): neither held nor failed.")
-        s.tables.append(("", checks))
-        sections.append(s)
+ABOUT_CLIENTS = ("The same workload driven by a second, independent load generator: wrk (C, HTTP/1.1), run from a "
+                 "tools container on the run's network, against the same server. Where the two agree, the figure "
+                 "is the server's; where wrk gets much more, the swarm was the limit.")
+ABOUT_CHECKS = ("From `checks.json` (written by `lab compare --checks` or `lab check` into this "
+                "run directory): each model's declared behaviour (model.yaml), checked against what "
+                "its live containers did. Not judged: the lab could not measure what the check needs "
+                "(the host too busy, evidence missing): neither held nor failed.")
+ABOUT_CLASSES = ("`lab classify`'s probes, on a fresh server of each target: the concurrency model "
+                 "inferred from what the server did, beside the one its model.yaml declares. The "
+                 "evidence behind each is in results.json (models.<target>.classification).")
 
-    classes = tables.classification(run)
-    if classes is not None:
-        s = Section("classification", f"{number.next()}. Classification")
-        s.paragraphs.append("`lab classify`'s probes, on a fresh server of each target: the concurrency model "
-                            "inferred from what the server did, beside the one its model.yaml declares. The "
-                            "evidence behind each is in results.json (models.<target>.classification).")
-        s.tables.append(("", classes))
-        sections.append(s)
 
-    if baseline is not None:
-        from . import baseline as against
-        s = Section("baseline", f"{number.next()}. Against the baseline")
-        s.paragraphs.append(against.about(run, baseline))
-        s.tables.append(("", against.table(run, baseline)))
-        sections.append(s)
-
-    s = Section("environment", f"{number.next()}. Environment")
-    s.tables.append(("", tables.environment(run)))
-    s.tables.append(("Workloads", tables.workloads(run)))
-    s.tables.append(("Servers", tables.servers(run)))
-    sections.append(s)
-    return Document("I/O models compared", subtitle, sections)
+def _table_sections(number: "Numbers", wanted: list[tuple[str, str, Table | None, str]]) -> list[Section]:
+    """A numbered section of one paragraph and one table for each (id, title,
+    table, about) where the run has the table."""
+    found = []
+    for sid, title, table, about in wanted:
+        if table is not None:
+            s = Section(sid, f"{number.next()}. {title}")
+            s.paragraphs.append(about)
+            s.tables.append(("", table))
+            found.append(s)
+    return found
 
 
 def _skips(run: Run, model: str) -> str:

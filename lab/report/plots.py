@@ -218,21 +218,7 @@ def latency(run: Run) -> bytes | None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         for i, m in enumerate(run.models):
             for j, w in enumerate(series):
-                y = i - 0.36 + 0.72 * (j + 0.5) / n
-                points = [(p, run.spread(m, w, data.latency_ms(key))) for p, key in data.PERCENTILES]
-                got = [(p, s.median) for p, s in points if s is not None]
-                if not got:
-                    ax.text(1, y, "skipped" if run.skipped(m, w) else "no replies", va="center", fontsize=7.5, color="#999999",
-                            transform=ax.get_yaxis_transform())
-                    continue
-                ax.plot([v for _, v in got], [y] * len(got), color=colour(run, w), linewidth=1.6, zorder=2)
-                for p, v in got:
-                    ax.plot([v], [y], marker=MARKERS[p], color=colour(run, w), markersize=5.2,
-                            markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
-                note = _unserved(run, m, w)
-                if note:
-                    ax.annotate(note, (got[-1][1], y), xytext=(6, 0), textcoords="offset points",
-                                va="center", fontsize=7.5, color="#b03a2e")
+                _percentiles(ax, run, m, w, i - 0.36 + 0.72 * (j + 0.5) / n)
         ax.set_yticks(range(len(run.models)), [_label(run, m) for m in run.models])
         ax.set_ylim(len(run.models) - 0.5, -0.5)
         ax.tick_params(axis="y", length=0)
@@ -251,6 +237,24 @@ def latency(run: Run) -> bytes | None:
                   ncol=min(len(handles), 5 + len(series)) if len(series) <= 3 else 5)
         ax.set_title("Latency percentiles: closed loop and open loop", loc="left")
     return _svg(fig)
+
+
+def _percentiles(ax: Any, run: Run, m: str, w: str, y: float) -> None:
+    """One model's percentiles of one workload, on a line at ``y``, with what they leave out."""
+    points = [(p, run.spread(m, w, data.latency_ms(key))) for p, key in data.PERCENTILES]
+    got = [(p, s.median) for p, s in points if s is not None]
+    if not got:
+        ax.text(1, y, "skipped" if run.skipped(m, w) else "no replies", va="center", fontsize=7.5, color="#999999",
+                transform=ax.get_yaxis_transform())
+        return
+    ax.plot([v for _, v in got], [y] * len(got), color=colour(run, w), linewidth=1.6, zorder=2)
+    for p, v in got:
+        ax.plot([v], [y], marker=MARKERS[p], color=colour(run, w), markersize=5.2,
+                markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
+    note = _unserved(run, m, w)
+    if note:
+        ax.annotate(note, (got[-1][1], y), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=7.5, color="#b03a2e")
 
 
 def _unserved(run: Run, model: str, workload: str) -> str:
@@ -282,21 +286,7 @@ def resources(run: Run) -> bytes | None:
         (a, b), (c, d) = fig.subplots(2, 2)
         handles: list[Any] = [Patch(color=colour(run, w), label=w) for w in loads]
 
-        # a: server and swarm CPU, stacked, against the machine's cores
-        for i, m in enumerate(run.models):
-            srv = run.spread(m, main, data.server_cores)
-            sw = run.spread(m, main, data.swarm_cores)
-            s_v = srv.median if srv else 0.0
-            w_v = sw.median if sw else 0.0
-            a.barh(i, s_v, color=colour(run, main), height=0.6)
-            a.barh(i, w_v, left=s_v, color=SWARM, height=0.6, hatch="///", edgecolor="white", linewidth=0)
-        handles.append(Patch(facecolor=SWARM, hatch="///", edgecolor="white", label="swarm (stacked on the server)"))
-        if cpus:
-            a.axvline(cpus, color="#b03a2e", linestyle="--", linewidth=1)
-            a.set_xlim(0, cpus * 1.08)
-            handles.append(Line2D([], [], color="#b03a2e", linestyle="--", label=f"the engine's {cpus} cores"))
-        _models_axis(a, run)
-        a.set_title(f"CPU during {main}, cores", loc="left")
+        handles += _cpu_panel(a, run, main, cpus)
 
         # b: server CPU per reply, per workload
         _grouped_barh(b, run, loads, lambda m, w: run.spread(m, w, data.us_per_reply), lambda v: f"{v:,.0f}")
@@ -310,25 +300,48 @@ def resources(run: Run) -> bytes | None:
         _log_axis(c)
         c.axvline(0, color="#888888", linewidth=0.6)
 
-        # d: threads and processes under load
-        for i, m in enumerate(run.models):
-            th = run.spread(m, snap, data.load_figure("threads"))
-            pr = run.spread(m, snap, data.load_figure("processes"))
-            for off, s, col in ((-0.17, th, THREADS), (0.17, pr, PROCESSES)):
-                if s is None:
-                    continue
-                d.barh(i + off, s.median, height=0.32, color=col)
-                d.annotate(f"{s.median:.0f}", (s.median, i + off), xytext=(3, 0), textcoords="offset points",
-                           va="center", fontsize=7)
-        handles += [Patch(color=THREADS, label="threads"), Patch(color=PROCESSES, label="processes")]
-        _models_axis(d, run)
-        d.set_title(f"threads and processes during {snap}", loc="left")
-        d.margins(x=0.15)
+        handles += _tasks_panel(d, run, snap)
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.06, 1.0), ncol=4)
         height = fig.get_figheight()
         axes_height = (height * (1 - 0.75 / height - 0.11)) / 2  # inches per row of panels
         fig.subplots_adjust(top=1 - 0.75 / height, hspace=0.75 / axes_height, wspace=0.28)
     return _svg(fig)
+
+
+def _cpu_panel(a: Any, run: Run, main: str, cpus: int | None) -> list[Any]:
+    """Server and swarm CPU, stacked, against the machine's cores; the legend's entries."""
+    for i, m in enumerate(run.models):
+        srv = run.spread(m, main, data.server_cores)
+        sw = run.spread(m, main, data.swarm_cores)
+        s_v = srv.median if srv else 0.0
+        w_v = sw.median if sw else 0.0
+        a.barh(i, s_v, color=colour(run, main), height=0.6)
+        a.barh(i, w_v, left=s_v, color=SWARM, height=0.6, hatch="///", edgecolor="white", linewidth=0)
+    handles: list[Any] = [Patch(facecolor=SWARM, hatch="///", edgecolor="white", label="swarm (stacked on the server)")]
+    if cpus:
+        a.axvline(cpus, color="#b03a2e", linestyle="--", linewidth=1)
+        a.set_xlim(0, cpus * 1.08)
+        handles.append(Line2D([], [], color="#b03a2e", linestyle="--", label=f"the engine's {cpus} cores"))
+    _models_axis(a, run)
+    a.set_title(f"CPU during {main}, cores", loc="left")
+    return handles
+
+
+def _tasks_panel(d: Any, run: Run, snap: str) -> list[Any]:
+    """Threads and processes under load; the legend's entries."""
+    for i, m in enumerate(run.models):
+        th = run.spread(m, snap, data.load_figure("threads"))
+        pr = run.spread(m, snap, data.load_figure("processes"))
+        for off, s, col in ((-0.17, th, THREADS), (0.17, pr, PROCESSES)):
+            if s is None:
+                continue
+            d.barh(i + off, s.median, height=0.32, color=col)
+            d.annotate(f"{s.median:.0f}", (s.median, i + off), xytext=(3, 0), textcoords="offset points",
+                       va="center", fontsize=7)
+    _models_axis(d, run)
+    d.set_title(f"threads and processes during {snap}", loc="left")
+    d.margins(x=0.15)
+    return [Patch(color=THREADS, label="threads"), Patch(color=PROCESSES, label="processes")]
 
 
 # -- (5) c10k ------------------------------------------------------------------------
@@ -349,45 +362,8 @@ def c10k(run: Run, workload: str) -> bytes | None:
     with matplotlib.rc_context(STYLE):
         fig = _figure(1.5 + 0.42 * max(2, len(models)))
         mem, lat = fig.subplots(1, 2)
-        height = 0.8 / len(MEMORY)
-        for i, m in enumerate(models):
-            for j, (key, _, col) in enumerate(MEMORY):
-                s = run.spread(m, workload, data.per_connection_kib(key))
-                if s is None:
-                    continue
-                y = i - 0.4 + height * (j + 0.5)
-                mem.barh(y, s.median, height=height * 0.9, color=col)
-                few = f" {data.PARTIAL}" if data.c10k_partial(run, m, workload) else ""
-                mem.annotate(kib(s.median) + few, (s.median, y),
-                             xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-        _models_axis(mem, run, models)
-        _log_axis(mem)
-        mem.set_title("memory per connection at the peak", loc="left")
-        mem.set_xlabel("KiB over the idle server (log scale)")
-
-        lat.set_xscale("log")
-        lat.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        lat.xaxis.set_minor_formatter(NullFormatter())
-        asked = w.flags.get("clients")
-        for i, m in enumerate(models):
-            got = [(p, s.median) for p, key in (("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us"))
-                   if (s := run.spread(m, workload, data.check_latency_ms(key)))]
-            if got:
-                lat.plot([v for _, v in got], [i] * len(got), color=LATENCY, linewidth=1.6, zorder=2)
-                for p, v in got:
-                    lat.plot([v], [i], marker=MARKERS[p], color=LATENCY, markersize=5.2,
-                             markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
-            held = run.spread(m, workload, data.c10k_counter("open_at_peak"))
-            if held is not None and isinstance(asked, int) and held.median < asked:
-                # under the model's line, at the right: the latency is of the clients it served
-                lat.annotate(f"{held.median:,.0f} of {asked:,} open at peak", (1, i + 0.3),
-                             xycoords=("axes fraction", "data"), xytext=(-4, 0), textcoords="offset points",
-                             ha="right", va="center", fontsize=7.5, color="#b03a2e")
-        _models_axis(lat, run, models)
-        lat.tick_params(axis="y", labelleft=False)
-        lat.set_title("the busy clients' latency during the hold", loc="left")
-        lat.set_xlabel("ms (log scale)")
-        lat.margins(x=0.3)
+        _memory_panel(mem, run, models, workload)
+        _hold_latency_panel(lat, run, models, workload, w.flags.get("clients"))
         handles = [Patch(color=c, label=label) for _, label, c in MEMORY]
         handles += [Line2D([], [], color=LATENCY, marker=MARKERS[p], linestyle="none", label=p)
                     for p in ("p50", "p99", "max")]
@@ -395,6 +371,52 @@ def c10k(run: Run, workload: str) -> bytes | None:
         height = fig.get_figheight()
         fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.6 / height, wspace=0.08)
     return _svg(fig)
+
+
+def _memory_panel(mem: Any, run: Run, models: list[str], workload: str) -> None:
+    """Memory per connection at the peak (PSS, USS, cgroup), log scale."""
+    height = 0.8 / len(MEMORY)
+    for i, m in enumerate(models):
+        for j, (key, _, col) in enumerate(MEMORY):
+            s = run.spread(m, workload, data.per_connection_kib(key))
+            if s is None:
+                continue
+            y = i - 0.4 + height * (j + 0.5)
+            mem.barh(y, s.median, height=height * 0.9, color=col)
+            few = f" {data.PARTIAL}" if data.c10k_partial(run, m, workload) else ""
+            mem.annotate(kib(s.median) + few, (s.median, y),
+                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    _models_axis(mem, run, models)
+    _log_axis(mem)
+    mem.set_title("memory per connection at the peak", loc="left")
+    mem.set_xlabel("KiB over the idle server (log scale)")
+
+
+def _hold_latency_panel(lat: Any, run: Run, models: list[str], workload: str, asked: Any) -> None:
+    """The busy clients' latency during the hold, and how many connections each
+    model held where it did not hold them all."""
+    lat.set_xscale("log")
+    lat.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    lat.xaxis.set_minor_formatter(NullFormatter())
+    for i, m in enumerate(models):
+        got = [(p, s.median) for p, key in (("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us"))
+               if (s := run.spread(m, workload, data.check_latency_ms(key)))]
+        if got:
+            lat.plot([v for _, v in got], [i] * len(got), color=LATENCY, linewidth=1.6, zorder=2)
+            for p, v in got:
+                lat.plot([v], [i], marker=MARKERS[p], color=LATENCY, markersize=5.2,
+                         markeredgecolor="white", markeredgewidth=0.6, linestyle="none", zorder=3)
+        held = run.spread(m, workload, data.c10k_counter("open_at_peak"))
+        if held is not None and isinstance(asked, int) and held.median < asked:
+            # under the model's line, at the right: the latency is of the clients it served
+            lat.annotate(f"{held.median:,.0f} of {asked:,} open at peak", (1, i + 0.3),
+                         xycoords=("axes fraction", "data"), xytext=(-4, 0), textcoords="offset points",
+                         ha="right", va="center", fontsize=7.5, color="#b03a2e")
+    _models_axis(lat, run, models)
+    lat.tick_params(axis="y", labelleft=False)
+    lat.set_title("the busy clients' latency during the hold", loc="left")
+    lat.set_xlabel("ms (log scale)")
+    lat.margins(x=0.3)
 
 
 def _log_axis(ax: Any) -> None:

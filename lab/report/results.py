@@ -78,7 +78,7 @@ def scenario_record(probe: Any, reading: dict[str, Any], verdict: Any, server: d
     """A scenario workload's record (c10k): the swarm's results as for any
     workload, the server it ran on and its CPU, the check's verdict with
     every figure its judge computed (lab/checks/judges.py), from ``probe``
-    (lab.probe.Probe) and ``reading`` (what the check read around it), and
+    (lab.run.probe.Probe) and ``reading`` (what the check read around it), and
     the connection counters of SCHEMA.md (``counters``, c10k_counters)."""
     t0 = (probe.results.get("started") or {}).get("monotonic")
     peak = reading.get("peak_sample")

@@ -188,62 +188,89 @@ def throughput_cell(run: Run, model: str, workload: str, ranges: bool = False) -
 PROMISE_CLASS = {"held": "ok", "failed": "fail", "not judged": "unknown", "not checked": ""}
 
 
+@dataclass
+class _Glance:
+    """The workloads the summary's columns are about."""
+
+    timelines: list[data.Workload]
+    closed: list[data.Workload]
+    main: data.Workload | None  # the first closed loop
+    opened: data.Workload | None
+    cpu: data.Workload | None  # whose CPU is shown
+    snap: data.Workload | None  # whose memory and tasks are shown
+    c10k: data.Workload | None
+
+    @classmethod
+    def of(cls, run: Run) -> "_Glance":
+        closed, opened = run.of_kind("closed"), _first(run, "open")
+        main = closed[0] if closed else None
+        return cls(run.of_kind("timeline"), closed, main, opened, main or opened, data.snapshot_workload(run),
+                   _first(run, "c10k"))
+
+    def columns(self) -> list[str]:
+        cols = ["model", "model.yaml promises"] + [f"{w.name}: served at once" for w in self.timelines]
+        cols += [f"{w.name} replies/s" for w in self.closed]
+        if self.main:
+            cols += [f"{self.main.name} served", f"{self.main.name} p99 ms"]
+        if self.opened:
+            cols += [f"{self.opened.name} p99 ms", f"{self.opened.name} unanswered"]
+        if self.cpu:
+            cols += [f"server cores ({self.cpu.name})", f"swarm cores ({self.cpu.name})"]
+        if self.snap:
+            cols += [f"KiB/conn ({self.snap.name})", f"threads/procs ({self.snap.name})"]
+        if self.c10k:
+            cols += [f"{self.c10k.name} open at peak", f"{self.c10k.name} KiB/conn"]
+        return cols
+
+
 def summary(run: Run) -> Table:
     """At a glance: one row per model (the ceiling first)."""
-    closed, opened = run.of_kind("closed"), _first(run, "open")
-    main = closed[0] if closed else None
-    timelines = run.of_kind("timeline")
-    cols = ["model", "model.yaml promises"] + [f"{w.name}: served at once" for w in timelines]
-    cols += [f"{w.name} replies/s" for w in closed]
-    if main:
-        cols += [f"{main.name} served", f"{main.name} p99 ms"]
-    if opened:
-        cols += [f"{opened.name} p99 ms", f"{opened.name} unanswered"]
-    cpu = main or opened
-    snap = data.snapshot_workload(run)
-    if cpu:
-        cols += [f"server cores ({cpu.name})", f"swarm cores ({cpu.name})"]
-    if snap:
-        cols += [f"KiB/conn ({snap.name})", f"threads/procs ({snap.name})"]
-    c10k = _first(run, "c10k")
-    if c10k:
-        cols += [f"{c10k.name} open at peak", f"{c10k.name} KiB/conn"]
+    g = _Glance.of(run)
+    cols = g.columns()
     t = Table(cols, align="ll" + "r" * (len(cols) - 2))
     best: dict[tuple[int, bool], list[tuple[int, float | None, bool]]] = {}  # (column, higher is better)
     for m in run.models:
         promise = data.promise(run, m)
-        row = [model_cell(run, m), promise.text] + [_at_once(run, m, w.name) for w in timelines]
-        for w in closed:
-            best.setdefault((len(row), True), []).append(
-                (len(t.rows), _median(run.spread(m, w.name, data.replies_per_s)), eligible(run, m, w.name, True)))
-            row.append(throughput_cell(run, m, w.name))
-        for w in [main, opened]:
-            if w is None:
-                continue
-            if w is main:
-                row.append(ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)))
-            p99 = _median(run.spread(m, w.name, data.latency_ms("p99_us")))
-            best.setdefault((len(row), False), []).append((len(t.rows), p99, eligible(run, m, w.name)))
-            row.append(marked(ms(p99), PARTIAL if data.partial(run, m, w.name) else ""))
-            if w is opened:
-                row.append(_share(run.spread(m, w.name, data.unanswered), run.spread(m, w.name, data.sent)))
-        if cpu:
-            row += [cores(run, m, cpu.name), num(_median(run.spread(m, cpu.name, data.swarm_cores)), 2)]
-        if snap:
-            row += [num(_median(run.spread(m, snap.name, data.memory_per_conn_kib)), 0),
-                    ratio(run.spread(m, snap.name, data.load_figure("threads")),
-                          run.spread(m, snap.name, data.load_figure("processes")))]
-        if c10k:
-            row += [_c10k_open(run, m, c10k),
-                    marked(kib(_median(run.spread(m, c10k.name, data.per_connection_kib("pss")))),
-                           PARTIAL if data.c10k_partial(run, m, c10k.name) else "")]
         failed = any(r.get("error") for r in run.repeats(m))
-        i = t.add(row, "fail" if failed else "ceiling" if run.kind_of(m) == "reference" else "")
+        i = t.add(_summary_row(run, m, g, len(t.rows), best, promise.text),
+                  "fail" if failed else "ceiling" if run.kind_of(m) == "reference" else "")
         t.cell_class[(i, 1)] = PROMISE_CLASS[promise.state]
     for (col, higher), candidates in best.items():
         highlight_best(t, col, candidates, higher)
-    t.notes.append(_summary_note(run, main, snap, c10k) + legend(t, run) + _coarse(t) + above_ceiling(run))
+    t.notes.append(_summary_note(run, g.main, g.snap, g.c10k) + legend(t, run) + _coarse(t) + above_ceiling(run))
     return t
+
+
+def _summary_row(run: Run, m: str, g: _Glance, index: int,
+                 best: dict[tuple[int, bool], list[tuple[int, float | None, bool]]],
+                 promise: str) -> list[str]:
+    """One model's cells; each rankable figure is put among ``best``'s candidates of its column."""
+    row = [model_cell(run, m), promise] + [_at_once(run, m, w.name) for w in g.timelines]
+    for w in g.closed:
+        best.setdefault((len(row), True), []).append(
+            (index, _median(run.spread(m, w.name, data.replies_per_s)), eligible(run, m, w.name, True)))
+        row.append(throughput_cell(run, m, w.name))
+    for w in [g.main, g.opened]:
+        if w is None:
+            continue
+        if w is g.main:
+            row.append(ratio(run.spread(m, w.name, data.served), run.spread(m, w.name, data.connected)))
+        p99 = _median(run.spread(m, w.name, data.latency_ms("p99_us")))
+        best.setdefault((len(row), False), []).append((index, p99, eligible(run, m, w.name)))
+        row.append(marked(ms(p99), PARTIAL if data.partial(run, m, w.name) else ""))
+        if w is g.opened:
+            row.append(_share(run.spread(m, w.name, data.unanswered), run.spread(m, w.name, data.sent)))
+    if g.cpu:
+        row += [cores(run, m, g.cpu.name), num(_median(run.spread(m, g.cpu.name, data.swarm_cores)), 2)]
+    if g.snap:
+        row += [num(_median(run.spread(m, g.snap.name, data.memory_per_conn_kib)), 0),
+                ratio(run.spread(m, g.snap.name, data.load_figure("threads")),
+                      run.spread(m, g.snap.name, data.load_figure("processes")))]
+    if g.c10k:
+        row += [_c10k_open(run, m, g.c10k),
+                marked(kib(_median(run.spread(m, g.c10k.name, data.per_connection_kib("pss")))),
+                       PARTIAL if data.c10k_partial(run, m, g.c10k.name) else "")]
+    return row
 
 
 def above_ceiling(run: Run) -> str:

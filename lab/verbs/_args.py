@@ -6,8 +6,7 @@ import argparse
 import math
 from typing import Callable
 
-from ..engine import ORCHESTRATORS
-from ..engine import orchestrator as chosen
+from ..engine import ORCHESTRATORS, orchestrator as chosen
 from ..errors import UsageError
 
 NOFILE = 20000  # descriptors per container (compose.yaml ulimits), within this host's hard limit

@@ -18,27 +18,17 @@ Figures are measurements, not pass/fail: they land in bench.json in the run
 directory, with the environment they were taken in.
 """
 
+
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
-import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 from rich.table import Table
 
-from .. import models
+from ..bench.calibrate import calibration_lines, unmeasured
+from ..bench.session import Request, bench
 from ..console import out, say
-from ..context import engine
-from ..engine import NO_HEALTHCHECK, EngineError, Unit
-from ..errors import EnvironmentProblem, UsageError
-from ..live import LiveRun
-from ..measure import Cgroup
-from ..probe import Bench, Target
 from . import _args
 
 
@@ -59,168 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def bench_up(repeat: int, orchestrator: str = "local") -> dict[str, Any]:
-    """`lab up MODEL --no-swarm` as a user runs it, timed from the command to
-    its report of a healthy server (images built beforehand)."""
-    times = []
-    lab = [sys.executable, "-m", "lab"]
-    env = {**os.environ, "LAB_ORCHESTRATOR": orchestrator}
-    for i in range(repeat + 1):  # the first builds images if needed: not counted
-        began = time.monotonic()
-        done = subprocess.run([*lab, "up", "threads", "--no-swarm"], capture_output=True, text=True, env=env)
-        took = time.monotonic() - began
-        if done.returncode != 0:
-            return {"error": done.stderr.strip().splitlines()[-1:]}
-        run_id = done.stdout.split("(run ", 1)[1].split(",", 1)[0]
-        subprocess.run([*lab, "down", run_id], capture_output=True, env=env)
-        if i:
-            times.append(round(took, 3))
-        say(f"bench up: {'warm-up' if not i else f'run {i}'} {took:.2f}s")
-    return {"command": "lab up threads --no-swarm", "seconds": times,
-            "median_s": statistics.median(times), "max_s": max(times), "goal_s": 3.0}
-
-
-def bench_swarm(live: LiveRun, bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    pipeline = args.pipeline or 16
-    epoll = bench.serve(models.get("epoll"), trace="off", args=["--backlog=4096"])
-    probe = bench.swarm(epoll, "throughput", [
-        "--clients=100", "--pattern=pingpong", f"--pipeline={pipeline}", "--size=64",
-        "--warmup=1", f"--duration={args.duration or 8}", "--trace=off"])
-    s = probe.summary
-    figures["throughput"] = {
-        "server": "epoll (--trace off)", "connections": 100, "size": 64, "pipeline": pipeline,
-        "replies_per_s": round(s.get("replies_per_s", 0)), "latency": s.get("latency"),
-        "swarm_cpu_cores": probe.results.get("cpu", {}).get("per_s"), "goal_replies_per_s": 120_000}
-    say(f"bench swarm: {figures['throughput']['replies_per_s']:,} replies/s, swarm CPU "
-        f"{figures['throughput']['swarm_cpu_cores']} cores")
-    bench.remove(epoll)
-    for name in ("epoll", "asyncio"):
-        target = bench.serve(models.get(name), trace="off", args=["--backlog=4096"])
-        probe = bench.swarm(target, f"hold-{args.connections}", [
-            f"--clients={args.connections}", "--pattern=hold", "--duration=6", "--trace=off"])
-        s = probe.summary
-        conns = s.get("connections", {})
-        figures[f"hold_{name}"] = {
-            "server": name, "asked": args.connections, "connected": conns.get("connected"),
-            "connect_all_s": conns.get("connect_all_s"), "errors": s.get("errors"),
-            "limits": probe.results.get("limits"), "warnings": probe.results.get("warnings")}
-        say(f"bench swarm: {conns.get('connected')} of {args.connections} connections held against {name}"
-            f" (all in {conns.get('connect_all_s')} s)")
-        bench.remove(target)
-    return figures
-
-
-# -- calibrate: the swarm against the native reference ---------------------------
-
-CLIENTS = ("native", "python", "swarm")  # python: iolab-pyfloor, CPython's floor
-TOOLS = {"native": "iolab-pingpong", "python": "iolab-pyfloor"}  # the clients run by exec
-SERVERS = ("native", "epoll")
-CONNECTIONS, SIZE, WARMUP = 100, 64, 1.0
-GOALS = {"vs_native": 0.8, "vs_epoll": 0.95, "swarm_cpu_us_per_reply": 10.0,
-         "epoll_of_native": 0.8, "msg_over_conn": 2.0}
-TRACE_LEVELS = ("conn", "msg")  # what message tracing costs the epoll model, per reply
-# Cores of other work on the host during a run past which its figures are
-# doubtful.  "Other" (lab/checks/host.py) also holds the kernel's softirq time
-# for the run's own traffic, which no cgroup is charged for: a few tenths.
-BUSY = 0.5
-
-
-def calibration_order(rounds: int) -> list[tuple[int, str, str]]:
-    """(round, client, server) in the order they run: servers and clients
-    swap places every other round (ABBA), so that a drift of the machine
-    during the session weighs on both sides of every ratio alike."""
-    order = []
-    for r in range(rounds):
-        flip = r % 2 == 1
-        for server in reversed(SERVERS) if flip else SERVERS:
-            for client in reversed(CLIENTS) if flip else CLIENTS:
-                order.append((r, client, server))
-    return order
-
-
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 3) if values else None
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per pair: median rate and CPU per reply; per server: the swarm/native
-    rate ratio of each round (both measured in the same round), and its
-    median, and the same for CPython's floor over the native client and the
-    swarm over that floor.  A run that failed (no rate) leaves its round's
-    ratio out."""
-    pairs: dict[str, Any] = {}
-    for client in CLIENTS:
-        for server in SERVERS:
-            mine = [r for r in runs if r["client"] == client and r["server"] == server]
-            rates = [r["replies_per_s"] for r in mine if r.get("replies_per_s")]
-            pairs[f"{client}->{server}"] = {
-                "client": client, "server": server, "runs": len(mine), "measured": len(rates),
-                "replies_per_s": _median(rates), "min": min(rates, default=None), "max": max(rates, default=None),
-                "client_cpu_us_per_reply": _median([r["client_cpu_us_per_reply"] for r in mine
-                                                    if r.get("client_cpu_us_per_reply") is not None]),
-                "server_cpu_us_per_reply": _median([r["server_cpu_us_per_reply"] for r in mine
-                                                    if r.get("server_cpu_us_per_reply") is not None]),
-            }
-
-    def ratios(server: str, over: str = "native", client: str = "swarm") -> list[float]:
-        out: list[float] = []
-        for rnd in sorted({r["round"] for r in runs}):
-            got = {r["client"]: r.get("replies_per_s") for r in runs if r["round"] == rnd and r["server"] == server}
-            if got.get(client) and got.get(over):
-                out.append(round(got[client] / got[over], 3))
-        return out
-
-    summary: dict[str, Any] = {"pairs": pairs, "ratios": {}}
-    for server in SERVERS:
-        goal = f"vs_{server}"
-        per_round = ratios(server)
-        summary["ratios"][goal] = {"what": f"swarm / native client, replies/s against {server}",
-                                   "per_round": per_round, "median": _median(per_round), "goal": GOALS[goal]}
-        # what any CPython client reaches here: the floor over the native client ...
-        floor = ratios(server, client="python")
-        summary["ratios"][f"floor_vs_{server}"] = {"what": f"CPython floor / native client, replies/s against {server}",
-                                              "per_round": floor, "median": _median(floor)}
-        # ... and how much of the rest is the swarm's own bookkeeping
-        own = ratios(server, over="python")
-        summary["ratios"][f"swarm_over_floor_{server}"] = {
-            "what": f"swarm / CPython floor, replies/s against {server}", "per_round": own, "median": _median(own)}
-    native_rates = {r["round"]: r.get("replies_per_s") for r in runs
-                    if r["client"] == "native" and r["server"] == "native"}
-    epoll_share = [round(r["replies_per_s"] / native_rates[r["round"]], 3) for r in runs
-                   if r["client"] == "native" and r["server"] == "epoll" and r.get("replies_per_s")
-                   and native_rates.get(r["round"])]
-    summary["ratios"]["epoll_of_native"] = {"what": "epoll model / native server, native client's replies/s",
-                                            "per_round": epoll_share, "median": _median(epoll_share),
-                                            "goal": GOALS["epoll_of_native"]}
-
-    def cpu(client: str) -> float | None:
-        return _median([r["client_cpu_us_per_reply"] for r in runs
-                        if r["client"] == client and r.get("client_cpu_us_per_reply") is not None])
-
-    summary["swarm_cpu_us_per_reply"] = {"median": cpu("swarm"), "native_median": cpu("native"),
-                                         "floor_median": cpu("python"), "goal": GOALS["swarm_cpu_us_per_reply"]}
-    busy = [r for r in runs if r.get("host_other_cores") is not None and r["host_other_cores"] > BUSY]
-    summary["host_busy_runs"] = len(busy)
-    return summary
-
-
-def trace_cost(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The epoll model's server CPU per reply at --trace msg over --trace
-    conn, each round's pair on its own, then the median."""
-    per_round = []
-    for rnd in sorted({r["round"] for r in runs}):
-        cpu = {r["trace"]: r.get("server_cpu_us_per_reply") for r in runs if r["round"] == rnd}
-        if cpu.get("msg") and cpu.get("conn"):
-            per_round.append(round(cpu["msg"] / cpu["conn"], 3))
-    levels = {level: _median([r["server_cpu_us_per_reply"] for r in runs if r["trace"] == level
-                              and r.get("server_cpu_us_per_reply") is not None]) for level in TRACE_LEVELS}
-    return {"what": "epoll model's CPU per reply, --trace msg / --trace conn (native client)",
-            "server_cpu_us_per_reply": levels, "per_round": per_round, "median": _median(per_round),
-            "goal": GOALS["msg_over_conn"]}
-
 
 def calibration_table(result: dict[str, Any]) -> Table:
+    """The six pairs' medians: rates and CPU per reply on both sides."""
     summary = result["summary"]
     table = Table(title=f"calibration: {result['connections']} connections, {result['size']}-byte lines, "
                         f"{result['pipeline']} in flight, {result['rounds']} rounds of {result['duration_s']:g} s "
@@ -235,194 +66,16 @@ def calibration_table(result: dict[str, Any]) -> Table:
     return table
 
 
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def calibration_lines(result: dict[str, Any]) -> list[str]:
-    """The ratios against their goals, in words."""
-    s = result["summary"]
-    lines = []
-    for server in SERVERS:
-        r = s["ratios"][f"vs_{server}"]
-        verdict = "-" if r["median"] is None else ("meets" if r["median"] >= r["goal"] else "below")
-        floor, own = s["ratios"][f"floor_vs_{server}"]["median"], s["ratios"][f"swarm_over_floor_{server}"]["median"]
-        if verdict == "below" and floor is not None and floor < r["goal"]:
-            verdict += f"; CPython's floor reaches only {floor:.2f}, so no Python client can here"
-        elif floor is not None:
-            verdict += f"; CPython's floor: {floor:.2f}"
-        if own is not None:
-            verdict += f"; the swarm does {own:.2f} of the floor"
-        lines.append(f"{r['what']}: {_fmt(r['median'], 2)} (rounds: {', '.join(f'{x:.2f}' for x in r['per_round'])}; "
-                     f"goal {r['goal']}: {verdict})")
-    share = s["ratios"]["epoll_of_native"]
-    verdict = "-" if share["median"] is None else ("meets" if share["median"] >= share["goal"] else "below")
-    lines.append(f"{share['what']}: {_fmt(share['median'], 2)} (goal {share['goal']}: {verdict})")
-    if cost := result.get("trace_cost"):
-        verdict = "-" if cost["median"] is None else ("meets" if cost["median"] <= cost["goal"] else "above")
-        levels = cost["server_cpu_us_per_reply"]
-        lines.append(f"{cost['what']}: {_fmt(cost['median'], 2)} ({_fmt(levels['msg'])} against "
-                     f"{_fmt(levels['conn'])} us; goal {cost['goal']:g}: {verdict})")
-    cpu = s["swarm_cpu_us_per_reply"]
-    verdict = "-" if cpu["median"] is None else ("meets" if cpu["median"] <= cpu["goal"] else "above")
-    floor = cpu.get("floor_median")
-    if verdict == "above" and floor is not None and floor > cpu["goal"]:
-        verdict += "; CPython's floor is above it too, so no Python client can meet it here"
-    lines.append(f"swarm CPU per reply: {_fmt(cpu['median'])} us (native client: {_fmt(cpu['native_median'])} us, "
-                 f"CPython floor: {_fmt(floor)} us; goal {cpu['goal']:g}: {verdict})")
-    if s["host_busy_runs"]:
-        lines.append(f"warning: other work on the host took more than {BUSY} cores during "
-                     f"{s['host_busy_runs']} of {len(result['runs'])} runs: ratios are doubtful")
-    return lines
-
-
-class Calibrator:
-    """The six pairs, container to container on one run's network: the two
-    servers stay up for the whole session; the swarm runs by exec in the
-    run's swarm container, the native client and CPython's floor by exec in
-    a container of the native image (no server in it, no network alias of a
-    server)."""
-
-    def __init__(self, live: LiveRun, bench: Bench, duration: float, pipeline: int) -> None:
-        self.live, self.bench = live, bench
-        self.duration, self.pipeline = duration, pipeline
-        self.client = self._client_container()
-        self.client_cgroup = Cgroup(self.client)
-        self.saved = 0  # iolab-pingpong and iolab-pyfloor reports written to the run directory
-        self.servers: dict[str, Target] = {}
-        for name in SERVERS:
-            self.servers[name] = bench.serve(models.get(name), trace="conn", args=["--backlog=4096"])
-
-    def trace_level(self, rnd: int, level: str) -> dict[str, Any]:
-        """The native client against a fresh epoll server at ``level``."""
-        self.servers["epoll"] = self.bench.serve(models.get("epoll"), trace=level, args=["--backlog=4096"])
-        figures = self.run(rnd, "native", "epoll")
-        figures["trace"] = level
-        return figures
-
-    def _client_container(self) -> Unit:
-        """A second unit of compose.yaml's `native` service, idle, for
-        iolab-pingpong and iolab-pyfloor; named and aliased apart from the
-        native server."""
-        live = self.live
-        name = "native-client"
-        return live.start("native", command=["sleep", "infinity"], name=f"{live.prefix}-{name}", key=name,
-                          role="client", healthcheck=NO_HEALTHCHECK, aliases=(name,))
-
-    def run(self, rnd: int, client: str, server: str) -> dict[str, Any]:
-        target = self.servers[server]
-        before = target.cpu()
-        load = self._host_load(target)
-        began = time.monotonic()
-        try:
-            figures = self._swarm(target, rnd) if client == "swarm" else self._exec(target, TOOLS[client])
-        finally:
-            if load is not None:
-                load.stop()
-        after = target.cpu()
-        replies = figures.pop("replies_total", 0)
-        figures["server_cpu_us_per_reply"] = (round((after.cpu_s - before.cpu_s) * 1e6 / replies, 2)
-                                              if replies and after.cpu_s is not None and before.cpu_s is not None
-                                              else None)
-        free = load.free_cores() if load is not None else None
-        figures["host_other_cores"] = None if free is None or load is None or load.cpus is None \
-            else round(max(load.cpus - free, 0.0), 2)
-        figures.update(round=rnd, client=client, server=server, elapsed_s=round(time.monotonic() - began, 2))
-        say(f"calibrate round {rnd + 1}: {client} -> {server}: "
-            f"{figures.get('replies_per_s') or 0:,.0f} replies/s, client "
-            f"{_fmt(figures.get('client_cpu_us_per_reply'))} us/reply, server "
-            f"{_fmt(figures.get('server_cpu_us_per_reply'))} us/reply")
-        return figures
-
-    def _host_load(self, target: Target) -> Any:
-        """Other work on the host meanwhile (lab/checks/host.py), if it can be read."""
-        try:
-            from ..checks.host import HostLoad, local_proc_stat
-        except ImportError:
-            return None
-        if self.bench.swarm_container is None:
-            return None  # the swarm runs as a unit per probe: its CPU is not in one cgroup to leave out
-        cgroups = [target.cgroup, self.client_cgroup, Cgroup(self.bench.swarm_container)]
-        load = HostLoad(local_proc_stat, cgroups, own=True, every=None) if target.cgroup.local else None
-        if load is not None:
-            load.start()
-        return load
-
-    def _exec(self, target: Target, tool: str) -> dict[str, Any]:
-        command = [tool, f"--target={target.address}", f"--connections={CONNECTIONS}",
-                   f"--duration={self.duration:g}", f"--warmup={WARMUP:g}", f"--size={SIZE}",
-                   f"--pipeline={self.pipeline}"]
-        try:
-            done = self.client.exec(command, split=True)
-            code, stdout, stderr = done.exit_code, done.output, done.stderr
-        except EngineError as exc:
-            raise EnvironmentProblem(f"cannot run {tool}: {exc.explanation}") from None
-        try:
-            doc = json.loads(stdout or b"")
-        except ValueError:
-            raise EnvironmentProblem(f"{tool} against {target.model.name} exited {code}: "
-                                     f"{(stderr or b'').decode(errors='replace').strip()[-300:]}") from None
-        self.saved += 1
-        self.live.dir.write_json(f"probes/native-client/{self.saved:02d}-{tool}-{target.model.name}.json", doc)
-        return {"replies_per_s": doc["replies_per_s"] if doc["connected"] else None,
-                "client_cpu_us_per_reply": doc["cpu_us_per_reply"] if doc["replies_measured"] else None,
-                "latency_p50_us": doc["latency"]["p50_us"], "latency_p99_us": doc["latency"]["p99_us"],
-                "connected": doc["connected"], "errors": sum(doc["errors"].values()),
-                "replies_total": doc["replies"], "command": command}
-
-    def _swarm(self, target: Target, rnd: int) -> dict[str, Any]:
-        flags = [f"--clients={CONNECTIONS}", "--pattern=pingpong", f"--pipeline={self.pipeline}",
-                 f"--size={SIZE}", f"--warmup={WARMUP:g}", f"--duration={self.duration:g}", "--trace=off"]
-        probe = self.bench.swarm(target, f"calibrate-{rnd + 1}", flags)
-        s, cpu = probe.summary, probe.results.get("cpu", {})
-        connected = s.get("connections", {}).get("connected", 0)
-        return {"replies_per_s": s.get("replies_per_s") if connected else None,
-                "client_cpu_us_per_reply": cpu.get("us_per_reply"),
-                "latency_p50_us": s.get("latency", {}).get("p50_us"),
-                "latency_p99_us": s.get("latency", {}).get("p99_us"),
-                "connected": connected, "errors": sum(s.get("errors", {}).values()),
-                "replies_total": s.get("replies", 0), "command": probe.command,
-                "fast_path": cpu.get("fast_path")}
-
-
-def bench_calibrate(live: LiveRun, bench: Bench, args: argparse.Namespace,
-                    make: Callable[..., Calibrator] = Calibrator) -> dict[str, Any]:
-    duration = args.duration or 5.0
-    pipeline = args.pipeline or 1
-    cal = make(live, bench, duration, pipeline)
-    runs = [cal.run(rnd, client, server) for rnd, client, server in calibration_order(args.rounds)]
-    result = {"connections": CONNECTIONS, "size": SIZE, "pipeline": pipeline, "duration_s": duration,
-              "warmup_s": WARMUP, "rounds": args.rounds, "goals": GOALS, "runs": runs}
-    result["summary"] = summarise(runs)
-    # then what message tracing costs: msg and conn in turn (ABBA), a fresh server each
-    levels = [(rnd, level) for rnd in range(args.rounds)
-              for level in (TRACE_LEVELS if rnd % 2 == 0 else TRACE_LEVELS[::-1])]
-    result["trace_runs"] = [cal.trace_level(rnd, level) for rnd, level in levels]
-    result["trace_cost"] = trace_cost(result["trace_runs"])
-    return result
-
-
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
-    if args.what in ("calibrate", "all") and (args.duration or 5.0) <= WARMUP:
-        raise UsageError(f"--duration {args.duration:g} leaves nothing of a calibration run after "
-                         f"its {WARMUP:g} s warm-up: give more than {WARMUP:g}")
-    eng = engine(args.orchestrator)
-    results: dict[str, Any] = {"schema": "iolab.bench/1"}
-    with LiveRun(eng, "bench", args.what, say=say, params=vars(args) | {"func": None}) as live:
-        live.ensure_image()
-        if args.what in ("up", "all"):
-            results["up"] = bench_up(args.repeat, eng.kind)
-        bench = Bench(live, replicas=args.swarm_replicas) if args.what != "up" else None
-        if args.what in ("swarm", "all"):
-            assert bench is not None
-            results["swarm"] = bench_swarm(live, bench, args)
-        if args.what in ("calibrate", "all"):
-            assert bench is not None
-            results["calibrate"] = bench_calibrate(live, bench, args)
-        results["engine"] = {**{k: eng.version().get(k) for k in ("Version", "ApiVersion", "KernelVersion")},
-                             "orchestrator": eng.kind}
-        live.dir.write_json("bench.json", results)
+    results, run_dir = bench(Request(args.what, args.repeat, args.duration, args.pipeline, args.rounds,
+                                     args.connections, args.orchestrator, args.swarm_replicas),
+                             params=vars(args) | {"func": None})
     for key, value in results.items():
         if key == "calibrate":
             out.print(calibration_table(value))
@@ -430,9 +83,8 @@ def run(args: argparse.Namespace) -> int:
                 out.print(line)
         else:
             out.print(f"[bold]{key}[/]: {value}")
-    out.print(f"written to {live.dir.path}/bench.json")
-    missing = [r for r in results.get("calibrate", {}).get("runs", []) if not r.get("replies_per_s")]
-    if missing:
+    out.print(f"written to {run_dir}/bench.json")
+    if missing := unmeasured(results):
         say(f"{len(missing)} calibration run(s) measured no replies: "
             + ", ".join(f"{r['client']} -> {r['server']} (round {r['round'] + 1})" for r in missing))
         return 1

@@ -24,19 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from rich.live import Live
 from rich.table import Table
 
-from .. import checks, images, models
+from ..checks.session import CheckRequest, check
+from ..checks.verdict import Verdict, conclude, counts, outcome
 from ..console import err, escape, out, say
-from ..context import engine
-from ..engine import Engine
-from ..errors import EnvironmentProblem, UsageError
-from ..live import LiveRun
-from ..probe import Bench
 from . import _args
 
 MARK = {None: "[yellow]not judged[/]", True: "[green]pass[/]", False: "[red]FAIL[/]"}
@@ -66,6 +61,15 @@ class Board:
         self.names, self.scenarios = names, scenarios
         self.live = Live(self.table(), console=err, refresh_per_second=4, transient=False) if live else None
 
+    def __enter__(self) -> "Board":
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
+
     def table(self) -> Table:
         t = Table(title="lab check", header_style="bold")
         t.add_column("model")
@@ -75,11 +79,11 @@ class Board:
             t.add_row(m, *(self.cells.get((m, s), "[dim]·[/]") for s in self.scenarios))
         return t
 
-    def update(self, model: str, scenario: str, verdicts: list[checks.Verdict] | None) -> None:
+    def update(self, model: str, scenario: str, verdicts: list[Verdict] | None) -> None:
         if verdicts is None:
             self.cells[(model, scenario)] = "[cyan]…[/]"
         else:
-            worst = checks.outcome(verdicts)
+            worst = outcome(verdicts)
             self.cells[(model, scenario)] = CELL[worst]
             if self.live is None:
                 say(f"{model:<11} {scenario:<17} " + ("pass" if worst == "held" else "; ".join(
@@ -88,7 +92,7 @@ class Board:
             self.live.update(self.table())
 
 
-def final_table(verdicts: list[checks.Verdict]) -> Table:
+def final_table(verdicts: list[Verdict]) -> Table:
     t = Table(title="lab check: expected and observed", header_style="bold", show_lines=False)
     for col in ("model", "check", "expected", "observed", "result"):
         t.add_column(col, overflow="fold")
@@ -97,67 +101,17 @@ def final_table(verdicts: list[checks.Verdict]) -> Table:
     return t
 
 
-def usable(eng: Engine, chosen: list[models.Model], explicit: bool) -> list[models.Model]:
-    """The models the base image can run.  One named that it cannot: exit 2
-    before anything starts; under --all, left out with a line saying why."""
-    lacking = images.lacking(eng, [m.name for m in chosen], say)
-    if lacking and explicit:
-        name, missing = next(iter(lacking.items()))
-        raise EnvironmentProblem(images.needs_line(name, missing))
-    for name, missing in lacking.items():
-        say(f"left out: {images.needs_line(name, missing)}")
-    return [m for m in chosen if m.name not in lacking]
-
-
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
-    if args.all and args.models:
-        raise UsageError("name models or use --all, not both")
-    if not args.all and not args.models:
-        raise UsageError(f"which models? name some or use --all (models: {', '.join(models.all_models())})")
-    overrides = checks.parse_expect(args.expect)
-    chosen = [m for m in models.all_models().values() if m.kind == "model"] if args.all \
-        else [models.get(m) for m in args.models]
-    chosen = [m.with_expect(overrides) for m in chosen]
-    scenarios = checks.scenario_files(args.scenario)
-    plan = {m.name: [s.name for s in checks.applicable(m, scenarios)] for m in chosen}
-    if not any(plan.values()):
-        raise UsageError("no check applies: these models declare none of the keys the scenarios judge "
-                         "(see their model.yaml expect, or --expect)")
-    skips = [s for m in chosen for s in checks.skipped(m, scenarios)]
-    for s in skips:
-        say(f"skipped: {s['model']} {s['check']}: {s['why']}")
-    began = time.monotonic()
-    eng = engine(args.orchestrator)
-    chosen = usable(eng, chosen, explicit=not args.all)
-    what = "all" if args.all else "-".join(args.models)
-    params = {"models": [m.name for m in chosen], "scenarios": [s.name for s in scenarios],
-              "expect_overrides": overrides, "orchestrator": eng.kind, "swarm_replicas": args.swarm_replicas}
-    verdicts: list[checks.Verdict] = []
-    board = Board([m.name for m in chosen], [s.name for s in scenarios],
-                  {(m.name, s.name) for m in chosen for s in scenarios if s.name not in plan[m.name]},
-                  live=sys.stderr.isatty() and not args.json)
-    with LiveRun(eng, "check", what, say=say, params=params) as live:
-        bench = Bench(live, replicas=args.swarm_replicas)
-        if board.live:
-            board.live.start()
-        try:
-            for model in chosen:
-                verdicts += checks.run_model(bench, model, scenarios, board.update)
-        finally:
-            if board.live:
-                board.live.stop()
-        took = time.monotonic() - began
-        report: dict[str, Any] = checks.as_json(verdicts, {
-            "run": live.id, "models": [m.name for m in chosen],
-            "scenarios": {s.name: str(s.file) for s in scenarios}, "expect_overrides": overrides,
-            "duration_s": round(took, 1)}, skips)
-        live.dir.write_json("checks.json", report)
+    done = check(CheckRequest(args.models, args.all, args.scenario, args.expect, args.orchestrator,
+                              args.swarm_replicas),
+                 lambda names, scenarios, skipped: Board(names, scenarios, skipped,
+                                                         live=sys.stderr.isatty() and not args.json))
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(done.report, indent=2))
     else:
-        out.print(final_table(verdicts))
-        n = checks.counts(verdicts)
-        out.print(f"{n['held']} of {len(verdicts)} expectations held, {n['failed']} failed, "
-                  f"{n['not_judged']} not judged ({took:.0f}s); run directory {live.dir.path}", markup=False)
-    return checks.conclude(verdicts, f"{live.dir.path}/checks.json")
+        out.print(final_table(done.verdicts))
+        n = counts(done.verdicts)
+        out.print(f"{n['held']} of {len(done.verdicts)} expectations held, {n['failed']} failed, "
+                  f"{n['not_judged']} not judged ({done.took_s:.0f}s); run directory {done.run_dir}", markup=False)
+    return conclude(done.verdicts, f"{done.run_dir}/checks.json")

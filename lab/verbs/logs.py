@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
-import threading
-from typing import Any, Iterable
 
-from .. import runs as run_ids
 from ..console import out
+from ..run.context import inventory
+from ..run.runs import follow, log_lines, pick, units_of
 from . import _args
-from ..context import inventory
-from ..engine import SERVICE, VERB, Engine, EngineError, Inventory
-from ..errors import UsageError
 
 SKIP = {"t", "ev", "model", "pid", "tid", "conn"}
 
@@ -35,19 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tail", type=_args.number(int, 0), default=None, help="only the last N events of each container")
     _args.orchestrator_seen(p)
     p.set_defaults(func=run)
-
-
-def pick_run(inv: Inventory, wanted: str | None) -> Any:
-    runs = inv.runs()
-    if wanted:
-        hits = run_ids.match(wanted, runs)
-        if len(hits) != 1:
-            raise UsageError(f"no single run matches '{wanted}'; `lab status` lists them")
-        return runs[hits[0]]
-    ups = sorted((r for r in runs.values() if r.labels.get(VERB) == "up"), key=lambda r: r.run)
-    if not ups:
-        raise UsageError("no lab is up; start one with `lab up MODEL`")
-    return ups[-1]
 
 
 def render(service: str, line: bytes, origin: list[float], raw: bool, offset: float = 0.0) -> str:
@@ -70,51 +52,15 @@ def render(service: str, line: bytes, origin: list[float], raw: bool, offset: fl
     return f"{t - origin[0]:9.3f}  {service:<10} {event.get('ev', '?'):<8} {event.get('conn', ''):<22} {details}"
 
 
-def _sort_key(line: bytes, offset: float = 0.0) -> float:
-    try:
-        return float(json.loads(line)["t"]) - offset
-    except (ValueError, KeyError, TypeError):
-        return float("inf")
-
-
 def run(args: argparse.Namespace) -> int:
-    res = pick_run(inventory(), args.run)
-    containers = [u for u in res.units if not args.service or u.labels.get(SERVICE) == args.service]
-    if not containers:
-        names = ", ".join(sorted(u.labels.get(SERVICE, u.name) for u in res.units))
-        raise UsageError(f"run {res.run} has no service '{args.service}' (it has: {names})")
+    units = units_of(pick(inventory(), args.run), args.service)
+    lines = follow(units) if args.follow else iter(log_lines(units, args.tail))
     origin: list[float] = []
-    if not args.follow:
-        lines: list[tuple[float, str, bytes, float]] = []
-        for c in containers:
-            off = _offset(c)
-            got = c.logs(tail=args.tail if args.tail is not None else "all").splitlines()
-            lines += [(_sort_key(line, off), c.labels.get(SERVICE, c.name), line, off) for line in got]
-        lines.sort(key=lambda x: x[0])
-        for _, service, line, off in lines:
-            if shown := render(service, line, origin, args.raw, off):
-                out.print(shown, markup=False)
-        return 0
-    feed: queue.Queue[tuple[str, bytes, float]] = queue.Queue()
-
-    def pump(c: Any, lines: Iterable[bytes], off: float) -> None:
-        for line in lines:
-            feed.put((c.labels.get(SERVICE, c.name), line, off))
-
-    for c in containers:
-        threading.Thread(target=pump, args=(c, Engine.log_stream(c), _offset(c)), daemon=True).start()
     try:
-        while True:  # until Ctrl-C: following is what the user asked for
-            service, line, off = feed.get()
+        for service, line, off in lines:  # following: until Ctrl-C, as the user asked
             if shown := render(service, line, origin, args.raw, off):
                 out.print(shown, markup=False)
     except KeyboardInterrupt:  # the way to stop following: nothing was started, nothing to remove
-        return 0
-
-
-def _offset(unit: Any) -> float:
-    """How far the unit's machine's monotonic clock is ahead of ours (0 when unknown)."""
-    try:
-        return float(unit.clock().offset_s)
-    except EngineError:
-        return 0.0
+        if not args.follow:
+            raise
+    return 0

@@ -7,8 +7,8 @@ import json
 
 from rich.table import Table
 
-from .. import models as catalogue
 from ..console import escape, out
+from ..plan import models as catalogue
 
 
 KINDS = [("model", "Python models"), ("reference", "references (calibration, not under study)"),

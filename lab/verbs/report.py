@@ -18,9 +18,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import config, runs
 from ..console import out
-from ..errors import UsageError
+from ..report import render_again
+from ..report.baseline import about, table
+from ..report.tables import rich_table
+from ..report.terminal import print_table
+from ..run.rundir import locate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,36 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def find_run(text: str) -> Path:
-    path = Path(text)
-    if path.is_dir():
-        return path
-    found = runs.find(text) if "/" not in text and text not in (".", "..") else None
-    if found is None:
-        raise UsageError(f"no run directory '{text}' (and no single run id under {config.runs_dir()} "
-                         "starts with it)")
-    return found
-
-
 def run(args: argparse.Namespace) -> int:
-    from .. import report
-    from ..report import baseline, tables
-    from ..report.terminal import print_table
-
-    source = find_run(args.run_dir)
-    other = find_run(args.baseline) if args.baseline else None
-    if other is not None and other.resolve() == source.resolve():
-        raise UsageError("--baseline names the run itself; give another compare run")
-    this, before = report.load(source), report.load(other) if other else None
-    files = report.render(this, before)
-    target = Path(args.out) if args.out else source
-    try:
-        written = report.write_files(target, files)
-    except OSError as exc:
-        raise UsageError(f"cannot write the report into {target}: {exc.strerror}") from None
-    if before is not None:
-        out.print(baseline.about(this, before))
-        print_table(out, tables.rich_table(baseline.table(this, before)))
-    out.print(f"report: {target / 'report.html'} ({len(written)} files: "
-              f"{', '.join(sorted({str(p.relative_to(target)).split('/')[0] for p in written}))})")
+    done = render_again(locate(args.run_dir), Path(args.out) if args.out else None,
+                        locate(args.baseline) if args.baseline else None)
+    if done.baseline is not None:
+        out.print(about(done.run, done.baseline))
+        print_table(out, rich_table(table(done.run, done.baseline)))
+    target = done.folder
+    out.print(f"report: {target / 'report.html'} ({len(done.written)} files: "
+              f"{', '.join(sorted({str(p.relative_to(target)).split('/')[0] for p in done.written}))})")
     return 0

@@ -16,12 +16,9 @@ import sys
 
 from rich.table import Table
 
-from .. import checks, models, scenarios
+from ..checks.session import RunRequest, run_scenario
+from ..checks.verdict import Verdict, conclude, outcome
 from ..console import out, say
-from ..context import engine
-from ..errors import UsageError
-from ..live import LiveRun
-from ..probe import Bench
 from . import _args
 
 
@@ -37,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def figures_table(verdicts: list[checks.Verdict]) -> Table:
+def figures_table(verdicts: list[Verdict]) -> Table:
     t = Table(title="figures", header_style="bold")
     t.add_column("model", style="bold")
     t.add_column("figure")
@@ -49,41 +46,20 @@ def figures_table(verdicts: list[checks.Verdict]) -> Table:
     return t
 
 
+def _progress(model: str, scenario: str, verdicts: list[Verdict] | None) -> None:
+    if verdicts is not None:
+        say(f"{model}: {scenario} {outcome(verdicts)}")
+
+
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
-    if args.all and args.model:
-        raise UsageError("name models with --model, or use --all, not both")
-    if not args.all and not args.model:
-        raise UsageError(f"lab run {args.scenario}: which models? name them with --model M (repeatable) "
-                         "or use --all")
-    scenario = scenarios.get(args.scenario)
-    if args.all:  # the Python models; references and real servers are named
-        chosen = [m for m in models.all_models().values() if m.kind == "model" and checks.judged_keys(m, scenario)]
-    else:
-        chosen = [models.get(m) for m in args.model]
-    for m in chosen:
-        if not checks.judged_keys(m, scenario):
-            raise UsageError(f"{m.name}'s model.yaml declares none of {', '.join(scenario.judges)}, "
-                             f"which {scenario.name} judges")
-    if not chosen:
-        raise UsageError(f"no model declares {', '.join(scenario.judges)}, which {scenario.name} judges")
-    eng = engine(args.orchestrator)
-    verdicts: list[checks.Verdict] = []
-    with LiveRun(eng, "run", scenario.name, say=say,
-                 params={"scenario": scenario.name, "models": [m.name for m in chosen],
-                         "orchestrator": eng.kind, "swarm_replicas": args.swarm_replicas}) as live:
-        bench = Bench(live, replicas=args.swarm_replicas)
-        for model in chosen:
-            verdicts += checks.run_model(bench, model, [scenario], lambda m, s, v: v is None or say(
-                f"{m}: {s} {checks.outcome(v)}"))
-        results = checks.as_json(verdicts, {"run": live.id, "scenario": scenario.name,
-                                            "models": [m.name for m in chosen]})
-        live.dir.write_json("results.json", results)
+    done = run_scenario(RunRequest(args.scenario, args.model, args.all, args.orchestrator, args.swarm_replicas),
+                        _progress)
     if args.json:
-        json.dump(results, sys.stdout, indent=2)
+        json.dump(done.report, sys.stdout, indent=2)
     else:
-        out.print(figures_table(verdicts))
-        for v in verdicts:
+        out.print(figures_table(done.verdicts))
+        for v in done.verdicts:
             out.print(f"{v.model}: {v.expected} -> {v.observed} [{v.outcome}]", markup=False)
-        out.print(f"run directory {live.dir.path}", markup=False)
-    return checks.conclude(verdicts, f"{live.dir.path}/results.json")
+        out.print(f"run directory {done.run_dir}", markup=False)
+    return conclude(done.verdicts, f"{done.run_dir}/results.json")

@@ -8,11 +8,9 @@ import time
 
 from rich.table import Table
 
-from typing import Any
-
 from ..console import out
-from ..context import inventory
-from ..engine import OWNER, SERVICE, VERB, EngineError, RunResources, owner_alive
+from ..run.context import inventory
+from ..run.runs import describe
 from . import _args
 
 
@@ -21,26 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _args.orchestrator_seen(p)
     p.set_defaults(func=run)
-
-
-def describe(res: RunResources) -> dict[str, Any]:
-    labels = res.labels
-    alive = owner_alive(labels.get(OWNER))
-    rows = []
-    for u in [u for part in (res, *res.also) for u in part.units]:
-        try:
-            s = u.state()
-        except EngineError:  # removed meanwhile
-            continue
-        rows.append({"name": u.name, "service": u.labels.get(SERVICE, "?"), "state": s.status,
-                     "health": s.health, "exit": s.exit_code, "ip": s.ip, "created": s.created,
-                     **({"node": s.node} if s.node else {})})
-    return {"run": res.run, "orchestrator": res.orchestrator, "verb": labels.get(VERB, "compose"), "kept": res.kept,
-            "owner": "lab up (kept)" if res.kept else
-            {True: "running", False: "dead", None: "unknown"}[alive],
-            "containers": rows, "networks": [n.name for n in res.networks],
-            "volumes": [v.name for v in res.volumes], **({"configs": [c.name for c in res.others]}
-                                                        if res.others else {})}
 
 
 def run(args: argparse.Namespace) -> int:

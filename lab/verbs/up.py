@@ -8,18 +8,12 @@ server stays until `lab down`.
 from __future__ import annotations
 
 import argparse
-import re
-import time
 
 from ioschema import PATTERNS
 
-from .. import compose, config, models
-from ..console import escape, out, say
-from ..context import engine
-from ..errors import UsageError
-from ..live import LiveRun
+from ..console import escape, out
+from ..run.up import UpRequest, up
 from . import _args
-
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,64 +43,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def server_command(base: list[str], trace: str, workers: int | None, model: models.Model) -> list[str]:
-    """The server's command: its trace level, and the pool size asked for, or
-    model.yaml's (the size its expectations were written for)."""
-    command = [*base, f"--trace={trace}"]
-    if workers is None and model.workers is not None and model.kind == "model":
-        workers = model.workers
-    if workers is not None:
-        if model.workers is None:
-            pools = ", ".join(n for n, m in models.all_models().items() if m.workers)
-            raise UsageError(f"{model.name} has no pool: --workers applies to targets with one ({pools})")
-        if workers % model.workers_step:
-            raise UsageError(f"{model.name} shares its pool among {model.workers_step} processes: --workers "
-                             f"must be a multiple of {model.workers_step}, not {workers}")
-        command.append(f"--workers={workers}")
-    return command
-
-
-def swarm_command(base: list[str], **flags: object) -> list[str]:
-    """The compose.yaml swarm command with its --flags replaced by ours."""
-    kept = [a for a in base if not any(a.startswith(f"--{k.replace('_', '-')}=") for k in flags)]
-    return kept + [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if v is not None]
-
-
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
-    model = models.get(args.model)
-    if args.name and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,30}", args.name):
-        raise UsageError("--name must be lower-case letters, digits, '.', '_' or '-' (at most 31)")
-    topology = compose.load_topology(config.compose_file())
-    if model.name not in topology.services:
-        raise UsageError(f"{model.name} has a model.yaml but no service in {topology.file}")
-    spec = topology.service(model.name)
-    command = server_command(spec.spec["command"], args.trace, args.workers, model)
-    began = time.monotonic()
-    eng = engine(args.orchestrator)
-    params = {k: v for k, v in vars(args).items() if k != "func"}
-    with LiveRun(eng, "up", model.name, say=say, name=args.name, params=params,
-                 topology=topology) as live:
-        server = live.start(model.name, publish=args.publish, command=command)
-        live.wait_healthy(server, args.timeout)
-        healthy = time.monotonic() - began
-        swarm = None
-        if not args.no_swarm:
-            swarm = live.start("swarm", command=swarm_command(
-                live.topology.service("swarm").spec["command"], target=f"server:{model.port}",
-                clients=args.clients, interval=args.interval, duration=args.duration, message=args.message,
-                pattern=args.pattern, trace=args.trace, protocol=None if model.protocol == "line" else model.protocol),
-                replicas=args.swarm_replicas)
-        live.keep()
-        live.dir.write_json("up.json", {"healthy_after_s": round(healthy, 3)})
-    state = server.state()
-    out.print(f"[bold]{model.name}[/] is up (run {live.id}, healthy after {healthy:.1f}s)")
+    done = up(UpRequest(args.model, args.clients, args.interval, args.duration, args.message, args.pattern,
+                        args.workers, args.trace, args.no_swarm, args.publish, args.name, args.timeout,
+                        args.orchestrator, args.swarm_replicas),
+              params={k: v for k, v in vars(args).items() if k != "func"})
+    model, server, state = done.model, done.server, done.server.state()
+    out.print(f"[bold]{model.name}[/] is up (run {done.run_id}, healthy after {done.healthy_s:.1f}s)")
     out.print(f"  server  {server.name}  {state.ip}:{model.port}" + (f"  on {state.node}" if state.node else "")
               + (f"  published on {server.published()}" if args.publish else ""))
-    if swarm is not None:
-        out.print(f"  swarm   {swarm.name}  {args.clients} clients"
+    if done.swarm is not None:
+        out.print(f"  swarm   {done.swarm.name}  {args.clients} clients"
                   + (f" in {args.swarm_replicas} replicas" if args.swarm_replicas > 1 else "")
                   + f", {args.pattern} every {args.interval:g} ms, stops after {args.duration:g} s")
-    out.print(f"  logs    `lab logs` (or `make lab-logs`); kept in {escape(str(live.dir.path))}/logs at `lab down`")
+    out.print(f"  logs    `lab logs` (or `make lab-logs`); kept in {escape(str(done.run_dir))}/logs at `lab down`")
     out.print("  stop    `lab down` (or `make lab-down`)")
     return 0

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from lab import compose, config, images
+from lab import config
 from lab.console import say
+from lab.plan import compose
+from lab.run import images
 
 _watched: list[Any] = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import models, scenarios
+from lab.plan import models, scenarios
 from tests.live.judged import ROOT, check, expect_ok
 
 JUDGED = {key for s in scenarios.all_scenarios().values() if s.default for key in s.judges}

@@ -2,8 +2,8 @@
 Python models and the native reference) and every real server must be
 classified as its model.yaml declares, though classify never reads it.
 
-One run and one swarm container serve them all (lab/observe.py's probes
-through lab/probe.py's Bench); each target gets a fresh server of its own,
+One run and one swarm container serve them all (lab/observe/probes.py's probes
+through lab/run/probe.py's Bench); each target gets a fresh server of its own,
 about eight seconds of probing, and is removed.  Then the verb itself, by
 address: a server `lab up` started, the same server through --network,
 a container the lab did not start (refused without --external, classified
@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from lab import classify, models, observe
 from lab.console import say
 from lab.engine import SERVICE
-from lab.live import LiveRun
-from lab.probe import Bench
+from lab.observe import classify, probes as observe
+from lab.plan import models
+from lab.run.live import LiveRun
+from lab.run.probe import Bench
 from tests.live.judged import lab, run_of
 
 TARGETS = sorted(models.all_models())

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
 from lab.errors import EnvironmentProblem
-from lab.live import LiveRun
-from lab.probe import Bench
+from lab.plan import models
+from lab.run.live import LiveRun
+from lab.run.probe import Bench
 
 ROOT = Path(__file__).resolve().parents[2]
 

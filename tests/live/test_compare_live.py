@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
+from lab.compare.plan import comparable, kind_of
+from lab.compare.session import exit_status
+from lab.compare.wrk import wrk_available
+from lab.plan import models
+from lab.plan.commands import duplicated
 from lab.report import c10k, data, tables
-from lab.verbs import compare
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +92,7 @@ def test_compare_blocking_and_threads(app_image, engine) -> None:
             assert data.limit(inputs).by in ("swarm", "host", "server"), inputs
             # every flag once: no classic-experiment flag riding along on another pattern
             command = results["models"][m]["repeats"][0]["workloads"][w]["swarm_command"]
-            assert not compare.duplicated(command) and not any(a.startswith("--interval") for a in command)
+            assert not duplicated(command) and not any(a.startswith("--interval") for a in command)
 
     # the HTML shows it, and never calls blocking's one connection the best
     page = (run_dir / "report.html").read_text()
@@ -164,11 +167,11 @@ def test_compare_c10k_reports_what_10000_connections_did(app_image, engine) -> N
     results = json.loads((run_dir / "results.json").read_text())
     assert results["errors"] == [] and results["params"]["scenarios"] == ["c10k"], done.stderr
     # 0 both held, 3 a check found the host too busy to judge (never 1: both hold what they promise)
-    assert done.returncode == compare.exit_status(results, None) in (0, 3), \
+    assert done.returncode == exit_status(results, None) in (0, 3), \
         f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
 
     # the workload is the scenario file's: its probe's flags, its server flags
-    from lab import scenarios
+    from lab.plan import scenarios
     scenario = scenarios.get("c10k")
     (workload,) = results["workloads"]
     assert workload["kind"] == "c10k" and workload["server_flags"] == scenario.server
@@ -178,7 +181,7 @@ def test_compare_c10k_reports_what_10000_connections_did(app_image, engine) -> N
         assert rec["error"] is None, rec["error"]
         assert all(f in rec["swarm_command"] for f in scenario.probes["main"].flags(0)), rec["swarm_command"]
         assert rec["server"]["start"]["backlog"] == 4096 and "--backlog=4096" in rec["server"]["command"]
-        assert not compare.duplicated(rec["server"]["command"]), rec["server"]["command"]
+        assert not duplicated(rec["server"]["command"]), rec["server"]["command"]
         assert (run_dir / "logs" / f"{m}.r1.c10k.log").exists()
     epoll, select = (recs[m]["check"]["figures"] for m in ("epoll", "select"))
     if recs["epoll"]["check"]["ok"] is None:  # the host too busy to take 10,000 in time: said, not guessed
@@ -247,7 +250,7 @@ def test_compare_checks_writes_the_checks_into_its_own_run(app_image, engine) ->
     assert results["params"]["checks"] is True and results["errors"] == [], done.stderr
     verdicts = [c for c in checks["checks"] if c["model"] == "blocking"]
     assert {c["check"].split(":")[0] for c in verdicts} >= {"served-at-once", "stalls"}, verdicts
-    assert done.returncode == compare.exit_status(results, checks), f"exit {done.returncode}: {done.stderr}"
+    assert done.returncode == exit_status(results, checks), f"exit {done.returncode}: {done.stderr}"
     run = data.load(run_dir)
     promise = data.promise(run, "blocking")
     assert promise.state in ("held", "failed", "not judged") and promise.text in done.stdout
@@ -259,10 +262,11 @@ def test_compare_runs_the_ceiling_when_there_is_one(app_image, engine) -> None:
     """The native reference runs first, by default, exactly when a model.yaml
     of kind reference with a compose service is there (and c10k is skipped
     for it, saying why); without one, compare runs the models alone."""
-    catalogue = compare.comparable(models.all_models())
-    from lab import compose, config
+    catalogue = comparable(models.all_models())
+    from lab import config
+    from lab.plan import compose
     services = compose.load_topology(config.compose_file()).services
-    refs = [n for n, m in catalogue.items() if compare.kind_of(m) == "reference" and n in services]
+    refs = [n for n, m in catalogue.items() if kind_of(m) == "reference" and n in services]
     done = subprocess.run(
         [sys.executable, "-m", "lab", "compare", "--models", "epoll", "--scenario", "pingpong,rate", "--repeat", "1",
          "--duration", "0.5"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
@@ -287,7 +291,7 @@ def test_compare_with_wrk_runs_both_clients_or_says_it_cannot(app_image, engine)
         [sys.executable, "-m", "lab", "compare", "--models", "epoll", "--scenario", "pingpong", "--repeat", "1",
          "--duration", "1", "--no-native", "--client", "wrk"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    why = compare.wrk_available()
+    why = wrk_available()
     if why:
         assert done.returncode == 2 and why in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
         return

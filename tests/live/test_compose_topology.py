@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.events import EventStream
+from lab.measure.events import EventStream
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = "--profile blocking --profile threads"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import models, tools
 from lab.console import say
-from lab.live import LiveRun
+from lab.plan import models
+from lab.run import tools
+from lab.run.live import LiveRun
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -148,9 +148,9 @@ def test_base_image_failure_says_which_step_failed(engine) -> None:
 def test_every_image_the_lab_makes_is_labelled(engine, app_image) -> None:
     """`lab down --images` finds images by label only: the Debian families,
     the application image and the native image all carry the lab's labels."""
-    from lab import images
     from lab.console import say
-    from lab.live import LiveRun
+    from lab.run import images
+    from lab.run.live import LiveRun
 
     with LiveRun(engine, "test", "images", say=say) as live:
         made = {"tools": live.image_for("tools"), "native": live.image_for("native"),
@@ -172,8 +172,8 @@ def test_a_model_whose_base_lacks_what_it_needs_is_refused_in_one_line(engine, a
     says which base to use, before any container starts."""
     import io
 
-    from lab import images
     from lab.console import say
+    from lab.run import images
 
     base = images.ensure_family(engine, "base", say)
     plain = f"iolab-test/plain-base:{engine.lab}"
@@ -218,9 +218,9 @@ def test_logs_are_bounded_and_never_hold_a_container_up(engine, app_image, monke
     """A container that writes 60 MB as fast as it can, with nobody reading:
     it is not held up (the engine's log driver takes everything, rotating at
     compose.yaml's max-size), and the log the lab keeps is capped."""
-    from lab import runs
     from lab.console import say
-    from lab.live import LiveRun
+    from lab.run import rundir as runs
+    from lab.run.live import LiveRun
 
     monkeypatch.setattr(runs, "LOG_CAP", 1 << 20)
     flood = ["python3", "-c", "import sys\nline = 'x' * 99 + '\\n'\nfor _ in range(600_000): sys.stdout.write(line)"]

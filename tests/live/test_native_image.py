@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from lab import tools
 from lab.console import say
 from lab.engine import ROLE
-from lab.live import LiveRun
+from lab.run import tools
+from lab.run.live import LiveRun
 
 
 @pytest.fixture(scope="module")

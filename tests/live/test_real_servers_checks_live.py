@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from lab import models
 from lab.engine import SERVICE
+from lab.plan import models
 from tests.live.judged import check, expect_ok, lab, run_of
 
 SERVERS = sorted(n for n, m in models.all_models().items() if m.kind == "server")

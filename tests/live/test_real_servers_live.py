@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import models, tools
 from lab.console import say
 from lab.engine import ROLE, SERVICE, Unit
-from lab.live import LiveRun
+from lab.plan import models
+from lab.run import tools
+from lab.run.live import LiveRun
 from tests.live import judged
 from tests.live.judged import lab, run_of
 

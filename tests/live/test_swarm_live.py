@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
 from lab.console import say
-from lab.live import LiveRun
-from lab.probe import Bench
+from lab.plan import models
+from lab.run.live import LiveRun
+from lab.run.probe import Bench
 from swarm import fastpath
 
 PATTERNS = {

@@ -26,8 +26,8 @@ from typing import Any
 import docker.errors
 import pytest
 
-from lab import models, scenarios
 from lab.engine import LAB, RUN
+from lab.plan import models, scenarios
 from tests.conftest import unavailable
 from tests.live import swarm_mode
 from tests.live.judged import ROOT, check, expect_ok, lab, run_of

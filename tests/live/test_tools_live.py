@@ -12,10 +12,10 @@ import time
 import docker.errors
 import pytest
 
-from lab import tools
 from lab.console import say
 from lab.engine import LAB, ROLE, RUN, SERVICE
-from lab.live import LiveRun
+from lab.run import tools
+from lab.run.live import LiveRun
 
 URL = "http://server:12345/hello"
 
@@ -87,7 +87,9 @@ def test_plain_compose_builds_native_from_the_labs_images_and_runs_tools(engine,
     """What a Compose user does once the lab has made its images: build the
     native image (FROM the lab's tools and base), start it, and talk to it
     with `compose run tools`; no lab code involved."""
-    from lab import compose as lab_compose, config, images
+    from lab import config
+    from lab.plan import compose as lab_compose
+    from lab.run import images
 
     from .conftest import compose_command
     topology = lab_compose.load_topology(config.compose_file())

@@ -20,8 +20,8 @@ import pytest
 
 from lab import models
 from lab.console import say
-from lab.live import LiveRun
-from lab.probe import Bench
+from lab.run.live import LiveRun
+from lab.run.probe import Bench
 from tests.live.judged import ROOT, lab
 from tests.live.test_swarm_live import PATTERNS
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lab import scenarios
+from lab.plan import scenarios
 from tests.live.judged import check, expect_ok
 
 MODEL = "epoll"

@@ -49,8 +49,10 @@ def binaries(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 
 def from_image(engine: Any, out: Path) -> dict[str, Path]:
     """Copy the two binaries out of the native image the lab builds."""
-    from lab import compose, config, images
+    from lab import config
     from lab.console import say
+    from lab.plan import compose
+    from lab.run import images
     service = compose.load_topology(config.compose_file()).service("native")
     image = images.for_service(engine, service, say)
     container = engine.client.containers.create(image, command=["true"], labels={"org.iolab.lab": engine.lab})

@@ -1,5 +1,5 @@
 """One swarm as replicas (services/swarm/swarm.py --replica I/N), merged by
-the lab (lab/merge.py), against a local epoll server (no Docker).
+the lab (lab/measure/merge.py), against a local epoll server (no Docker).
 
 The replicas must run disjoint clients whose union is the whole swarm, each
 with its own share in its results, and the merged document must count what
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import merge
 from lab.engine import Clock, Output
 from lab.engine.base import results_in
+from lab.measure import merge
 
 from .model_process import SERVICES, ModelProcess
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from lab.bench import calibrate, session
+from lab.bench.calibrate import calibration_lines, calibration_order, summarise
 from lab.verbs import bench
-from lab.verbs.bench import calibration_lines, calibration_order, summarise
 
 
 def test_rounds_alternate_so_drift_weighs_on_both_sides() -> None:
@@ -19,7 +20,7 @@ def test_rounds_alternate_so_drift_weighs_on_both_sides() -> None:
     assert order[6:] == [(1, c, s) for _, c, s in reversed(order[:6])]  # ABBA
     for rnd in range(3):  # every pair once a round
         pairs = [(c, s) for r, c, s in calibration_order(3) if r == rnd]
-        assert sorted(pairs) == sorted((c, s) for c in bench.CLIENTS for s in bench.SERVERS)
+        assert sorted(pairs) == sorted((c, s) for c in calibrate.CLIENTS for s in calibrate.SERVERS)
 
 
 def run(rnd: int, client: str, server: str, rate: float | None, cpu: float | None = 10.0,
@@ -88,8 +89,8 @@ class FakeCalibrator:
 
 
 def test_bench_calibrate_runs_every_pair_of_every_round() -> None:
-    args = argparse.Namespace(duration=None, pipeline=None, rounds=3)
-    result = bench.bench_calibrate(None, None, args, make=FakeCalibrator)  # type: ignore[arg-type]
+    result = calibrate.bench_calibrate(None, None, duration=None, pipeline=None, rounds=3,  # type: ignore[arg-type]
+                                       make=FakeCalibrator)
     assert (result["duration_s"], result["pipeline"], result["connections"], result["size"]) == (5.0, 1, 100, 64)
     assert len(result["runs"]) == 18
     assert result["summary"]["ratios"]["vs_native"]["per_round"] == [0.9, 0.9, 0.9]
@@ -106,7 +107,8 @@ def test_bench_calibrate_runs_every_pair_of_every_round() -> None:
 def test_a_calibration_too_short_for_its_warm_up_is_refused_before_anything_starts(monkeypatch) -> None:
     from lab.errors import UsageError
 
-    monkeypatch.setattr(bench, "engine", lambda: pytest.fail("no engine may be asked for"))
-    args = argparse.Namespace(what="calibrate", duration=1.0, pipeline=None, rounds=1, repeat=1)
+    monkeypatch.setattr(session, "engine", lambda: pytest.fail("no engine may be asked for"))
+    args = argparse.Namespace(what="calibrate", duration=1.0, pipeline=None, rounds=1, repeat=1, connections=10,
+                              orchestrator=None, swarm_replicas=1)
     with pytest.raises(UsageError, match="leaves nothing"):
         bench.run(args)

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from lab import classify, models, observe
-from lab.classify import CONCURRENT, POOL, UNCERTAIN, Observation, Stall
+from lab.observe import classify, probes as observe
+from lab.observe.classify import CONCURRENT, POOL, UNCERTAIN, Observation, Stall
+from lab.plan import models
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "classify-observations.json"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import context
+from lab.run import context
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_malformed_compose_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_models_lists_every_model_with_its_description() -> None:
-    from lab import models
+    from lab.plan import models
 
     done = lab("models")
     assert done.returncode == 0

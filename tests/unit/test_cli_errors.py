@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from lab import cli, live
+from lab import cli
 from lab.errors import EXIT_INTERNAL, EnvironmentProblem
-from lab.events import EventStream
+from lab.measure.events import EventStream
+from lab.run import live
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,7 +149,7 @@ class FakeEngine:
 
 
 def fake_run(tmp_path: Path, engine: FakeEngine) -> live.LiveRun:
-    from lab import compose
+    from lab.plan import compose
     topology = compose.Topology(tmp_path / "compose.yaml", {}, {}, {})
     return live.LiveRun(engine, "test", "cleanup", say=lambda _: None, topology=topology)  # type: ignore[arg-type]
 

@@ -4,7 +4,7 @@ A real server writes none of the lab's trace, so served_at_once reads who
 was served when from the swarm's records (first reply, close): each case
 gives the clients' spans and the verdict each key must get (True, False, or
 None: not judged).  Also the pieces the lab reads instead of the trace
-(lab/reach.py): the socket table, the swarm's flags for a protocol.
+(lab/measure/reach.py): the socket table, the swarm's flags for a protocol.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from typing import Any, Callable
 
 import pytest
 
-from lab import checks, models, reach
+from lab import checks
+from lab.checks import registry
 from lab.errors import UsageError
-from lab.measure import Sample
-from lab.models import Model
+from lab.measure import reach
+from lab.measure.procs import Sample
+from lab.plan import models
+from lab.plan.models import Model
 from tests.unit.test_judges import T0, FakeTarget, context, judged, probe
 
 
@@ -86,17 +89,17 @@ def test_served_at_once_from_the_clients_side(case: str, build: Callable[[], che
                                               want: dict[str, bool | None]) -> None:
     ctx = build()
     got = judged("served_at_once", ctx)
-    assert got == want, [(v.expect, v.observed) for v in checks.registry.JUDGES["served_at_once"](ctx)]
+    assert got == want, [(v.expect, v.observed) for v in registry.JUDGES["served_at_once"](ctx)]
 
 
 def test_client_side_verdicts_say_where_the_evidence_came_from() -> None:
-    v = checks.registry.JUDGES["served_at_once"](clients("all", [(0.1, 0.11), (0.12, 1.0), (0.12, 1.0)],
+    v = registry.JUDGES["served_at_once"](clients("all", [(0.1, 0.11), (0.12, 1.0), (0.12, 1.0)],
                                                          closed={1: "eof"}, closes_idle=True))[0]
     assert v.ok is True and v.figures["evidence"] == "client side" and v.figures["closed_by_server"] == {1: "eof"}
     assert "2 of 2 at once" in v.observed and "closes_idle" in v.observed
 
 
-# -- lab/reach.py -----------------------------------------------------------------------
+# -- lab/measure/reach.py -----------------------------------------------------------------------
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000:3039 00000000:0000 0A 00000000:00000000 00:00000000 00000000 10001        0 1 1 0

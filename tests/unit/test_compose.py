@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import compose, config
+from lab import config
 from lab.engine.local import create_kwargs
 from lab.errors import UsageError
+from lab.plan import compose
 
 
 def write(tmp_path: Path, text: str) -> Path:

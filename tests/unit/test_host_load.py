@@ -1,14 +1,14 @@
-"""lab/checks/host.py without Docker: free cores from /proc/stat readings,
+"""lab/measure/host.py without Docker: free cores from /proc/stat readings,
 less what the server, the swarm and the lab used over the same window."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab.checks import host
-from lab.checks.host import HostLoad, Reading
 from lab.errors import LabError
-from lab.measure import Cpu
+from lab.measure import host
+from lab.measure.cgroup import Cpu
+from lab.measure.host import HostLoad, Reading
 
 TICK = host.TICK
 STAT = """cpu  {user} 0 {system} {idle} 0 0 0 {steal} 0 0

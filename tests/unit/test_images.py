@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from lab import compose, config, images
+from lab import config
 from lab.engine import EngineError, Gone
 from lab.errors import EnvironmentProblem, UsageError
+from lab.plan import compose
+from lab.run import images
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from lab import cli, context
+from lab import cli
 from lab.engine import OWNER, RUN, Inventory, RunResources, connect_every, sdk
+from lab.run import context
 
 from .test_swarm_orchestrator import FakeClient
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ioclient import ClientCodec, ProtocolError
 
-from . import (test_ioclient_http, test_ioclient_line, test_ioclient_memcached,
-               test_ioclient_postgres, test_ioclient_redis)
+from . import (test_ioclient_http, test_ioclient_line, test_ioclient_memcached, test_ioclient_postgres,
+               test_ioclient_redis)
 from .test_ioclient_codecs import Case
 
 CASES: dict[str, list[Case]] = {

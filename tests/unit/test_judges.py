@@ -19,13 +19,16 @@ from typing import Any, Callable
 
 import pytest
 
-from lab import checks, scenarios
-from lab.checks import host, judges
+from lab import checks
+from lab.checks import judges, runner
 from lab.engine import Limits
 from lab.errors import LabError, UsageError
-from lab.measure import Cpu, Sample
-from lab.models import Model
-from lab.probe import Probe
+from lab.measure import host
+from lab.measure.cgroup import Cpu
+from lab.measure.procs import Sample
+from lab.plan import models, scenarios
+from lab.plan.models import Model
+from lab.run.probe import Probe
 
 T0 = 1000.0  # host monotonic time the probe began
 KINDS = ("held", "contradicted", "empty", "zero", "missing", "partial")  # every table has each
@@ -35,7 +38,7 @@ SCENARIOS = scenarios.all_scenarios()
 # -- fakes -----------------------------------------------------------------------
 
 class FakeEvents:
-    """The server's trace, as lab.events.EventStream answers it."""
+    """The server's trace, as lab.measure.events.EventStream answers it."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         self.events = events
@@ -835,8 +838,8 @@ def test_a_check_that_found_the_host_busy_runs_again(monkeypatch: pytest.MonkeyP
         ok = next(runs)
         return [verdict(ok, host_busy=True, free_cores_needed=1.8) if ok is None else verdict(ok)]
 
-    monkeypatch.setattr(checks, "judge", fake_judge)
-    monkeypatch.setattr(checks, "quieten", lambda bench, target, wanted: quiet.append(wanted) or {"s": 1.0})
+    monkeypatch.setattr(runner, "check", fake_judge)
+    monkeypatch.setattr(runner, "quieten", lambda bench, target, wanted: quiet.append(wanted) or {"s": 1.0})
     bench = FakeBench()
     got = checks.run_model(bench, model(expect), [SCENARIOS[scenario]],  # type: ignore[arg-type]
                            lambda *_: None)
@@ -875,8 +878,8 @@ def test_a_retry_on_a_server_that_died_starts_a_new_one(monkeypatch: pytest.Monk
         ctx.target._alive = False  # e.g. it crashed under the first try
         return [verdict(ok, host_busy=True) if ok is None else verdict(ok)]
 
-    monkeypatch.setattr(checks, "judge", fake_judge)
-    monkeypatch.setattr(checks, "quieten", lambda *_: {})
+    monkeypatch.setattr(runner, "check", fake_judge)
+    monkeypatch.setattr(runner, "quieten", lambda *_: {})
     bench = FakeBench()
     got = checks.run_model(bench, model({"cpu_parallel": True}), [SCENARIOS["gil"]],  # type: ignore[arg-type]
                            lambda *_: None)
@@ -887,9 +890,9 @@ def test_a_broken_probe_leaves_each_declared_key_not_judged(monkeypatch: pytest.
     def broken(bench: Any, ctx: checks.Context) -> None:
         raise RuntimeError("the swarm failed: boom")
 
-    monkeypatch.setattr(checks, "run_probes", broken)
+    monkeypatch.setattr(runner, "run_probes", broken)
     ctx = context("stalls", {"block_stalls_others": True})  # sleep_stalls_others not declared: skipped
-    got = checks.judge(FakeBench(), ctx)  # type: ignore[arg-type]
+    got = runner.check(FakeBench(), ctx)  # type: ignore[arg-type]
     assert [(v.expect, v.ok) for v in got] == [("block_stalls_others", None)]
     assert "boom" in got[0].observed
 
@@ -902,14 +905,14 @@ def test_a_swarm_thread_that_fails_is_reported(monkeypatch: pytest.MonkeyPatch) 
     ctx = context("c10k", {"c10k": "holds"})
     ctx.readings["main"] = {}
     with pytest.raises(RuntimeError, match="the swarm failed: OSError: the engine went away"):
-        checks._with_peak_reading(Bench(), ctx, "main", "c10k-main", [], 1)  # type: ignore[arg-type]
+        runner._with_peak_reading(Bench(), ctx, "main", "c10k-main", [], 1)  # type: ignore[arg-type]
 
 
 def test_a_target_that_declares_nothing_a_scenario_judges_is_skipped_and_said_so() -> None:
     ref = Model("native", "s", "d", {"sleep_stalls_others": False}, None, {}, Path("x"), kind="reference")
     found = list(SCENARIOS.values())
-    assert [s.name for s in checks.applicable(ref, found)] == ["stalls"]
-    skips = checks.skipped(ref, found)
+    assert [s.name for s in scenarios.applicable(ref, found)] == ["stalls"]
+    skips = scenarios.skipped(ref, found)
     assert {"model": "native", "check": "stalls", "expect": "block_stalls_others",
             "why": "native (reference) does not declare 'block_stalls_others'"} in skips
     assert not any(s["expect"] == "sleep_stalls_others" for s in skips)
@@ -918,7 +921,7 @@ def test_a_target_that_declares_nothing_a_scenario_judges_is_skipped_and_said_so
 # -- --expect ------------------------------------------------------------------------
 
 def test_expect_overrides_are_yaml_checked_like_model_yaml() -> None:
-    assert checks.parse_expect(["peak_served=1", "fd_limit=null", "c10k=holds", "cpu_parallel=false"]) == \
+    assert models.parse_expect(["peak_served=1", "fd_limit=null", "c10k=holds", "cpu_parallel=false"]) == \
         {"peak_served": 1, "fd_limit": None, "c10k": "holds", "cpu_parallel": False}
 
 
@@ -932,7 +935,7 @@ def test_expect_overrides_are_yaml_checked_like_model_yaml() -> None:
 ])
 def test_bad_expect_overrides_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        checks.parse_expect([text])
+        models.parse_expect([text])
 
 
 def test_an_override_changes_only_that_declaration() -> None:

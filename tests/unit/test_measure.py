@@ -1,4 +1,4 @@
-"""lab/measure.py without Docker: what each reading is parsed into, which
+"""lab/measure/ without Docker: what each reading is parsed into, which
 processes count as the model's, and the arithmetic over readings (CPU
 interpolated between samples, cores over a window, bytes for the checks).
 The inputs are copies of what the kernel and the engine write."""
@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from lab import measure
-from lab.checks import analysis
 from lab.engine import Exec
-from lab.measure import Cpu
+from lab.measure import analysis
+from lab.measure.cgroup import Cgroup, Cpu, cgroup_values, engine_stamp, grep_files, server_cpu
+from lab.measure.procs import (in_bytes, model_processes, model_rows, parse_memory_probe, parse_netstat, summarise,
+                               table_sample)
+from lab.measure.sampler import Sampler
 
 # What the memory probe (one exec of grep over /proc) prints in a container
 # of a forking server: docker-init (1), the server (7) and a child (9), and
@@ -51,50 +53,50 @@ PROBE_OUTPUT = """\
 
 
 def test_the_memory_probe_counts_the_models_processes_only() -> None:
-    procs = measure.model_processes(measure.parse_memory_probe(PROBE_OUTPUT))
+    procs = model_processes(parse_memory_probe(PROBE_OUTPUT))
     assert sorted(procs) == [7, 9]  # not docker-init (1), not the probe (sh 30, grep 31)
     assert {pid: p["threads"] for pid, p in procs.items()} == {7: 3, 9: 1}  # threads per process
-    snap = measure.summarise({}, procs)
+    snap = summarise({}, procs)
     assert (snap["pss_kib"], snap["uss_kib"], snap["rss_kib"]) == (13000, 11000, 26000)
     assert (snap["proc_processes"], snap["proc_threads"], snap["memory_source"]) == (2, 4, "smaps_rollup")
 
 
 def test_the_checks_read_the_same_snapshot_in_bytes() -> None:
-    snap = measure.summarise({}, measure.model_processes(measure.parse_memory_probe(PROBE_OUTPUT)))
-    assert measure.in_bytes(snap) == {"pss": 13000 * 1024, "uss": 11000 * 1024, "rss": 26000 * 1024,
+    snap = summarise({}, model_processes(parse_memory_probe(PROBE_OUTPUT)))
+    assert in_bytes(snap) == {"pss": 13000 * 1024, "uss": 11000 * 1024, "rss": 26000 * 1024,
                                       "processes": 2, "threads": 4}
 
 
 def test_without_smaps_rollup_only_rss_is_known_and_the_checks_are_told() -> None:
     status_only = "\n".join(line for line in PROBE_OUTPUT.splitlines() if "/status:" in line)
-    snap = measure.summarise({}, measure.model_processes(measure.parse_memory_probe(status_only)))
+    snap = summarise({}, model_processes(parse_memory_probe(status_only)))
     assert snap["memory_source"] == "status" and snap["pss_kib"] is None and snap["rss_kib"] == 26000
-    assert "error" in measure.in_bytes(snap)
+    assert "error" in in_bytes(snap)
 
 
 def test_a_process_that_ends_between_its_two_files_is_left_out_and_counted() -> None:
     gone = "\n".join(line for line in PROBE_OUTPUT.splitlines() if not line.startswith("/proc/9/smaps"))
-    snap = measure.summarise({}, measure.model_processes(measure.parse_memory_probe(gone)))
+    snap = summarise({}, model_processes(parse_memory_probe(gone)))
     assert snap["pss_kib"] == 10000 and snap["memory_unread"] == 1 and snap["proc_processes"] == 2
 
 
 def test_cgroup_files_v1_and_v2() -> None:
-    assert measure.cgroup_values({"cpuacct.usage": "123456789\n", "memory.usage_in_bytes": "4096\n"}) == \
+    assert cgroup_values({"cpuacct.usage": "123456789\n", "memory.usage_in_bytes": "4096\n"}) == \
         (123456789, 4096)
     # v1's cpu,cpuacct directory has a cpu.stat too, without usage: it must not hide cpuacct.usage
-    assert measure.cgroup_values({"cpuacct.usage": "5\n", "cpu.stat": "nr_periods 0\nthrottled_time 0\n"}) == \
+    assert cgroup_values({"cpuacct.usage": "5\n", "cpu.stat": "nr_periods 0\nthrottled_time 0\n"}) == \
         (5, None)
-    assert measure.cgroup_values({"cpu.stat": "usage_usec 2500\nuser_usec 2000\n",
+    assert cgroup_values({"cpu.stat": "usage_usec 2500\nuser_usec 2000\n",
                                   "memory.current": "8192\n"}) == (2_500_000, 8192)
-    assert measure.cgroup_values({}) == (None, None)
+    assert cgroup_values({}) == (None, None)
 
 
 def test_the_cgroup_exec_output_is_read_by_file_name() -> None:
     text = ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage:987654321\n"
             "/sys/fs/cgroup/memory/memory.usage_in_bytes:1048576\n")
-    assert measure.cgroup_values(measure.grep_files(text)) == (987654321, 1048576)
+    assert cgroup_values(grep_files(text)) == (987654321, 1048576)
     v2 = "/sys/fs/cgroup/cpu.stat:usage_usec 10\n/sys/fs/cgroup/cpu.stat:user_usec 7\n"
-    assert measure.grep_files(v2) == {"cpu.stat": "usage_usec 10\nuser_usec 7"}
+    assert grep_files(v2) == {"cpu.stat": "usage_usec 10\nuser_usec 7"}
 
 
 def test_a_stats_reading_is_dated_by_the_engine_within_the_call() -> None:
@@ -105,16 +107,16 @@ def test_a_stats_reading_is_dated_by_the_engine_within_the_call() -> None:
     ended = began + 1.2
     # the engine read its counters 0.4 s into a call that took 1.2 s
     stamp = datetime.fromtimestamp(time.time() - (time.monotonic() - began) + 0.4, timezone.utc)
-    t = measure.engine_stamp(stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), began, ended)
+    t = engine_stamp(stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), began, ended)
     assert t == pytest.approx(began + 0.4, abs=0.01)
     # another machine's clock, an hour off: kept inside the call
     late = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    assert measure.engine_stamp(late, began, ended) == ended
-    assert measure.engine_stamp("", began, ended) == pytest.approx(began + 0.6)
+    assert engine_stamp(late, began, ended) == ended
+    assert engine_stamp("", began, ended) == pytest.approx(began + 0.6)
 
 
-def sampler(readings: list[Cpu]) -> measure.Sampler:
-    s = object.__new__(measure.Sampler)
+def sampler(readings: list[Cpu]) -> Sampler:
+    s = object.__new__(Sampler)
     s.readings, s.snapshots = readings, []
     return s
 
@@ -127,11 +129,11 @@ def test_cpu_is_interpolated_between_readings_and_counted_in_cores() -> None:
     assert s.gap_at(10.15) == pytest.approx(0.1)
     # two spans around a probe from 10.1 to 10.15: the probe's time and CPU are left out
     spans = [(Cpu(10.0, 0.0), Cpu(10.1, 0.05)), (Cpu(10.15, 0.1), Cpu(10.25, 0.15))]
-    cpu = measure.server_cpu(spans, rps=1000.0, source="host", origin=9.5)
+    cpu = server_cpu(spans, rps=1000.0, source="host", origin=9.5)
     assert cpu["window_s"] == pytest.approx(0.2) and cpu["cpu_s"] == pytest.approx(0.1)
     assert cpu["cores"] == pytest.approx(0.5) and cpu["us_per_reply"] == pytest.approx(500.0)
     assert (cpu["from_s"], cpu["to_s"], cpu["excluded_s"]) == (0.5, 0.75, 0.05)
-    assert measure.server_cpu([], rps=1.0, source="exec", origin=None)["cores"] is None
+    assert server_cpu([], rps=1.0, source="exec", origin=None)["cores"] is None
     # the checks' figure over the same two readings means the same: cores between them
     assert analysis.cores(Cpu(10.0, 0.0), Cpu(10.2, 0.15)) == pytest.approx(0.75)
     assert analysis.cores(Cpu(10.2, 0.15), Cpu(10.2, 0.15)) is None
@@ -160,9 +162,9 @@ def top_rows() -> tuple[list[str], list[list[str]]]:
 
 def test_the_process_table_is_the_models_processes_only() -> None:
     titles, rows = top_rows()
-    mine = measure.model_rows([dict(zip(titles, r)) for r in rows])
+    mine = model_rows([dict(zip(titles, r)) for r in rows])
     assert [(r["PID"], r["LWP"]) for r in mine] == [("120", "120"), ("120", "121"), ("130", "130")]
-    sample = measure.table_sample(titles, rows, t=5.0)
+    sample = table_sample(titles, rows, t=5.0)
     assert sample.per_process == {120: 2, 130: 1}
     assert (sample.processes, sample.threads, sample.total_threads) == (2, 2, 3)  # threads: the main process's
 
@@ -171,8 +173,8 @@ def test_listen_queue_counters() -> None:
     netstat = ("TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPBacklogDrop\n"
                "TcpExt: 0 12 14 0\n"
                "IpExt: InNoRoutes\nIpExt: 0\n")
-    assert measure.parse_netstat(netstat) == {"ListenOverflows": 12, "ListenDrops": 14, "TCPBacklogDrop": 0}
-    assert measure.parse_netstat("") == {}
+    assert parse_netstat(netstat) == {"ListenOverflows": 12, "ListenDrops": 14, "TCPBacklogDrop": 0}
+    assert parse_netstat("") == {}
 
 
 class FakeContainer:
@@ -196,14 +198,14 @@ class FakeContainer:
 
 
 def test_a_remote_cgroup_is_read_by_exec_and_else_by_the_stats_api() -> None:
-    remote = measure.Cgroup(FakeContainer(b"/sys/fs/cgroup/cpuacct/cpuacct.usage:2000000000\n"
+    remote = Cgroup(FakeContainer(b"/sys/fs/cgroup/cpuacct/cpuacct.usage:2000000000\n"
                                           b"/sys/fs/cgroup/memory/memory.usage_in_bytes:5000\n", {}))
     assert not remote.local and remote.procs_dir is None  # no such container on this machine
     reading = remote.read()
     assert (reading.cpu_s, reading.memory, reading.source) == (2.0, 5000, "exec")
     bare = FakeContainer(b"", {"read": "", "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000_000}},
                                "memory_stats": {"usage": 7000}})
-    cgroup = measure.Cgroup(bare)
+    cgroup = Cgroup(bare)
     first, second = cgroup.read(), cgroup.read()
     assert (first.cpu_s, first.memory, first.source) == (3.0, 7000, "stats")
     assert bare.execs == 1 and second.source == "stats"  # the exec is not tried again

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import config, models
+from lab import config
 from lab.errors import UsageError
+from lab.plan import models
 
 
 def test_every_model_folder_is_a_valid_model() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab import cli, context
+from lab import cli
 from lab.engine import sdk
+from lab.run import context
 
 from .test_cli import lab, one_error_line
 from .test_swarm_orchestrator import FakeClient

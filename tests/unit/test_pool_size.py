@@ -9,9 +9,10 @@ import re
 
 import pytest
 
-from lab import compose, config, models
+from lab import config
 from lab.errors import UsageError
-from lab.verbs.up import server_command
+from lab.plan import compose, models
+from lab.run.up import server_command
 
 POOLS = sorted(n for n, m in models.all_models().items() if m.workers and m.kind == "model")
 

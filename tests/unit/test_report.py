@@ -34,8 +34,13 @@ from typing import Any
 import pytest
 
 from lab import report
+from lab.compare.plan import Plan, pick_clients, pick_models
+from lab.compare.repeat import swarm_command
+from lab.compare.session import exit_status, workload_doc
+from lab.compare.workloads import WORKLOADS, pick_workloads
+from lab.compare.wrk import wrk_available, wrk_command
+from lab.plan.commands import duplicated, with_flags
 from lab.report import baseline, c10k, csvfile, data, plots, results, tables
-from lab.verbs import compare
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "compare-run"
@@ -555,22 +560,24 @@ def test_wrk_output_is_parsed() -> None:
 
 
 def test_the_wrk_command_is_the_http_twin_of_pingpong() -> None:
-    (w,) = [w for w in compare.WORKLOADS if w.wrk]
-    plan = compare.Plan(["epoll"], [w], 1, duration=0.5, wrk=True)
-    command = compare.wrk_command(plan, "epoll", w, 2)
+    (w,) = [w for w in WORKLOADS if w.wrk]
+    plan = Plan(["epoll"], [w], 1, duration=0.5, wrk=True)
+    command = wrk_command(plan, "epoll", w, 2)
     assert command[:2] == ["wrk", "--threads=2"] and "--connections=50" in command and "--latency" in command
     assert "--duration=1s" in command  # wrk takes whole seconds
-    assert command[-1] == "http://epoll:12345/" + "x" * 63 and not compare.duplicated(command)
+    assert command[-1] == "http://epoll:12345/" + "x" * 63 and not duplicated(command)
 
 
-def test_wrk_without_a_tools_container_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lab
-    monkeypatch.delattr(lab, "tools", raising=False)
-    monkeypatch.setitem(sys.modules, "lab.tools", None)  # import fails as if the module were absent
-    assert "needs the tools container" in compare.wrk_available()
-    assert compare.pick_clients("wrk") == ["swarm", "wrk"] and compare.pick_clients("swarm") == ["swarm"]
+def test_wrk_without_a_tools_container_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lab import config
+    assert wrk_available() is None  # compose.yaml has the tools service
+    without = tmp_path / "compose.yaml"  # a topology without the tools service (wrk's image)
+    without.write_text(re.sub(r"\n  tools:\n(    .*\n|\n)*", "\n", (config.ROOT / "compose.yaml").read_text()))
+    monkeypatch.setenv("LAB_COMPOSE", str(without))
+    assert "needs compose.yaml's `tools` service" in wrk_available()
+    assert pick_clients("wrk") == ["swarm", "wrk"] and pick_clients("swarm") == ["swarm"]
     with pytest.raises(Exception, match="unknown client 'ab'"):
-        compare.pick_clients("swarm,ab")
+        pick_clients("swarm,ab")
 
 
 # -- before and after ---------------------------------------------------------------------------
@@ -628,17 +635,17 @@ def test_no_command_in_the_results_repeats_a_flag(results_doc: dict) -> None:
                     commands.append((f"{w} server", m, rec["server"]["command"]))
     assert len(commands) > 20
     for what, model, argv in commands:
-        assert not compare.duplicated(argv), (what, model, argv)
+        assert not duplicated(argv), (what, model, argv)
     pingpong = results_doc["models"]["epoll"]["repeats"][0]["workloads"]["pingpong"]["swarm_command"]
     assert not any(a.startswith("--interval") for a in pingpong), "compose.yaml's classic flags rode along"
 
 
 def test_with_flags_sets_each_flag_once_in_either_spelling() -> None:
     base = ["python3", "/srv/swarm/swarm.py", "--target=server:12345", "--clients", "3", "--interval=50"]
-    got = compare.with_flags(base, clients=50, target="epoll:12345", connect_timeout=2, interval=None)
+    got = with_flags(base, clients=50, target="epoll:12345", connect_timeout=2, interval=None)
     assert got == ["python3", "/srv/swarm/swarm.py", "--clients=50", "--target=epoll:12345", "--connect-timeout=2"]
-    assert compare.swarm_command(base, clients=1) == ["python3", "/srv/swarm/swarm.py", "--clients=1"]
-    assert compare.duplicated(["x", "--a=1", "--b", "--a=2"]) == ["--a"]
+    assert swarm_command(base, clients=1) == ["python3", "/srv/swarm/swarm.py", "--clients=1"]
+    assert duplicated(["x", "--a=1", "--b", "--a=2"]) == ["--a"]
 
 
 def test_the_c10k_counters_are_defined_once_and_agree(run_dir: Path, results_doc: dict) -> None:
@@ -681,38 +688,38 @@ def test_c10k_counters_from_events() -> None:
 # -- compare's own pieces, without Docker ------------------------------------------------------
 
 def test_the_workload_table_is_well_formed() -> None:
-    names = [w.name for w in compare.WORKLOADS]
+    names = [w.name for w in WORKLOADS]
     assert len(names) == len(set(names))
-    assert {w.kind for w in compare.WORKLOADS} <= {"timeline", "closed", "open", "c10k"}
-    assert [w.name for w in compare.pick_workloads("rate,classic")] == ["rate", "classic"]
-    assert "c10k" not in [w.name for w in compare.pick_workloads(None)]  # too long for every compare
-    plan = compare.Plan(["native", "epoll"], list(compare.WORKLOADS), 1, None, kinds={"native": "reference"},
+    assert {w.kind for w in WORKLOADS} <= {"timeline", "closed", "open", "c10k"}
+    assert [w.name for w in pick_workloads("rate,classic")] == ["rate", "classic"]
+    assert "c10k" not in [w.name for w in pick_workloads(None)]  # too long for every compare
+    plan = Plan(["native", "epoll"], list(WORKLOADS), 1, None, kinds={"native": "reference"},
                         declares={"native": {"peak_served"}, "epoll": {"peak_served", "c10k"}})
-    assert [w.name for w in compare.WORKLOADS if plan.skipped("native", w)] == ["c10k"]
-    assert not [w for w in compare.WORKLOADS if plan.skipped("epoll", w)]
+    assert [w.name for w in WORKLOADS if plan.skipped("native", w)] == ["c10k"]
+    assert not [w for w in WORKLOADS if plan.skipped("epoll", w)]
 
 
 def test_the_reference_runs_first_unless_left_out() -> None:
     known = ["blocking", "epoll", "native", "threads"]
-    assert compare.pick_models(None, known, ["native"])[0] == "native"
-    assert compare.pick_models("epoll,blocking", known, ["native"]) == ["native", "epoll", "blocking"]
-    assert compare.pick_models("epoll", known, ["native"], with_references=False) == ["epoll"]
-    assert "native" not in compare.pick_models(None, known, ["native"], with_references=False)
-    assert compare.pick_models("native,epoll", known, ["native"], with_references=False) == ["native", "epoll"]
+    assert pick_models(None, known, ["native"])[0] == "native"
+    assert pick_models("epoll,blocking", known, ["native"]) == ["native", "epoll", "blocking"]
+    assert pick_models("epoll", known, ["native"], with_references=False) == ["epoll"]
+    assert "native" not in pick_models(None, known, ["native"], with_references=False)
+    assert pick_models("native,epoll", known, ["native"], with_references=False) == ["native", "epoll"]
 
 
 def test_the_c10k_workload_comes_from_its_scenario_file() -> None:
-    from lab import scenarios
+    from lab.plan import scenarios
 
     scenario = scenarios.get("c10k")
     probe = scenario.probes["main"]
-    (w,) = compare.pick_workloads("c10k")
+    (w,) = pick_workloads("c10k")
     assert w.scenario == "c10k" and w.about == scenario.claim
     assert w.flags == {k: v for k, v in probe.values.items() if k not in scenarios.OPTIONS}
     assert w.warmup == probe.values["warmup"] and w.warmup + w.measure == probe.values["duration"]
-    plan = compare.Plan(["epoll"], [w], 1, duration=1.0)
+    plan = Plan(["epoll"], [w], 1, duration=1.0)
     assert plan.measure(w) == w.measure  # --duration leaves a scenario's own length alone
-    doc = compare.workload_doc(w, plan)
+    doc = workload_doc(w, plan)
     assert doc["server_flags"] == scenario.server and doc["scenario"] == "c10k"
 
 
@@ -735,13 +742,13 @@ def test_the_exit_status_says_measured_failed_or_not_judged(results_doc: dict) -
     for m in doc["models"].values():
         for rep in m["repeats"]:
             rep["workloads"]["c10k"]["check"]["ok"] = True
-    assert compare.exit_status(doc, {"checks": [{"ok": True}]}) == 0
-    assert compare.exit_status(doc, {"checks": [{"ok": True}, {"ok": None}]}) == 3
-    assert compare.exit_status(doc, {"checks": [{"ok": False}, {"ok": None}]}) == 1
+    assert exit_status(doc, {"checks": [{"ok": True}]}) == 0
+    assert exit_status(doc, {"checks": [{"ok": True}, {"ok": None}]}) == 3
+    assert exit_status(doc, {"checks": [{"ok": False}, {"ok": None}]}) == 1
     doc["models"]["epoll"]["repeats"][0]["workloads"]["c10k"]["check"]["ok"] = None
-    assert compare.exit_status(doc, None) == 3
+    assert exit_status(doc, None) == 3
     doc["errors"] = ["epoll repeat 1 pingpong: no results"]
-    assert compare.exit_status(doc, None) == 1
+    assert exit_status(doc, None) == 1
 
 
 def test_a_failed_measurement_is_reported_not_fatal(run_dir: Path) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab import runs
+from lab.run import rundir as runs
 
 from ..conftest import unavailable
 
@@ -40,7 +40,7 @@ def test_logs_are_capped(tmp_path, monkeypatch) -> None:
 # Runs inside a 64 KiB tmpfs: writes a result too big for it, reports what is left.
 FILL = """
 import json
-from lab import runs
+from lab.run import rundir as runs
 from lab.errors import EnvironmentProblem
 run = runs.RunDir("r3", {"verb": "test"})
 try:

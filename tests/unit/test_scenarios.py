@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import scenarios
 from lab.errors import UsageError
+from lab.plan import scenarios
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -30,7 +30,7 @@ probes:
 
 
 def test_shipped_scenarios_load_and_cover_every_expectation() -> None:
-    from lab.models import EXPECT, OPTIONAL_EXPECT
+    from lab.plan.models import EXPECT, OPTIONAL_EXPECT
     found = scenarios.all_scenarios()
     assert len(found) >= 11
     judged = {key for s in found.values() for key in s.judges}
@@ -82,6 +82,14 @@ def test_scenarios_load_without_an_import_cycle() -> None:
     """checks <-> scenarios <-> judges: each imports cleanly on its own."""
     import subprocess
     import sys
-    for module in ("lab.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
+    for module in ("lab.plan.scenarios", "lab.checks", "lab.checks.judges", "lab.checks.registry"):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_every_judge_the_scenarios_know_is_registered_with_its_keys() -> None:
+    """The scenarios' table of judges (name -> keys) and the registered judges are one list."""
+    from lab.checks import runner  # noqa: F401  (importing the runner registers every judge)
+    from lab.checks.registry import ENTRIES
+    assert set(ENTRIES) == set(scenarios.JUDGE_KEYS)
+    assert all(ENTRIES[name].keys == keys and ENTRIES[name].needs for name, keys in scenarios.JUDGE_KEYS.items())

@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
-from lab import compose, config
+from lab import config
 from lab.engine.spec import UnitSpec
+from lab.plan import compose
 
 STACK = config.ROOT / "stack.yaml"
 

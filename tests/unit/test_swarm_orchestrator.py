@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from lab import compose, config, merge
+from lab import config
 from lab.engine import Clock, EngineError, Output, Unreachable
 from lab.engine.base import Exec, results_in
 from lab.engine.local import measure_clock
-from lab.engine.swarm import NO_SWARM, ServiceUnit, SwarmEngine
-from lab.engine.swarmspec import (Node, constraints, registry_needed,
-                              service_create)
+from lab.engine.swarmmode import NO_SWARM_MANAGER, ServiceUnit, SwarmModeEngine
+from lab.engine.swarmmode_spec import Node, constraints, registry_needed, service_create
 from lab.errors import EnvironmentProblem, UsageError
+from lab.measure import merge
+from lab.plan import compose
 
 TOPOLOGY = compose.load_topology(config.compose_file(), env={})
 
@@ -91,7 +92,7 @@ class NoneListed:
 
 
 class FakeClient:
-    """What SwarmEngine asks of docker.DockerClient, answered from fixed data."""
+    """What SwarmModeEngine asks of docker.DockerClient, answered from fixed data."""
 
     def __init__(self, nodes: list[dict[str, Any]], swarm: dict[str, Any] | None = None,
                  push: list[dict[str, Any]] | None = None, tasks: list[dict[str, Any]] | None = None,
@@ -133,15 +134,16 @@ def node(nid: str, host: str, **labels: str) -> dict[str, Any]:
 def test_an_engine_that_is_not_a_swarm_manager_is_refused_in_one_line() -> None:
     for state in ({"LocalNodeState": "inactive"}, {"LocalNodeState": "active", "ControlAvailable": False}):
         with pytest.raises(EnvironmentProblem) as refused:
-            SwarmEngine(FakeClient([], swarm=state))  # type: ignore[arg-type]
-        assert str(refused.value) == NO_SWARM and "docker swarm init" in NO_SWARM and "DOCKER_HOST" in NO_SWARM
+            SwarmModeEngine(FakeClient([], swarm=state))  # type: ignore[arg-type]
+        assert str(refused.value) == NO_SWARM_MANAGER
+        assert "docker swarm init" in NO_SWARM_MANAGER and "DOCKER_HOST" in NO_SWARM_MANAGER
 
 
 def test_with_a_registry_each_image_is_pushed_once_and_used_by_digest(monkeypatch) -> None:
     digest = "sha256:" + "ab" * 32
     client = FakeClient([node("n1", "a"), node("n2", "b")],
                         push=[{"status": "Pushing"}, {"aux": {"Tag": "x", "Digest": digest}}])
-    eng = SwarmEngine(client)  # type: ignore[arg-type]
+    eng = SwarmModeEngine(client)  # type: ignore[arg-type]
     monkeypatch.delenv("LAB_REGISTRY", raising=False)
     with pytest.raises(EnvironmentProblem, match="set LAB_REGISTRY"):
         eng.distribute("iolab/app:123")
@@ -155,13 +157,13 @@ def test_with_a_registry_each_image_is_pushed_once_and_used_by_digest(monkeypatc
 def test_a_push_the_registry_refuses_says_why() -> None:
     client = FakeClient([node("n1", "a")], push=[{"error": "denied: requested access to the resource is denied"}])
     with pytest.raises(EngineError, match="pushing iolab/app:1 to reg:5000: denied"):
-        SwarmEngine(client).push("iolab/app:1", "reg:5000")  # type: ignore[arg-type]
+        SwarmModeEngine(client).push("iolab/app:1", "reg:5000")  # type: ignore[arg-type]
 
 
 def test_one_node_uses_the_engines_own_images(monkeypatch) -> None:
     monkeypatch.delenv("LAB_REGISTRY", raising=False)
     client = FakeClient([node("n1", "a")])
-    assert SwarmEngine(client).distribute("iolab/app:1") == "iolab/app:1"  # type: ignore[arg-type]
+    assert SwarmModeEngine(client).distribute("iolab/app:1") == "iolab/app:1"  # type: ignore[arg-type]
     assert client.log == []
 
 
@@ -208,7 +210,7 @@ def test_what_a_tmpfs_cannot_carry_on_swarm_mode_is_said() -> None:
 
 
 def test_publishing_is_refused_on_swarm_mode(monkeypatch) -> None:
-    eng = SwarmEngine(FakeClient([node("n1", "a")]))  # type: ignore[arg-type]
+    eng = SwarmModeEngine(FakeClient([node("n1", "a")]))  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="--publish is for the local orchestrator"):
         eng.start(spec("threads", publish=True))
 
@@ -254,7 +256,7 @@ def test_each_replicas_results_are_told_apart_by_task_and_carry_their_nodes_cloc
     client = FakeClient([node("n1", "manager"), node("n2", "load1", **{"iolab.role": "load"}),
                          node("n3", "load2", **{"iolab.role": "load"})],
                         tasks=[task("t2", 2, "n3"), task("t1", 1, "n2")], logs=logs)
-    eng = SwarmEngine(client)  # type: ignore[arg-type]
+    eng = SwarmModeEngine(client)  # type: ignore[arg-type]
     eng._clocks["n2"] = Clock(0.25, 0.002, "measured by exec")  # as measure_clock found it
     service = type("S", (), {"id": "svc", "name": "run-swarm-001", "attrs": {
         "Spec": {"Labels": {}, "Mode": {"Replicated": {"Replicas": 2}}, "TaskTemplate": {}}}})()

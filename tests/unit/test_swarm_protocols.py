@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from iorun import Trace
-from lab.checks import analysis
+from lab.measure import analysis
 from swarm import book, fastpath, patterns, results, swarm, wire
 from swarm.conn import CLOSED, OPEN, Conn, Plan
 from swarm.engine import Engine

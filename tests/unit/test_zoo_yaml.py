@@ -1,6 +1,6 @@
 """tests/zoo/zoo.yaml is well formed and complete (no Docker).
 
-Every server has every key, a class from lab.models.CLASSES, a size exactly
+Every server has every key, a class from lab.plan.models.CLASSES, a size exactly
 where the class has one, a per-connection growth exactly where the class has
 one, a bound that agrees with the class, its table for K = 1, 2, 4, 8, and
 a table that agrees with the truth it is the evidence for.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.images import FAMILIES
+from lab.run.images import FAMILIES
 from lab.models import CLASSES
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"

@@ -116,7 +116,7 @@ def main() -> int:
     if unknown:
         sys.exit(f"verify.py: not in zoo.yaml: {', '.join(unknown)}")
     engine = connect("local")
-    from lab.images import Family
+    from lab.run.images import Family
     family = Family(raw["family"]["name"], tuple(raw["family"]["packages"]))
     tag = zoo.image(engine, say=lambda s: print(s, file=sys.stderr), family=family)
     run = f"zoo-verify-{os.getpid()}"

@@ -6,7 +6,7 @@ it, and the ground truth of its concurrency model as observed by hand
 zoo server in the lab's box through the lab's engine.  Its API:
 
     zoo = load()                       # Zoo, or ZooError naming the file, server and key
-    zoo.family                         # lab.images.Family: the mmdebstrap package list
+    zoo.family                         # lab.run.images.Family: the mmdebstrap package list
     zoo.servers["lighttpd"]            # Server (fields as zoo.yaml's keys, below)
     zoo.servers["lighttpd"].truth.cls  # "event-loop"
 
@@ -26,7 +26,7 @@ start() waits by exec'ing grep on /proc/net/tcp{,6} until it listens.
 Errors: ZooError (a ValueError) for zoo.yaml and for a server that never
 listens, with its last log lines.
 
-zoo.yaml: `family: {name, packages}` (a lab.images.Family; every server's
+zoo.yaml: `family: {name, packages}` (a lab.run.images.Family; every server's
 packages are among them) and `servers:`, a list; per server (every key
 required; null where it does not apply):
 
@@ -46,7 +46,7 @@ required; null where it does not apply):
                          or none seen within `idle_checked` seconds)
     idle_checked         seconds a connection was watched for those
     truth:
-      class              one of lab.models.CLASSES
+      class              one of lab.plan.models.CLASSES
       n                  pool size or workers (pools, event-loop-workers), else null
       hybrid             e.g. "2 processes x 2 threads", or null
       per_connection     {processes: P, threads: T} added per held connection
@@ -103,7 +103,7 @@ class ZooError(ValueError):
 
 def _classes() -> tuple[str, ...]:
     try:
-        from lab.models import CLASSES
+        from lab.plan.models import CLASSES
         return tuple(CLASSES)
     except ImportError:  # the lab not installed: the same list
         return ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool",
@@ -144,7 +144,7 @@ class Server:
 
 @dataclass(frozen=True)
 class Zoo:
-    family: Any  # lab.images.Family
+    family: Any  # lab.run.images.Family
     servers: dict[str, Server]
 
 
@@ -284,7 +284,7 @@ def load(path: Path | str = ZOO_YAML) -> Zoo:
     _need(fam, ("name", "packages"), f"{path}: family")
     if not isinstance(fam["packages"], list) or not all(isinstance(p, str) for p in fam["packages"]):
         raise ZooError(f"{path}: family.packages: a list of Debian package names")
-    from lab.images import Family
+    from lab.run.images import Family
     family = Family(_text(fam["name"], f"{path}: family.name"), tuple(fam["packages"]))
     if not isinstance(doc["servers"], list) or not doc["servers"]:
         raise ZooError(f"{path}: servers: a list of servers")
@@ -306,7 +306,7 @@ def image(engine: Any, say: Any = print, run: str = "zoo", family: Any = None) -
     """The zoo image for the current files (the family bootstrapped and the
     Dockerfile built when the engine lacks them); ``family`` defaults to
     zoo.yaml's."""
-    from lab import images
+    from lab.run import images
     family = images.ensure_family(engine, family or load().family, say, run)
     build = images.Build(REPO, f"{REPO}:latest", CONTEXT, args={"ZOO_FAMILY": family})
     return images.ensure_build(engine, build, say, run)

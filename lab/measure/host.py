@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import LabError
-from ..measure import Cgroup
+from .cgroup import Cgroup, Cpu
+from .sampler import Sampler
 
 PERIOD = 0.05
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat counts in these
@@ -177,6 +178,32 @@ class HostLoad:
             return None
         cpus = self.readings[0].cpus
         return min(max(cpus - (b - a) / (end - start), 0.0), float(cpus))
+
+
+class HostCpu:
+    """This machine's busy CPU time from /proc/stat, read like a cgroup so a
+    Sampler can follow it: everything that ran, the other work on the host
+    too (the engine is local: this is its machine)."""
+
+    procs_dir = None  # no processes to snapshot: a Sampler reads CPU only
+
+    def read(self) -> Cpu:
+        busy, _ = parse_proc_stat(local_proc_stat())
+        return Cpu(time.monotonic(), busy, None, "host")
+
+
+class CpuOnly(Sampler):
+    """A sampler of CPU alone (the swarm's, the host's): no process snapshots."""
+
+    SNAPSHOT_PERIOD = 3600.0
+
+
+def window_cores(sampler: Sampler | None, start: float, end: float) -> float | None:
+    """Cores busy between two moments, interpolated between the sampler's readings."""
+    if sampler is None or end <= start:
+        return None
+    a, b = sampler.at(start), sampler.at(end)
+    return None if a is None or b is None else round((b - a) / (end - start), 4)
 
 
 def wait_quiet(load_for: Callable[[], HostLoad], wanted: float, bound: float,

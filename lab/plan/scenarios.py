@@ -7,7 +7,7 @@ against:
     name: served-at-once
     claim: >-
       What the check shows, in a sentence or two.
-    judge: served_at_once      # a judge in lab/checks/judges.py (lab/checks/registry.py)
+    judge: served_at_once      # a judge in lab/checks/judges.py (JUDGE_KEYS below)
     expect: peak_served        # the model.yaml key judged (one the judge names)
     also: [thread_count]       # further keys its judge judges from the same probes;
                                # a target that declares none of them is skipped
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .checks import registry
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from .. import config
+from ..errors import UsageError
+from .models import EXPECT, OPTIONAL_EXPECT, Model
+from ..yamlfile import LineDict, load, where
 
 SCENARIOS = config.ROOT / "scenarios"
 TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probes", "idle",
@@ -53,6 +53,22 @@ PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv}
 _FUNCS = {"max": max, "min": min}
+# The judges (lab/checks/judges.py, client_side.py) by name, and the model.yaml
+# keys each gives verdicts on: what a scenario's `judge:`, `expect:` and `also:` may say.
+JUDGE_KEYS: dict[str, tuple[str, ...]] = {
+    "idle_cpu": ("idle_cpu",),
+    "served_at_once": ("peak_served", "thread_count"),
+    "growth": ("threads", "processes"),
+    "would_block": ("wouldblock_counter",),
+    "stalls": ("block_stalls_others", "sleep_stalls_others", "work_stalls_others"),
+    "gil": ("cpu_parallel",),
+    "shared_counter": ("lost_updates",),
+    "triggering": ("triggering",),
+    "many_descriptors": ("fd_limit",),
+    "faults": ("crash_takes", "raise_takes"),
+    "c10k": ("c10k", "thread_count"),
+    "slow_stalls": ("slow_stalls_others",),
+}
 
 
 @dataclass
@@ -142,6 +158,7 @@ def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
 
 
 def load_scenario(file: Path) -> Scenario:
+    """A scenario file, checked: every error names the file and the line."""
     doc = load(file)
     if not isinstance(doc, LineDict):
         raise UsageError(f"{file}: a scenario is a mapping (name, claim, judge, expect, probes)")
@@ -151,10 +168,30 @@ def load_scenario(file: Path) -> Scenario:
     for key in ("name", "claim", "judge", "expect"):
         if not isinstance(doc.get(key), str) or not doc[key]:
             raise UsageError(f"{where(file, doc, key if key in doc else None)}: '{key}' must be text")
-    known = registry.load()
-    if doc["judge"] not in known:
+    if doc["judge"] not in JUDGE_KEYS:
         raise UsageError(f"{where(file, doc, 'judge')}: unknown judge '{doc['judge']}' "
-                         f"(known: {', '.join(sorted(known))})")
+                         f"(known: {', '.join(sorted(JUDGE_KEYS))})")
+    probes = _probes(doc, file)
+    if not probes and not doc.get("idle"):
+        raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")
+    also = doc.get("also") or []
+    for key, value in [("expect", doc["expect"]), *(("also", k) for k in also)]:
+        if value not in EXPECT and value not in OPTIONAL_EXPECT:
+            raise UsageError(f"{where(file, doc, key)}: '{value}' is not a model.yaml expectation")
+        if value not in JUDGE_KEYS[doc["judge"]]:
+            raise UsageError(f"{where(file, doc, key)}: judge '{doc['judge']}' does not judge '{value}' "
+                             f"(it judges: {', '.join(JUDGE_KEYS[doc['judge']])})")
+    server = doc.get("server") or []
+    if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
+        raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
+    return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
+                    bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
+                    probes, dict(doc.get("settings") or {}), server=list(server), also=list(also),
+                    default=bool(doc.get("default", True)))
+
+
+def _probes(doc: LineDict, file: Path) -> dict[str, ProbeSpec]:
+    """The scenario's probes, each key checked against what the swarm and the lab take."""
     probes: dict[str, ProbeSpec] = {}
     raw_probes = doc.get("probes") or LineDict()
     if not isinstance(raw_probes, LineDict):
@@ -163,38 +200,26 @@ def load_scenario(file: Path) -> Scenario:
         if not isinstance(spec, LineDict):
             raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' must be a mapping")
         for key, value in spec.items():
-            if key not in PROBE_KEYS:
-                raise UsageError(f"{where(file, spec, key)}: probe '{name}' has unknown key '{key}' "
-                                 f"(known: {', '.join(sorted(PROBE_KEYS))})")
-            if key == "at":
-                _check_at(value, file, spec)
-            elif key in OPTIONS and not isinstance(value, bool):
-                raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
-            elif key in NUMBERS:
-                number = evaluate(value, 4, file, spec.line_of(key))
-                if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
-                    raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
+            _check_probe_key(name, key, value, file, spec)
         if "duration" not in spec:
             raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' needs a 'duration' "
                              "(every probe ends by itself)")
         probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
-    if not probes and not doc.get("idle"):
-        raise UsageError(f"{where(file, doc)}: a scenario needs 'probes' (or an 'idle' window)")
-    from .models import EXPECT, OPTIONAL_EXPECT
-    also = doc.get("also") or []
-    for key, value in [("expect", doc["expect"]), *(("also", k) for k in also)]:
-        if value not in EXPECT and value not in OPTIONAL_EXPECT:
-            raise UsageError(f"{where(file, doc, key)}: '{value}' is not a model.yaml expectation")
-        if value not in known[doc["judge"]].keys:
-            raise UsageError(f"{where(file, doc, key)}: judge '{doc['judge']}' does not judge '{value}' "
-                             f"(it judges: {', '.join(known[doc['judge']].keys)})")
-    server = doc.get("server") or []
-    if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
-        raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
-    return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
-                    bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
-                    probes, dict(doc.get("settings") or {}), server=list(server), also=list(also),
-                    default=bool(doc.get("default", True)))
+    return probes
+
+
+def _check_probe_key(name: str, key: str, value: Any, file: Path, spec: LineDict) -> None:
+    if key not in PROBE_KEYS:
+        raise UsageError(f"{where(file, spec, key)}: probe '{name}' has unknown key '{key}' "
+                         f"(known: {', '.join(sorted(PROBE_KEYS))})")
+    if key == "at":
+        _check_at(value, file, spec)
+    elif key in OPTIONS and not isinstance(value, bool):
+        raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
+    elif key in NUMBERS:
+        number = evaluate(value, 4, file, spec.line_of(key))
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
+            raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
 
 
 def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
@@ -218,3 +243,31 @@ def get(name_or_path: str) -> Scenario:
     if name_or_path not in found:
         raise UsageError(f"unknown scenario '{name_or_path}'; the scenarios are: {', '.join(found)}")
     return found[name_or_path]
+
+
+def judged_keys(model: Model, scenario: Scenario) -> list[str]:
+    """The keys of ``scenario`` that ``model`` declares: what a check of it judges."""
+    return [k for k in scenario.judges if k in model.expect]
+
+
+def applicable(model: Model, scenarios: list[Scenario]) -> list[Scenario]:
+    return [s for s in scenarios if judged_keys(model, s)]
+
+
+def skipped(model: Model, scenarios: list[Scenario]) -> list[dict[str, str]]:
+    """Each check a target does not declare, and so is not run: one record each."""
+    out = []
+    for s in scenarios:
+        for key in s.judges:
+            if key not in model.expect:
+                name = s.name if key == s.expect else f"{s.name}:{key}"
+                out.append({"model": model.name, "check": name, "expect": key,
+                            "why": f"{model.name} ({model.kind}) does not declare '{key}'"})
+    return out
+
+
+def chosen(names: list[str] | None, root: Path | None = None) -> list[Scenario]:
+    """The scenarios named (names or files), or every default one."""
+    if not names:
+        return [s for s in all_scenarios(root).values() if s.default]
+    return [get(n) for n in names]

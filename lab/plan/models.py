@@ -40,11 +40,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ioschema import DEFAULT_PORT
 
-from . import config
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from .. import config
+from ..errors import UsageError
+from ..yamlfile import LineDict, load, where
 
 # key -> allowed values (a type means "any value of that type")
 EXPECT: dict[str, tuple[Any, ...]] = {
@@ -71,7 +73,7 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
 }
 KINDS = ("model", "reference", "server")
 PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")
-# What `lab classify` can infer (lab/classify.py), and a model.yaml's `class:` may declare.
+# What `lab classify` can infer (lab/observe/classify.py), and a model.yaml's `class:` may declare.
 CLASSES = ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool", "thread-pool",
            "event-loop", "event-loop-workers")
 __doc__ += "\n".join(f"    {k}: {' | '.join(map(str, v))}" for k, v in EXPECT.items())
@@ -115,6 +117,7 @@ def check_expect(key: str, value: Any, where_: str) -> None:
 
 
 def load_model(file: Path) -> Model:
+    """A model.yaml, checked: every error names the file and the line."""
     doc = load(file)
     if not isinstance(doc, LineDict):
         raise UsageError(f"{file}: a model.yaml is a mapping (name, summary, description, expect)")
@@ -134,17 +137,7 @@ def load_model(file: Path) -> Model:
     port = doc.get("port", DEFAULT_PORT)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise UsageError(f"{where(file, doc, 'port')}: port must be a whole number from 1 to 65535")
-    expect = doc["expect"]
-    if expect is None and kind != "model":  # a target that declares nothing yet
-        expect = LineDict()
-        expect.lines = {}
-    if not isinstance(expect, LineDict):
-        raise UsageError(f"{where(file, doc, 'expect')}: 'expect' must be a mapping")
-    for key, choices in EXPECT.items() if kind == "model" else ():
-        if key not in expect:
-            raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
-    for key, value in expect.items():
-        check_expect(key, value, where(file, expect, key))
+    expect = _expect(file, doc, kind)
     workers = doc.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise UsageError(f"{where(file, doc, 'workers')}: workers must be a whole number >= 1")
@@ -156,6 +149,22 @@ def load_model(file: Path) -> Model:
     _check_extras(file, doc, expect)
     return Model(doc["name"], str(doc["summary"]), " ".join(str(doc["description"]).split()),
                  dict(expect), workers, dict(doc), file, kind, protocol, port, step)
+
+
+def _expect(file: Path, doc: LineDict, kind: str) -> LineDict:
+    """The expect mapping, every key and value checked; a Python model must declare every EXPECT key."""
+    expect = doc["expect"]
+    if expect is None and kind != "model":  # a target that declares nothing yet
+        expect = LineDict()
+        expect.lines = {}
+    if not isinstance(expect, LineDict):
+        raise UsageError(f"{where(file, doc, 'expect')}: 'expect' must be a mapping")
+    for key, choices in EXPECT.items() if kind == "model" else ():
+        if key not in expect:
+            raise UsageError(f"{where(file, expect)}: expect needs '{key}' ({' | '.join(map(str, choices))})")
+    for key, value in expect.items():
+        check_expect(key, value, where(file, expect, key))
+    return expect
 
 
 def _check_extras(file: Path, doc: LineDict, expect: LineDict) -> None:
@@ -187,3 +196,20 @@ def get(name: str, services: Path | None = None) -> Model:
     if name not in models:
         raise UsageError(f"unknown model '{name}'; the models are: {', '.join(models)}")
     return models[name]
+
+
+def parse_expect(texts: list[str]) -> dict[str, Any]:
+    """`--expect KEY=VALUE` flags: VALUE is YAML, checked as model.yaml checks it."""
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--expect {text}: write KEY=VALUE, e.g. --expect peak_served=1")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise UsageError(f"--expect {text}: '{raw}' is not a YAML value") from None
+        check_expect(key, value, f"--expect {text}")
+        found[key] = value
+    return found

@@ -4,7 +4,7 @@
     seen = observe(bench, ep)                 # a few seconds, bounded
     classify.infer(seen)
 
-Every probe is the client swarm (lab/probe.py's Bench: by exec in one swarm
+Every probe is the client swarm (lab/run/probe.py's Bench: by exec in one swarm
 container) speaking the server's protocol, and, when the server's container
 is known (`ep.unit`), readings of that container through lab/engine's Unit:
 
@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, cast
 
-from . import classify, measure, reach
-from .checks import analysis as a
-from .checks.client_side import closed_by_server, served_spans
+from ..engine import EngineError, Unit
+from ..errors import LabError, UsageError
+from ..measure import analysis as a, reach
+from ..measure.cgroup import Cgroup
+from ..measure.procs import Sample, top
+from ..plan.models import Model
+from ..run.probe import Bench, Probe, Target
+from . import classify
 from .classify import MIN_TICKS, SERVING_SHARE, Observation, Stall
-from .engine import EngineError, Unit
-from .errors import LabError, UsageError
-from .models import Model
-from .probe import Bench, Probe, Target
 
 CLIENTS, LOAD_CLIENTS = 6, 8
 IDLE_S = 0.5
@@ -67,7 +68,7 @@ class Endpoint:
 
     name: str
     address: str  # host:port, as the swarm resolves it
-    model: Model  # its name, protocol and port only: what lab/probe.py's Bench.swarm reads
+    model: Model  # its name, protocol and port only: what lab/run/probe.py's Bench.swarm reads
     unit: Unit | None = None
 
     @property
@@ -76,7 +77,7 @@ class Endpoint:
 
     @property
     def procs_dir(self) -> str | None:
-        return measure.Cgroup(self.unit).procs_dir if self.unit is not None else None
+        return Cgroup(self.unit).procs_dir if self.unit is not None else None
 
 
 def protocol_only(name: str, protocol: str, port: int) -> Model:
@@ -130,7 +131,7 @@ def exchange(bench: Bench, ep: Endpoint) -> None:
 
 def idle(unit: Unit) -> float | None:
     """Cores the container used with no client, over IDLE_S."""
-    cgroup = measure.Cgroup(unit)
+    cgroup = Cgroup(unit)
     try:
         first = cgroup.read()
         threading.Event().wait(IDLE_S)  # the measurement window itself
@@ -144,12 +145,12 @@ def at_once(bench: Bench, ep: Endpoint, o: Observation) -> None:
     with sampling(ep.unit) as samples:
         probe = swarm(bench, ep, "at-once", AT_ONCE, 60)
     results = probe.results
-    spans = served_spans(results, probe.ended)
+    spans = a.client_spans(results, probe.ended)
     o.connected = len(a.conns_of(results))
     o.answered = len(spans)
     # A client the server closed after serving it was cut short, it did not leave: it
     # neither counts at once nor makes room (Apache event closes idle keep-alives).
-    closed = closed_by_server(results)
+    closed = a.closed_by_server(results)
     cut = {conn for conn, client in a.conns_of(results).items() if client in closed and conn in spans}
     o.closed_by_server = len(cut)
     spans = {conn: span for conn, span in spans.items() if conn not in cut}
@@ -253,10 +254,10 @@ class sampling:
 
     def __init__(self, unit: Unit | None) -> None:
         self.unit, self._stop = unit, threading.Event()
-        self.taken: list[measure.Sample] = []
+        self.taken: list[Sample] = []
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> list[measure.Sample]:
+    def __enter__(self) -> list[Sample]:
         if self.unit is not None:
             self._take()
             self._thread = threading.Thread(target=self._run, daemon=True, name="classify-sampler")
@@ -265,7 +266,7 @@ class sampling:
 
     def _take(self) -> bool:
         try:
-            self.taken.append(measure.top(self.unit))  # type: ignore[arg-type]
+            self.taken.append(top(self.unit))  # type: ignore[arg-type]
             return True
         except (EngineError, KeyError, ValueError):
             return False

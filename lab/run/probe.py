@@ -13,8 +13,8 @@ written to the run's results volume and copied out.  Where the engine's
 orchestrator spreads the swarm over other machines (Swarm mode: replicas on
 load nodes), each probe is a swarm unit of its own whose replicas send their
 results back in their output; the replicas' documents are merged into one
-(lab/merge.py), on this machine's clock.  The server is read from outside,
-through lab/measure.py: its cgroup's CPU time and memory, its processes'
+(lab/measure/merge.py), on this machine's clock.  The server is read from outside,
+through lab/measure/: its cgroup's CPU time and memory, its processes'
 PSS/USS/RSS, and `top` (ps on the engine's host: one line per thread, so
 threads per process, the classic `ps huH p PID | wc -l`).  Sampling at an
 interval is measurement; waiting for something to happen is always a
@@ -30,15 +30,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from . import measure, merge, reach
-from .engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
-from .errors import EnvironmentProblem, LabError
-from .events import EventStream
+from ..engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
+from ..errors import EnvironmentProblem, LabError
+from ..measure import merge, reach
+from ..measure.cgroup import Cgroup, Cpu
+from ..measure.procs import Sample, in_bytes, listen_queue, resources, top
+from ..measure.events import EventStream
+from ..plan.models import Model
 from .live import LiveRun
-from .measure import Cpu, Sample
-from .models import Model
 
-__all__ = ["Bench", "Cpu", "Probe", "Sample", "Target"]
+__all__ = ["Bench", "Probe", "Target"]
 
 IDLE = ["python3", "-c", "import signal; signal.pause()"]  # the swarm container waits for execs
 # A health check is a process started in the container every interval (about
@@ -73,7 +74,7 @@ class Target:
         self.container = container  # the server's unit (a container, or a Swarm service)
         self.healthy_after = healthy_after
         self.events = EventStream(container, model.name)
-        self.cgroup = measure.Cgroup(container)
+        self.cgroup = Cgroup(container)
         self.samples: list[Sample] = []
         self.traced = reach.traced(model)  # writes the lab's JSON-line trace (a real server does not)
 
@@ -86,13 +87,13 @@ class Target:
 
     def cpu(self) -> Cpu:
         """The container's cgroup counters now: CPU time and memory, stamped
-        on the monotonic clock (lab/measure.py: the host's cgroup files when
+        on the monotonic clock (lab/measure/: the host's cgroup files when
         the engine is local, else an exec, else the stats API)."""
         return self.cgroup.read()
 
     def sample(self) -> Sample:
         """The server's processes and threads now (ps -eLf on its machine)."""
-        return measure.top(self.container)
+        return top(self.container)
 
     @contextlib.contextmanager
     def sampling(self, every: float = SAMPLE_EVERY) -> Iterator[list[Sample]]:
@@ -119,17 +120,17 @@ class Target:
 
     def memory(self) -> dict[str, Any]:
         """PSS, USS (private) and RSS of the server's processes, in bytes, with
-        their processes and threads (lab/measure.py: read from each process's
+        their processes and threads (lab/measure/: read from each process's
         smaps_rollup, on this machine when the engine is local, else by one
         exec of grep in the container); {"error": why} if it cannot be read."""
         try:
-            return measure.in_bytes(measure.resources(self.container, self.cgroup.procs_dir))
+            return in_bytes(resources(self.container, self.cgroup.procs_dir))
         except EngineError as exc:
             return {"error": str(exc)[-200:]}
 
     def netstat(self) -> dict[str, int]:
         """The listen queue's overflow counters of the server's network namespace."""
-        return measure.listen_queue(self.container, self.cgroup.procs_dir)
+        return listen_queue(self.container, self.cgroup.procs_dir)
 
     def stats_request(self) -> dict[str, Any] | None:
         """STATS over the line protocol, by a one-off swarm action (None if
@@ -166,7 +167,7 @@ class Bench:
         self.saved_under = saved_under  # where in the run directory each probe's results go
         self._n = 0
         self._current: Unit | None = None  # the probe's own swarm unit while it runs (not by exec)
-        self._cgroups: dict[str, list[measure.Cgroup]] = {}
+        self._cgroups: dict[str, list[Cgroup]] = {}
 
     def serve(self, model: Model, args: list[str] | None = None, trace: str = "msg",
               timeout: float = 60) -> Target:
@@ -181,7 +182,7 @@ class Bench:
         container = self.live.start(model.name, command=command, healthcheck=NO_HEALTHCHECK)
         target = Target(self, model, container, 0.0)
         try:
-            if not target.traced:  # a real server: listening, then a first reply (lab/reach.py)
+            if not target.traced:  # a real server: listening, then a first reply (lab/measure/reach.py)
                 reach.wait_ready(container, model.port, target.cgroup.procs_dir, lambda: reach.answered(
                     self.swarm(target, "ready", reach.EXCHANGE, save=False).results), timeout, model.name)
             else:
@@ -272,15 +273,15 @@ class Bench:
             with contextlib.suppress(EngineError):
                 unit.remove()
 
-    def load_cgroups(self) -> list[measure.Cgroup]:
+    def load_cgroups(self) -> list[Cgroup]:
         """The cgroups on this machine of the probe's own swarm unit, while it
-        runs (what the host's other load must not count, lab/checks/host.py)."""
+        runs (what the host's other load must not count, lab/measure/host.py)."""
         unit = self._current
         if unit is None:
             return []
         if unit.id not in self._cgroups:
             parts = unit.parts()
-            found = [c for c in (measure.Cgroup(p) for p in parts) if c.local]
+            found = [c for c in (Cgroup(p) for p in parts) if c.local]
             if len(parts) < unit.replicas:
                 return found  # not every replica has its container yet: look again next time
             self._cgroups[unit.id] = found

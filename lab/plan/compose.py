@@ -14,11 +14,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from .engine.spec import Mount, UnitSpec
-from .errors import UsageError
-from .yamlfile import LineDict, load, where
+from ..engine.spec import Mount, UnitSpec
+from ..errors import UsageError
+from ..yamlfile import LineDict, load, where
 
 # Every service key the lab translates (build and profiles are read elsewhere).
 SERVICE_KEYS = frozenset({
@@ -141,6 +141,24 @@ def unit_spec(service: Service, *, image: str, name: str, network: str,
     """
     s = service.spec
     at = service.where
+    kw = _settings(s, at)
+    aliases: list[str] = []
+    nets = s.get("networks", [])
+    for net in nets:
+        if isinstance(nets, dict) and isinstance(nets[net], dict):
+            aliases += nets[net].get("aliases", [])
+    mounts = _mounts(s, at, volumes)
+    return UnitSpec(
+        service=service.name, name=name, image=image, network=network,
+        command=command if command is not None else s.get("command"),
+        labels={**_pairs(s.get("labels", {}), at("labels")), **labels},
+        environment={**_pairs(s.get("environment", {}), at("environment")), **(environment or {})},
+        aliases=(service.name, *aliases), mounts=tuple(mounts), publish=publish,
+        stop_grace=grace(service), **kw)
+
+
+def _settings(s: LineDict, at: Callable[[str], str]) -> dict[str, Any]:
+    """The UnitSpec fields a service sets as it is (limits, the box, logging, health)."""
     kw: dict[str, Any] = {}
     for key in ("user", "working_dir", "mem_limit"):
         if key in s:
@@ -169,11 +187,11 @@ def unit_spec(service: Service, *, image: str, name: str, network: str,
                          for k, v in s["ulimits"].items()}
     if "healthcheck" in s:
         kw["healthcheck"] = _healthcheck(s["healthcheck"], at("healthcheck"))
-    aliases: list[str] = []
-    nets = s.get("networks", [])
-    for net in nets:
-        if isinstance(nets, dict) and isinstance(nets[net], dict):
-            aliases += nets[net].get("aliases", [])
+    return kw
+
+
+def _mounts(s: LineDict, at: Callable[[str], str], volumes: Mapping[str, str] | None) -> list[Mount]:
+    """The service's named volumes, each as the run's real volume."""
     mounts: list[Mount] = []
     for spec in s.get("volumes", []):
         source, _, target = str(spec).partition(":")
@@ -184,13 +202,7 @@ def unit_spec(service: Service, *, image: str, name: str, network: str,
         if real is None and volumes is not None:
             raise UsageError(f"{at('volumes')}: volume '{source}' is not declared at the top level")
         mounts.append(Mount(real or source, target, mode == "ro"))
-    return UnitSpec(
-        service=service.name, name=name, image=image, network=network,
-        command=command if command is not None else s.get("command"),
-        labels={**_pairs(s.get("labels", {}), at("labels")), **labels},
-        environment={**_pairs(s.get("environment", {}), at("environment")), **(environment or {})},
-        aliases=(service.name, *aliases), mounts=tuple(mounts), publish=publish,
-        stop_grace=grace(service), **kw)
+    return mounts
 
 
 def _healthcheck(h: Any, place: str) -> dict[str, Any]:

@@ -62,9 +62,26 @@ def service_create(spec: UnitSpec, network_id: str, where: list[str]) -> tuple[d
     """The body of POST /services/create for ``spec`` (API 1.41), and what of
     the spec it cannot express, in words."""
     notes: list[str] = []
-    env = dict(spec.environment)
-    if spec.replicas > 1:
-        env["IOLAB_REPLICA"] = f"{{{{.Task.Slot}}}}/{spec.replicas}"  # each replica its share
+    task: dict[str, Any] = {
+        "ContainerSpec": _container(spec, _mounts(spec, notes)), "Resources": {"Limits": _limits(spec)},
+        "RestartPolicy": {"Condition": "none"},  # a crashed server stays down, as a container does
+        "Placement": {"Constraints": where},
+        "Networks": [{"Target": network_id, "Aliases": list(spec.aliases)}],
+    }
+    for opt in spec.security_opt:  # no-new-privileges: ContainerSpec has no such field before API 1.44
+        notes.append(f"security_opt {opt} is not enforced on any service (a Swarm service's spec has "
+                     "no such field on API 1.41)")
+    if spec.cap_add:
+        notes.append(f"{spec.service}: cap_add {', '.join(spec.cap_add)} is not granted on Swarm mode")
+    if spec.log_driver:
+        task["LogDriver"] = {"Name": spec.log_driver, "Options": dict(spec.log_options)}
+    body = {"name": spec.name, "labels": dict(spec.labels), "task_template": task,
+            "mode": {"Replicated": {"Replicas": spec.replicas}}, "endpoint_spec": {"Mode": "dnsrr"}}
+    return body, notes
+
+
+def _mounts(spec: UnitSpec, notes: list[str]) -> list[dict[str, Any]]:
+    """The tmpfs mounts, and each named volume as a tmpfs of its own (a volume is one node's)."""
     mounts: list[dict[str, Any]] = []
     for path, options in spec.tmpfs.items():
         opts = dict(o.split("=", 1) for o in options.split(",") if "=" in o)
@@ -83,11 +100,14 @@ def service_create(spec: UnitSpec, network_id: str, where: list[str]) -> tuple[d
                        "TmpfsOptions": {"SizeBytes": RESULTS_TMPFS}})  # the image's mode there: 1777
         notes.append(f"{spec.service}: the volume at {m.target} is a tmpfs in each task (a volume is one "
                      "node's; what the swarm writes there comes back in its output)")
-    for opt in spec.security_opt:  # no-new-privileges: ContainerSpec has no such field before API 1.44
-        notes.append(f"security_opt {opt} is not enforced on any service (a Swarm service's spec has "
-                     "no such field on API 1.41)")
-    if spec.cap_add:
-        notes.append(f"{spec.service}: cap_add {', '.join(spec.cap_add)} is not granted on Swarm mode")
+    return mounts
+
+
+def _container(spec: UnitSpec, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The task's ContainerSpec: image, command, environment, the box it runs in."""
+    env = dict(spec.environment)
+    if spec.replicas > 1:
+        env["IOLAB_REPLICA"] = f"{{{{.Task.Slot}}}}/{spec.replicas}"  # each replica its share
     container: dict[str, Any] = {
         "Image": spec.image, "Labels": dict(spec.labels), "Env": [f"{k}={v}" for k, v in env.items()],
         "StopGracePeriod": int(spec.stop_grace * 1e9), "Mounts": mounts,
@@ -109,6 +129,10 @@ def service_create(spec: UnitSpec, network_id: str, where: list[str]) -> tuple[d
         container["Healthcheck"] = {{"test": "Test", "interval": "Interval", "timeout": "Timeout",
                                      "start_period": "StartPeriod", "retries": "Retries"}[k]: v
                                     for k, v in spec.healthcheck.items()}
+    return container
+
+
+def _limits(spec: UnitSpec) -> dict[str, Any]:
     limits: dict[str, Any] = {}
     if spec.nano_cpus:
         limits["NanoCPUs"] = spec.nano_cpus
@@ -116,14 +140,4 @@ def service_create(spec: UnitSpec, network_id: str, where: list[str]) -> tuple[d
         limits["MemoryBytes"] = parse_bytes(spec.mem_limit) if isinstance(spec.mem_limit, str) else spec.mem_limit
     if spec.pids_limit is not None:
         limits["Pids"] = spec.pids_limit
-    task: dict[str, Any] = {
-        "ContainerSpec": container, "Resources": {"Limits": limits},
-        "RestartPolicy": {"Condition": "none"},  # a crashed server stays down, as a container does
-        "Placement": {"Constraints": where},
-        "Networks": [{"Target": network_id, "Aliases": list(spec.aliases)}],
-    }
-    if spec.log_driver:
-        task["LogDriver"] = {"Name": spec.log_driver, "Options": dict(spec.log_options)}
-    body = {"name": spec.name, "labels": dict(spec.labels), "task_template": task,
-            "mode": {"Replicated": {"Replicas": spec.replicas}}, "endpoint_spec": {"Mode": "dnsrr"}}
-    return body, notes
+    return limits

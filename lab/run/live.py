@@ -22,11 +22,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import compose, config, images
-from .engine import (KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, Engine, EngineError,
-                     Output, Resource, RunResources, Unit, UnitSpec, me)
-from .errors import EnvironmentProblem
-from .runs import RunDir, host_environment, new_id
+from .. import config
+from ..engine import (KEEP, LAB, ORCHESTRATOR, OWNER, ROLE, RUN, RUNDIR, SERVICE, VERB, Engine, EngineError,
+                      Output, Resource, RunResources, Unit, UnitSpec, me)
+from ..errors import EnvironmentProblem
+from ..measure.environment import host_environment
+from ..plan import compose
+from . import images
+from .rundir import RunDir, new_id
 
 Say = Callable[[str], None]
 _last_dir: list[Path] = []  # the run directory this process made last (for a traceback)
@@ -205,6 +208,19 @@ class LiveRun:
                 self.dir.write_log(u.labels.get(SERVICE, u.name), u.logs(stdout=True, stderr=True))
             except EngineError:
                 pass
+
+    def discard(self, unit: Unit | None, log_name: str) -> None:
+        """Keep a unit's log in the run directory, then remove it from the run."""
+        if unit is None:
+            return
+        try:
+            self.dir.write_log(log_name, unit.logs(stdout=True, stderr=True))
+        except EngineError:
+            pass
+        for service, c in list(self.containers.items()):
+            if c.id == unit.id:
+                del self.containers[service]
+        self.engine.remove(RunResources(self.id, units=[unit]))
 
     def read_file(self, service: str, path: str) -> bytes | None:
         """A file from a unit (running or stopped), e.g. results.json on the

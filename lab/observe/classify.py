@@ -1,6 +1,6 @@
 """Inferring a server's concurrency model from what was observed, never from model.yaml.
 
-`lab classify` (lab/observe.py) runs a few bounded probes against a server
+`lab classify` (lab/observe/probes.py) runs a few bounded probes against a server
 and records an Observation; infer() turns it into a Classification: a class,
 its size where it has one, how sure, and the evidence behind it, line by
 line.  The rules, in the order they are applied:
@@ -47,9 +47,9 @@ candidates) when the evidence is ambiguous or contradictory: never a guess.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from .models import CLASSES, Model
+from ..plan.models import CLASSES, Model
 
 UNCERTAIN = "uncertain"
 POOL = "pool"  # a pool whose kind (processes or threads) could not be seen
@@ -159,6 +159,7 @@ def infer(o: Observation) -> Classification:
 
 
 def _decide(o: Observation, ev: list[str], grew_p: int | None, grew_t: int | None) -> Classification:
+    """The rules of the module's docstring, in their order: the first that decides, with its reason."""
     def out(cls: str, n: int | None, confidence: str, why: str, candidates: list[str] | None = None) -> Classification:
         return Classification(cls, n, confidence, [*ev, f"so: {why}"], candidates or [])
 
@@ -171,65 +172,94 @@ def _decide(o: Observation, ev: list[str], grew_p: int | None, grew_t: int | Non
     if among < 3:
         return out(UNCERTAIN, None, "low", f"the server closed {o.closed_by_server} of {o.clients} clients: too "
                                            "few left to tell who waited")
-    blocking = [s.stalled for s in o.stalls if s.kind == "blocking" and s.stalled is not None]
-    cpu = [s.stalled for s in o.stalls if s.kind == "cpu" and s.stalled is not None]
-    stalls_all = any(blocking + cpu) and all(blocking) and all(cpu)  # every slow request stalled everyone
-    cpu_free = bool(cpu) and not any(cpu)  # CPU-bound work stalled nobody: not one thread
-    stalls_none = bool(blocking + cpu) and not any(blocking + cpu)
-    # 1. one at a time, or a pool
-    if o.peak < among:
-        if not o.waited:
-            return out(UNCERTAIN, o.peak, "low", f"{o.peak} at once, but a client beyond them was answered "
-                                                 "before anyone left: not a limit on who is served",
-                       ["one-at-a-time", POOL])
-        if o.peak == 1:
-            return out("one-at-a-time", 1, "high" if o.table else "medium",
-                       "each client waited for the one before to leave")
-        if o.serving_threads is None:
-            return out(POOL, o.peak, "medium", f"at most {o.peak} served, the others waited for a place; "
-                                               "whether processes or threads could not be seen")
-        if o.serving_processes is not None and o.serving_processes >= o.peak:
-            return out("process-pool", o.peak, "high", f"a place each in {o.peak} processes, one thread each at work")
-        return out("thread-pool", o.peak, "high", f"{o.peak} places, {o.serving_threads} threads at work in "
-                                                  f"{o.serving_processes} process(es)")
-    # 2. everyone at once: what grows with them
-    if grew_p is not None and grew_t is not None:
-        if grew_p == o.connected:
-            return out("process-per-connection", None, "high", f"a new process for each of the {o.connected} clients")
-        if grew_p == 0 and grew_t == o.connected:
-            return out("thread-per-connection", None, "high", f"a new thread for each of the {o.connected} clients")
-        if grew_p or grew_t:
-            return out(UNCERTAIN, None, "low", f"processes grew by {grew_p} and threads by {grew_t} for "
-                                               f"{o.connected} clients: neither one each nor none",
-                       ["process-per-connection", "thread-per-connection"])
-    # 3. nothing grew: who does the work
-    if o.serving_threads is not None and grew_p == 0:
-        if o.serving_threads == 1:
-            if cpu_free:
-                return out(UNCERTAIN, None, "low", "one thread did the work, yet CPU-bound work stalled "
-                                                   "nobody", ["event-loop", CONCURRENT])
-            if blocking and not any(blocking) and not cpu:
-                return out("event-loop", None, "medium", "one thread serves every client, though a blocking "
-                                                         "request stalled nobody (made a cooperative wait?)")
-            return out("event-loop", None, "high", "one thread serves every client"
-                       + (", and a slow request stalls them all" if stalls_all else "")
-                       + ("; its blocking calls wait cooperatively (they stalled nobody)"
-                          if blocking and not any(blocking) else ""))
-        if o.serving_threads < o.load_clients:
-            if stalls_all:
-                return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads did the work, yet "
-                                                                "one slow request stalled everyone",
-                           ["event-loop", "event-loop-workers"])
-            return out("event-loop-workers", o.serving_threads, "high",
-                       f"{o.serving_threads} threads serve {o.load_clients} connections: each thread several")
-        return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads for {o.load_clients} "
-                                                        "clients: a pool larger than the clients looks the same",
-                   ["thread-pool", "event-loop-workers"])
-    # 4. timing alone
-    if stalls_all:
+    stalls = _Stalls(o.stalls)
+    return (_limited(o, among, out) or _growth(o, grew_p, grew_t, out)
+            or _who_works(o, grew_p, stalls, out) or _timing(stalls, out))
+
+
+Out = Callable[..., Classification]
+
+
+class _Stalls:
+    """What the protocol's slow requests showed: each kind's stalled-or-not, where judged."""
+
+    def __init__(self, stalls: list[Stall]) -> None:
+        self.blocking = [s.stalled for s in stalls if s.kind == "blocking" and s.stalled is not None]
+        self.cpu = [s.stalled for s in stalls if s.kind == "cpu" and s.stalled is not None]
+        both = self.blocking + self.cpu
+        self.all = any(both) and all(self.blocking) and all(self.cpu)  # every slow request stalled everyone
+        self.cpu_free = bool(self.cpu) and not any(self.cpu)  # CPU-bound work stalled nobody: not one thread
+        self.none = bool(both) and not any(both)
+
+
+def _limited(o: Observation, among: int, out: Out) -> Classification | None:
+    """Rule 1: fewer served at once than stayed: one at a time, or a pool."""
+    if o.peak >= among:
+        return None
+    if not o.waited:
+        return out(UNCERTAIN, o.peak, "low", f"{o.peak} at once, but a client beyond them was answered "
+                                             "before anyone left: not a limit on who is served",
+                   ["one-at-a-time", POOL])
+    if o.peak == 1:
+        return out("one-at-a-time", 1, "high" if o.table else "medium",
+                   "each client waited for the one before to leave")
+    if o.serving_threads is None:
+        return out(POOL, o.peak, "medium", f"at most {o.peak} served, the others waited for a place; "
+                                           "whether processes or threads could not be seen")
+    if o.serving_processes is not None and o.serving_processes >= o.peak:
+        return out("process-pool", o.peak, "high", f"a place each in {o.peak} processes, one thread each at work")
+    return out("thread-pool", o.peak, "high", f"{o.peak} places, {o.serving_threads} threads at work in "
+                                              f"{o.serving_processes} process(es)")
+
+
+def _growth(o: Observation, grew_p: int | None, grew_t: int | None, out: Out) -> Classification | None:
+    """Rule 2: everyone at once: what grows with them."""
+    if grew_p is None or grew_t is None:
+        return None
+    if grew_p == o.connected:
+        return out("process-per-connection", None, "high", f"a new process for each of the {o.connected} clients")
+    if grew_p == 0 and grew_t == o.connected:
+        return out("thread-per-connection", None, "high", f"a new thread for each of the {o.connected} clients")
+    if grew_p or grew_t:
+        return out(UNCERTAIN, None, "low", f"processes grew by {grew_p} and threads by {grew_t} for "
+                                           f"{o.connected} clients: neither one each nor none",
+                   ["process-per-connection", "thread-per-connection"])
+    return None
+
+
+def _who_works(o: Observation, grew_p: int | None, stalls: _Stalls, out: Out) -> Classification | None:
+    """Rule 3: nothing grew: who does the work."""
+    if o.serving_threads is None or grew_p != 0:
+        return None
+    if o.serving_threads == 1:
+        if stalls.cpu_free:
+            return out(UNCERTAIN, None, "low", "one thread did the work, yet CPU-bound work stalled "
+                                               "nobody", ["event-loop", CONCURRENT])
+        if stalls.blocking and not any(stalls.blocking) and not stalls.cpu:
+            return out("event-loop", None, "medium", "one thread serves every client, though a blocking "
+                                                     "request stalled nobody (made a cooperative wait?)")
+        return out("event-loop", None, "high", "one thread serves every client"
+                   + (", and a slow request stalls them all" if stalls.all else "")
+                   + ("; its blocking calls wait cooperatively (they stalled nobody)"
+                      if stalls.blocking and not any(stalls.blocking) else ""))
+    if o.serving_threads < o.load_clients:
+        if stalls.all:
+            return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads did the work, yet "
+                                                            "one slow request stalled everyone",
+                       ["event-loop", "event-loop-workers"])
+        return out("event-loop-workers", o.serving_threads, "high",
+                   f"{o.serving_threads} threads serve {o.load_clients} connections: each thread several")
+    return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads for {o.load_clients} "
+                                                    "clients: a pool larger than the clients looks the same",
+               ["thread-pool", "event-loop-workers"])
+
+
+def _timing(stalls: _Stalls, out: Out) -> Classification:
+    """Rule 4: from timing alone."""
+    if stalls.all:
         return out("event-loop", None, "medium", "a slow request stalls every other client: one thread "
                                                  "runs them all (from timing alone)")
-    if cpu_free or stalls_none:
+    if stalls.cpu_free or stalls.none:
         return out(CONCURRENT, None, "low", "a slow request stalls nobody: threads, processes, or an "
                                             "event loop with workers (the process table would tell)")
     return out(CONCURRENT, None, "low", "everyone was served at once; without the process table or a slow "
@@ -256,6 +286,15 @@ def declared(model: Model) -> tuple[str | None, int | None]:
     if cls not in CLASSES:
         return None, None
     return cls, model.workers if cls in ("process-pool", "thread-pool") else None
+
+
+def judged_against(found: Classification, declared_as: tuple[str | None, int | None]) -> dict[str, Any]:
+    """An inference with the declaration beside it (classify.json's and
+    results.json's record): the classification, `declared`, `agrees`."""
+    cls, n = declared_as
+    return {**found.as_dict(),
+            "declared": None if cls is None else {"class": cls, "n": n, "summary": NAMES[cls].format(n=n or "N")},
+            "agrees": agrees(found, cls, n)}
 
 
 def agrees(found: Classification, cls: str | None, n: int | None) -> bool | None:

@@ -9,8 +9,8 @@ orchestrator its run was on.
 
 from __future__ import annotations
 
-from .console import say
-from .engine import Engine, Inventory, connect, connect_every, orchestrator
+from ..console import say
+from ..engine import Engine, Inventory, connect, connect_every, orchestrator
 
 _inventory: Inventory | None = None
 _engines: dict[str, Engine] = {}

@@ -32,6 +32,20 @@ def served_spans(events: Iterable[Event], conns: dict[str, int], end: float) -> 
     return {c: (t, closed.get(c, end)) for c, t in first.items()}
 
 
+def client_spans(results: dict[str, Any], end: float) -> dict[str, tuple[float, float]]:
+    """For each connection: from the client's first reply to its close (or
+    ``end``): when it was being served, as the client saw it (a target
+    without the lab's trace)."""
+    return {c["conn"]: (c["first_reply"], c.get("close_t") or end) for c in results.get("connections", [])
+            if c.get("conn") and c.get("first_reply") is not None}
+
+
+def closed_by_server(results: dict[str, Any]) -> dict[int, str]:
+    """Clients whose connection the server ended (client -> how), never connect failures."""
+    return {c["client"]: c["close"] for c in results.get("connections", [])
+            if c.get("conn") and c.get("close") in ERROR_KINDS}
+
+
 def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
     """The most spans open at one instant (a close before an open at a tie)."""
     points = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda p: (p[0], p[1]))
@@ -45,16 +59,29 @@ def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
 def others_worst_ms(results: dict[str, Any], client: int, start: float, length: float) -> float | None:
     """The worst wait of the other clients' requests sent in [start, start+length):
     reply time minus send time, or until the run's end for those never answered."""
+    return others_waits(results, client, start, length, closes_ok=False)[0]
+
+
+def others_waits(results: dict[str, Any], client: int, start: float, length: float,
+                 closes_ok: bool) -> tuple[float | None, int]:
+    """The other clients' worst wait for requests sent in [start, start+length)
+    in ms (never answered: until the run's end), and how many of theirs the
+    server cut short by closing the connection, left out when ``closes_ok``."""
     end = results["ended"]["monotonic"]
-    worst = None
+    closed = closed_by_server(results) if closes_ok else {}
+    worst, cut = None, 0
     for conn in results.get("timeline", {}).get("conns", []):
         if conn["client"] == client:
             continue
         for sent, got in conn["pairs"]:
-            if start <= sent < start + length:
-                wait = ((got if got is not None else end) - sent) * 1000
-                worst = wait if worst is None else max(worst, wait)
-    return worst
+            if not start <= sent < start + length:
+                continue
+            if got is None and conn["client"] in closed:
+                cut += 1
+                continue
+            wait = ((got if got is not None else end) - sent) * 1000
+            worst = wait if worst is None else max(worst, wait)
+    return worst, cut
 
 
 def replies_after(results: dict[str, Any], t: float) -> dict[int, int]:
@@ -110,6 +137,20 @@ def waited_their_turn(spans: Iterable[tuple[float, float]], at_once: int) -> boo
     order = sorted(spans)
     first_leave = min(end for _, end in order[:at_once])
     return all(start >= first_leave for start, _ in order[at_once:])
+
+
+def turn_taking(spans: dict[str, tuple[float, float]], at_once: int, among: int) -> tuple[bool | None, str]:
+    """Fewer served at once than ``among``: did the rest wait their turn?
+    (None when there is no turn to take), and the words for it."""
+    if at_once >= among or not spans:
+        return None, ""
+    waited = waited_their_turn(spans.values(), at_once)
+    return waited, "; the rest waited until one left" if waited else "; a waiting client was served early"
+
+
+def relative(spans: dict[str, tuple[float, float]], origin: float) -> dict[str, list[float]]:
+    """Spans as seconds after ``origin``, rounded: how a verdict's figures keep them."""
+    return {c: [round(s - origin, 3), round(e - origin, 3)] for c, (s, e) in spans.items()}
 
 
 def short_of(asked: int, connected: int, served: int, word: str) -> str:

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .engine import EngineError, Unit
-from .errors import EnvironmentProblem, UsageError
+from ..engine import EngineError, Unit
+from ..errors import EnvironmentProblem, UsageError
 
 SLOW = "{slow}"  # in a scenario's `at:` or `message:`: the target's slow request
 LISTEN, ESTABLISHED, CLOSE_WAIT = "0A", "01", "08"  # /proc/net/tcp states

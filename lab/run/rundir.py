@@ -20,16 +20,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import platform
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import config
-from .errors import EnvironmentProblem
+from .. import config
+from ..errors import EnvironmentProblem, UsageError
 
 LOG_CAP = 50 << 20  # bytes kept per container log; the rest is cut, and says so
 
@@ -62,28 +59,6 @@ def new_id(verb: str, what: str) -> tuple[str, str]:
     when = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in what)[:40]
     return f"{when}-{verb}-{safe}-{short}", short
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def host_environment() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "git_commit": git_commit(),
-        "argv": sys.argv,
-    }
 
 
 class RunDir:
@@ -145,6 +120,19 @@ def find(run: str) -> Path | None:
     ids = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     hits = match(run, ids)
     return root / hits[0] if len(hits) == 1 else None
+
+
+def locate(text: str) -> Path:
+    """A run directory given by path, or by run id (or a unique prefix of one)
+    under the runs folder; a UsageError if there is none."""
+    path = Path(text)
+    if path.is_dir():
+        return path
+    found = find(text) if "/" not in text and text not in (".", "..") else None
+    if found is None:
+        raise UsageError(f"no run directory '{text}' (and no single run id under {config.runs_dir()} "
+                         "starts with it)")
+    return found
 
 
 def save_traceback(text: str, run_dir: Path | None) -> Path | None:

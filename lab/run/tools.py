@@ -29,8 +29,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .engine import EngineError, EngineTimeout
-from .errors import EnvironmentProblem
+from ..engine import EngineError, EngineTimeout
+from ..errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from .live import LiveRun
@@ -92,3 +92,9 @@ def run(live: LiveRun, argv: list[str], timeout: float = 60, *, stdin: bytes | N
     live.dir.write_log(f"tools-{n}", f"$ {' '.join(argv)}\n# exit {code}\n".encode() + out
                        + (b"\n# stderr\n" + err if err else b""))
     return result
+
+
+def run_text(live: LiveRun, argv: list[str], timeout: float) -> tuple[int, str]:
+    """run(), as (exit status, what it printed on stdout and stderr, as text)."""
+    done = run(live, argv, timeout=timeout)
+    return done.code, done.text + done.stderr.decode(errors="replace")

@@ -15,7 +15,7 @@ Placement, by node label, when any node carries it:
 --swarm-replicas N runs the swarm as N replicas (each told its share through
 IOLAB_REPLICA={{.Task.Slot}}/N, services/swarm/swarm.py --replica), whose
 results come back in their output (swarm.py --results-stdout) and are
-merged by the lab (lab/merge.py).
+merged by the lab (lab/measure/merge.py).
 
 Images: with LAB_REGISTRY set, each image is pushed there and services use it
 by digest; one node uses the engine's own images; several nodes and no
@@ -29,7 +29,7 @@ the figures that need it say so.
 What API 1.41 cannot express of compose.yaml's box (no-new-privileges, a
 tmpfs's owner, host-only port publishing) is said in notes(), once per run,
 and kept in run.json.  The decisions themselves (placement, the registry
-rule, the service's spec) are plain data in swarmspec.py.
+rule, the service's spec) are plain data in swarmmode_spec.py.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ from .labels import LAB, RUN
 from .local import ContainerUnit, measure_clock
 from .sdk import SdkEngine, by_run, connect, filters, resource, sdk, split_image
 from .spec import UnitSpec
-from .swarmspec import ENGINE_LABEL, ROLE_LABEL, Node, constraints, registry_needed, service_create
+from .swarmmode_spec import ENGINE_LABEL, ROLE_LABEL, Node, constraints, registry_needed, service_create
 
 SERVICE_ID = "com.docker.swarm.service.id"  # the label a task container carries
 GONE_TIMEOUT = 30.0  # seconds lab down waits for removed services' task containers to go
 TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-NO_SWARM = ("--orchestrator swarm needs a Swarm manager: run `docker swarm init` on this engine, "
-            "or point DOCKER_HOST at a manager")
+NO_SWARM_MANAGER = ("--orchestrator swarm needs a Swarm manager: run `docker swarm init` on this engine, "
+                    "or point DOCKER_HOST at a manager")
 
 
 # -- a service as a unit -----------------------------------------------------------
@@ -71,7 +71,7 @@ def _latest(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class ServiceUnit(Unit):
-    def __init__(self, engine: "SwarmEngine", service: Any) -> None:
+    def __init__(self, engine: "SwarmModeEngine", service: Any) -> None:
         self.engine, self.raw = engine, service
         self.id, self.name = service.id, service.name
         spec = service.attrs.get("Spec") or {}
@@ -223,7 +223,7 @@ class ServiceUnit(Unit):
 
 # -- the engine --------------------------------------------------------------------
 
-class SwarmEngine(SdkEngine):
+class SwarmModeEngine(SdkEngine):
     kind = "swarm"
     swarm_by_exec = False  # a swarm unit per probe: its replicas may be anywhere
     results_in_output = True
@@ -232,7 +232,7 @@ class SwarmEngine(SdkEngine):
         super().__init__(client)
         state = self.info().get("Swarm") or {}
         if state.get("LocalNodeState") != "active" or not state.get("ControlAvailable"):
-            raise EnvironmentProblem(NO_SWARM)
+            raise EnvironmentProblem(NO_SWARM_MANAGER)
         self.node_id = str(state.get("NodeID", ""))
         self._notes: list[str] = []
         self._clients: dict[str, docker.DockerClient] = {}

@@ -52,9 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import config
-from .engine import IMAGE_LAB, IMAGE_RUN, ROLE, Engine, EngineError
-from .errors import EnvironmentProblem, UsageError
+from .. import config
+from ..engine import IMAGE_LAB, IMAGE_RUN, ROLE, Engine, EngineError
+from ..errors import EnvironmentProblem, UsageError
+from ..plan.models import Model, load_model
 
 Say = Callable[[str], None]
 REPO = "iolab"  # family images are iolab/<family>
@@ -250,7 +251,7 @@ class Build:
 
 
 def build_of(service: Any) -> Build | None:
-    """The build a compose.yaml service declares (a lab.compose.Service), if any."""
+    """The build a compose.yaml service declares (a lab.plan.compose.Service), if any."""
     spec = service.spec
     build = spec.get("build")
     if build is None:
@@ -339,7 +340,7 @@ def ensure_app(engine: Engine, say: Say, run: str = "setup") -> str:
 
 # -- one compose.yaml service ------------------------------------------------
 def for_service(engine: Engine, service: Any, say: Say, run: str = "setup") -> str:
-    """The image a compose.yaml service (a lab.compose.Service) runs, made if
+    """The image a compose.yaml service (a lab.plan.compose.Service) runs, made if
     need be, and checked against what its model.yaml needs."""
     build = build_of(service)
     image = str(service.spec.get("image", ""))
@@ -363,7 +364,6 @@ def needs_of(name: str) -> list[str]:
     file = config.SERVICES / name / "model.yaml"
     if not file.is_file():
         return []
-    from .models import load_model  # a model folder: its declaration is the source
     model = load_model(file)
     needs = model.spec.get("needs", [])
     if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
@@ -394,6 +394,19 @@ def lacking(engine: Engine, names: list[str], say: Say) -> dict[str, list[str]]:
     base = ensure_base(engine, say)
     found = {n: _missing(engine, base, need) for n, need in wanted.items()}
     return {n: missing for n, missing in found.items() if missing}
+
+
+def runnable(engine: Engine, chosen: list[Model], explicit: bool, say: Say) -> list[Model]:
+    """The models the base image can run.  One named that it cannot: exit 2
+    before anything starts; otherwise (every model, by default) left out,
+    with a line saying why."""
+    missing_by_name = lacking(engine, [m.name for m in chosen], say)
+    if missing_by_name and explicit:
+        name, missing = next(iter(missing_by_name.items()))
+        raise EnvironmentProblem(needs_line(name, missing))
+    for name, missing in missing_by_name.items():
+        say(f"left out: {needs_line(name, missing)}")
+    return [m for m in chosen if m.name not in missing_by_name]
 
 
 def _missing(engine: Engine, image: str, needs: list[str]) -> list[str]:
