@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import models
+from lab.plan import models
 from lab.console import say
 from lab.run.live import LiveRun
 from lab.run.probe import Bench

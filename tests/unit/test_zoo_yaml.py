@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab.run.images import FAMILIES
-from lab.models import CLASSES
+from lab.plan.models import CLASSES
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -153,14 +153,14 @@ def test_unreadable_file_is_one_clear_error(tmp_path):
 
 
 def test_family_may_not_take_a_labs_name():
-    from lab import images
+    from lab.run import images
     from lab.errors import UsageError
     with pytest.raises(UsageError, match="one of the lab's own"):
         images.ensure_family(None, images.Family("tools", ("cowsay",)), print)  # type: ignore[arg-type]
 
 
 def test_a_family_from_elsewhere_is_made_like_the_labs_own():
-    from lab import images
+    from lab.run import images
 
     class Engine:  # has every image already: nothing is bootstrapped
         lab = "iolabtest"
