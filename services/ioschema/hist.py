@@ -19,7 +19,8 @@ is within 0.1 % (3 significant digits) of every sample in it.
 
 A value below 0 cannot be a latency (both ends are read from one monotonic
 clock): it is counted as 0, and in ``clamped``, so that a clock that ever
-misbehaved shows in the results instead of vanishing.
+misbehaved shows in the results instead of vanishing.  fastpath.c keeps
+this layout and this rule in C; a unit test holds the two equal.
 
 Percentiles use the nearest-rank definition (the smallest recorded value with
 at least p % of the samples at or below it) and report the highest value
@@ -46,7 +47,8 @@ PERCENTILES: tuple[tuple[str, float], ...] = (
 
 
 def index_of(value: int) -> int:
-    """The bucket index a (non-negative integer) value is counted in."""
+    """The bucket index a (non-negative integer) value is counted in: the
+    only place it is computed in Python (fastpath.c's bucket_of in C)."""
     shift = value.bit_length() - SUB_BITS
     if shift <= 0:
         return value

@@ -1,7 +1,7 @@
 """Merging what the workers measured into results.json (schema iolab.swarm/1).
 
-Each worker sends the parent one JSON document (engine.Engine._finish); the
-parent adds them up here: histograms by bucket, counters by sum, records,
+Each worker sends the parent one WorkerReport (report.py); the parent adds
+them up here: histograms by bucket, counters by sum, records,
 timeline and actions by concatenation.  SCHEMA.md beside this file
 describes every field of the result; ``build`` is where they are made, so
 the two are kept side by side.
@@ -21,6 +21,8 @@ from typing import Any
 from ioschema import END_REASONS, ERROR_KINDS, SWARM_SCHEMA
 from ioschema.hist import Histogram
 
+from swarm.report import WorkerReport
+
 SCHEMA = SWARM_SCHEMA
 
 
@@ -33,7 +35,7 @@ def _r(t: float | None, digits: int = 6) -> float | None:
     return None if t is None else round(t, digits)
 
 
-def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[dict[str, Any]],
+def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[WorkerReport],
           failures: list[str], warnings: list[str], t0: float, wall0: float, ended: float,
           wall_end: float, cpu: dict[str, Any], limits: dict[str, Any],
           actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -53,22 +55,22 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
     connected_clients = 0
     last_first_connect: float | None = None
     for w in workers:
-        latency.merge(Histogram.from_json(w["latency"]))
-        connect.merge(Histogram.from_json(w["connect"]))
-        handshake.merge(Histogram.from_json(w["handshake"]))
-        _add(totals, w["totals"])
-        _add(errors, w["errors"])
-        _add(closed_by, w["closed_by"])
-        records.extend(w["records"])
-        timeline.extend(w["timeline"])
-        merged_actions.extend(w["actions"])
-        dropped += w["records_dropped"]
-        tl_capped = tl_capped or w["timeline_capped"]
-        end_reasons[w["end_reason"]] = end_reasons.get(w["end_reason"], 0) + 1
-        connected_clients += w["clients_connected"]
-        if w["last_first_connect"] is not None:
-            last_first_connect = max(last_first_connect or 0.0, w["last_first_connect"])
-        warnings.extend(x for x in w["warnings"] if x not in warnings)
+        latency.merge(Histogram.from_json(w.latency))
+        connect.merge(Histogram.from_json(w.connect))
+        handshake.merge(Histogram.from_json(w.handshake))
+        _add(totals, w.totals)
+        _add(errors, w.errors)
+        _add(closed_by, w.closed_by)
+        records.extend(w.records)
+        timeline.extend(w.timeline)
+        merged_actions.extend(w.actions)
+        dropped += w.records_dropped
+        tl_capped = tl_capped or w.timeline_capped
+        end_reasons[w.end_reason] = end_reasons.get(w.end_reason, 0) + 1
+        connected_clients += w.clients_connected
+        if w.last_first_connect is not None:
+            last_first_connect = max(last_first_connect or 0.0, w.last_first_connect)
+        warnings.extend(x for x in w.warnings if x not in warnings)
     records.sort(key=lambda r: (r["client"], r["connect_start"] or 0.0))
     timeline.sort(key=lambda c: (c["client"], c["pairs"][0][0] if c["pairs"] else 0.0))
     merged_actions.sort(key=lambda a: (a["t"], a["client"]))
@@ -142,7 +144,7 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
                per_s=round(cpu["workers_s"] / duration, 3) if duration > 0 else 0.0,
                us_per_reply=round(cpu["measured_s"] * 1e6 / replies_measured, 2)
                if replies_measured else None,
-               fast_path="/".join(sorted({w.get("fast_path", "python") for w in workers})) or None)
+               fast_path="/".join(sorted({w.fast_path for w in workers})) or None)
     n_pairs = sum(len(c["pairs"]) for c in timeline)
     return {
         "schema": SCHEMA,
@@ -160,9 +162,9 @@ def build(*, config: dict[str, Any], environment: dict[str, Any], workers: list[
         "summary": summary,
         "cpu": cpu,
         "workers": [
-            {"worker": w["worker"], "pid": w["pid"], "clients": w["clients"],
-             "end_reason": w["end_reason"], "ended": _r(w["ended"]), "cpu": w["cpu"],
-             "fast_path": w.get("fast_path", "python")}
+            {"worker": w.worker, "pid": w.pid, "clients": w.clients,
+             "end_reason": w.end_reason, "ended": _r(w.ended), "cpu": w.cpu,
+             "fast_path": w.fast_path}
             for w in workers
         ],
         "histograms": {"latency": latency.to_json("us"), "connect": connect.to_json("us"),

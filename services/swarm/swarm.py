@@ -5,11 +5,12 @@
 
 The parent process checks the flags and the descriptor limit, resolves the
 target, then forks ``--workers`` processes (default: one per two CPUs it may
-run on, at least one, never more than there are clients).  Client i runs in worker (i-1) mod W, so every
-worker gets an even share of active and holding clients.  Each worker runs
-one readiness loop over its connections (engine.py) and, when the run ends,
-sends everything it measured back through a pipe as one JSON document; the
-parent merges them (results.py) and writes --out/results.json.
+run on, at least one, never more than there are clients).  Client i runs in
+worker (i-1) mod W, so every worker gets an even share (conn.Share) of
+active and holding clients.  Each worker runs one readiness loop over its
+connections (worker.py) and, when the run ends, sends its WorkerReport
+(report.py) back through a pipe as one JSON document; the parent merges
+them (results.py) and writes --out/results.json.
 
 Why processes and not threads: the GIL would make a threaded load
 generator slower than the servers it measures.  Why not one process per
@@ -21,7 +22,7 @@ about 1.3x the replies/s from one worker as from two, at less CPU per reply;
 a machine that runs only the swarm can give --workers its CPU count.
 
 --protocol picks what the clients speak: the lab's line protocol (the
-default, counted on the engine's fast path), or http, redis, memcached or
+default, counted on the workers' fast path), or http, redis, memcached or
 postgres through a client codec per connection (services/ioclient), so the
 same patterns and figures apply to real servers.  --message and --at take
 a request in the protocol's own text form ("PING", "SELECT 1", "/sleep/500").
@@ -49,6 +50,7 @@ if __package__ in (None, ""):
 
 import argparse
 import base64
+import gc
 import gzip
 import json
 import math
@@ -66,8 +68,9 @@ from iorun import Trace
 from iorun.trace import LEVELS
 
 from swarm import fastpath, patterns, results, wire
-from swarm.conn import Plan
-from swarm.engine import Engine
+from swarm.conn import Share
+from swarm.report import WorkerReport
+from swarm.worker import Worker
 
 FD_RESERVE = 32  # descriptors a worker needs besides its sockets (stdio, pipes, epoll)
 RESULTS_PART = 3000  # base64 characters per `results` event: a line stays below the trace's 4000
@@ -398,11 +401,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def spawn(plan: Plan) -> tuple[int, int]:
+def spawn(share: Share) -> tuple[int, int]:
     """Fork one worker; returns (pid, read end of its result pipe).
 
     The child reports on the pipe: optionally b"A\\n" (its active clients are
-    done, it only holds), then b"R" + JSON (results) or b"E" + JSON (crash).
+    done, it only holds), then b"R" + JSON (its WorkerReport) or b"E" + JSON (crash).
     It always leaves through os._exit, never back into the parent's code."""
     r, w = os.pipe()
     sys.stdout.flush()
@@ -414,11 +417,15 @@ def spawn(plan: Plan) -> tuple[int, int]:
     code = 1
     try:
         os.close(r)
-        plan.notify = lambda: _write_all(w, b"A\n")
+        share.notify = lambda: _write_all(w, b"A\n")
+        # The loop makes no reference cycles worth collecting; the cyclic GC
+        # would only walk the connections over and over.  The process ends
+        # after the run.
+        gc.disable()
         # the stop signals stay blocked (as the parent left them around
-        # fork) until the engine has its handlers: see Engine._signals
-        report = Engine(plan, Trace("swarm", plan.trace_level)).run()
-        _write_all(w, b"R" + json.dumps(report, separators=(",", ":")).encode())
+        # fork) until the worker has its handlers: see Worker._signals
+        report = Worker(share, Trace("swarm", share.trace_level)).run()
+        _write_all(w, b"R" + json.dumps(report.to_json(), separators=(",", ":")).encode())
         code = 0
     except BaseException:
         try:
@@ -451,7 +458,7 @@ class Workers:
             except ProcessLookupError:
                 pass
 
-    def wait(self) -> tuple[list[dict[str, Any]], list[str]]:
+    def wait(self) -> tuple[list[WorkerReport], list[str]]:
         sel = selectors.DefaultSelector()
         for i, (_, fd) in enumerate(self.procs):
             sel.register(fd, selectors.EVENT_READ, i)
@@ -474,13 +481,13 @@ class Workers:
                 self.released = True
                 self.stop_all(signal.SIGUSR1)  # the rest only hold: the run is over
         sel.close()
-        reports: list[dict[str, Any]] = []
+        reports: list[WorkerReport] = []
         failures: list[str] = []
         for i, (pid, _) in enumerate(self.procs):
             _, status = os.waitpid(pid, 0)
             report = bytes(self.buffers[i])
             if report[:1] == b"R":
-                reports.append(json.loads(report[1:]))
+                reports.append(WorkerReport.from_json(json.loads(report[1:])))
             elif report[:1] == b"E":
                 error = json.loads(report[1:])["error"]
                 failures.append(f"worker {i} failed: {error.strip().splitlines()[-1]}")
@@ -559,8 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     trace.event("start", wall=round(wall0, 6), **start_fields, **limits,
                 python=env["python"], cpu_count=env["cpu_count"], hostname=env["hostname"])
 
-    def finish(reports: list[dict[str, Any]], failures: list[str], actions: list[dict[str, Any]]) -> int:
-        ended = max([t0] + [r["ended"] for r in reports]) if reports else time.monotonic()
+    def finish(reports: list[WorkerReport], failures: list[str], actions: list[dict[str, Any]]) -> int:
+        ended = max([t0] + [r.ended for r in reports]) if reports else time.monotonic()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         me = resource.getrusage(resource.RUSAGE_SELF)
         # The workers' own figures cover the run itself (the load they made);
@@ -568,8 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = {
             "user_s": round(children.ru_utime + me.ru_utime, 3),
             "sys_s": round(children.ru_stime + me.ru_stime, 3),
-            "workers_s": round(sum(r["cpu"]["user_s"] + r["cpu"]["sys_s"] for r in reports), 3),
-            "measured_s": round(sum(r["cpu"]["measured_s"] for r in reports), 3),
+            "workers_s": round(sum(r.cpu["user_s"] + r.cpu["sys_s"] for r in reports), 3),
+            "measured_s": round(sum(r.cpu["measured_s"] for r in reports), 3),
             "parent": {"user_s": round(me.ru_utime, 3), "sys_s": round(me.ru_stime, 3)},
         }
         summary_failures = list(failures)
@@ -614,11 +621,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         def message(i: int) -> bytes:
             return encode(template.format(i=i))
-    plans: list[Plan] = []
-    share = [mine[w::n_workers] for w in range(n_workers)]
-    for w, clients in enumerate(share):
+    shares: list[Share] = []
+    mine_of = [mine[w::n_workers] for w in range(n_workers)]
+    for w, clients in enumerate(mine_of):
         part = len(clients) / args.clients
-        plans.append(Plan(
+        shares.append(Share(
             worker=w, clients=clients, active=args.active, pattern=pattern,
             message=message, codec=args.codec, addr=addr, family=family,
             t0=t0, warm_end=t0 + args.warmup, t_end=t0 + args.duration, count=args.count,
@@ -629,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             records_max=math.ceil(args.records_max * part), trace_level=args.trace,
             fast_path=args.fast_path != "python",
         ))
-    with_active = {w for w, clients in enumerate(share)
+    with_active = {w for w, clients in enumerate(mine_of)
                    if pattern.sends and clients and clients[0] <= args.active}
 
     procs: list[tuple[int, int]] = []
@@ -637,9 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     # parent's handler, and the parent must know every child it forwards to.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        for plan in plans:
+        for share in shares:
             try:
-                procs.append(spawn(plan))
+                procs.append(spawn(share))
             except OSError:
                 for pid, fd in procs:  # no half swarm: stop what started, then fail
                     os.kill(pid, signal.SIGKILL)
