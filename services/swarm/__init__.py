@@ -2,7 +2,9 @@
 
 Modules:
 
-    swarm      the parent: flags, limits, forking the workers, merging their reports
+    swarm      the parent: forking the workers, merging their reports
+    flags      the flags, checked, and the config they make
+    host       the machine: descriptor limits, ports, the environment, the target
     worker     one worker's readiness loop over its share of the clients
     timers     what a worker has due when: deadlines with callbacks
     connect    connecting and reconnecting: the ramp, retries, handshakes

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from swarm import fastpath, patterns, results, swarm, wire
+from swarm import fastpath, flags, patterns, results, wire
 from swarm.conn import CLOSED, OPEN, Conn
 from swarm.report import WorkerReport
 
@@ -287,9 +287,9 @@ def test_results_carry_the_protocol_and_the_handshakes(lab: Any) -> None:
     t.answer(c, far, SELECT_1, T0 + 5 * MS)
     sent = json.dumps(t.eng.finish().to_json())  # as a worker sends it to the parent
     report = WorkerReport.from_json(json.loads(sent))
-    args = swarm.parse_args(["--protocol", "postgres", "--target", "db:5432", "--clients", "1",
+    args = flags.parse_args(["--protocol", "postgres", "--target", "db:5432", "--clients", "1",
                              "--pattern", "pingpong"])
-    doc = results.build(config=swarm.config_of(args, 1), environment={}, workers=[report], failures=[],
+    doc = results.build(config=flags.config_of(args, 1), environment={}, workers=[report], failures=[],
                         warnings=[], t0=T0, wall0=0.0, ended=T0 + 1, wall_end=1.0,
                         cpu={"user_s": 0, "sys_s": 0, "workers_s": 0, "measured_s": 0, "parent": {}},
                         limits={}, actions=[])
@@ -307,20 +307,20 @@ def test_results_carry_the_protocol_and_the_handshakes(lab: Any) -> None:
 
 @pytest.mark.parametrize("protocol", wire.PROTOCOLS)
 def test_each_protocol_has_a_default_message(protocol: str) -> None:
-    args = swarm.parse_args(["--protocol", protocol, "--target", "h:80"])
+    args = flags.parse_args(["--protocol", protocol, "--target", "h:80"])
     assert args.message == wire.DEFAULT_MESSAGES[protocol]
-    assert swarm.config_of(args, 1)["protocol"] == protocol
+    assert flags.config_of(args, 1)["protocol"] == protocol
     assert (args.codec is None) == (protocol == "line")
 
 
 @pytest.mark.parametrize("target,host", [("web:8080", "web:8080"), ("web:80", "web"), ("[::1]:81", "[::1]:81")])
 def test_the_http_host_defaults_to_the_target(target: str, host: str) -> None:
-    args = swarm.parse_args(["--protocol", "http", "--target", target])
+    args = flags.parse_args(["--protocol", "http", "--target", target])
     assert args.http_host == host and args.codec().host == host
 
 
 def test_postgres_logs_in_as_lab_unless_told() -> None:
-    args = swarm.parse_args(["--protocol", "postgres", "--user", "alice"])
+    args = flags.parse_args(["--protocol", "postgres", "--user", "alice"])
     assert (args.user, args.database) == ("alice", "lab")
     assert b"user\0alice\0database\0lab\0" in args.codec().handshake()
 
@@ -341,7 +341,7 @@ def test_postgres_logs_in_as_lab_unless_told() -> None:
 def test_bad_protocol_flags_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                     says: str) -> None:
     with pytest.raises(SystemExit) as exit_:
-        swarm.parse_args(argv)
+        flags.parse_args(argv)
     assert exit_.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and says in errors[0], errors
@@ -351,15 +351,15 @@ def test_a_native_fast_path_asked_for_where_none_is_built_is_one_line_and_exit_2
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(fastpath, "LIBRARY", tmp_path / "libfastpath.so")  # a checkout: nothing compiled
     with pytest.raises(SystemExit) as exit_:
-        swarm.parse_args(["--fast-path", "native"])
+        flags.parse_args(["--fast-path", "native"])
     assert exit_.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "no libfastpath.so" in errors[0], errors
     for choice, on in (("auto", True), ("python", False)):  # auto falls back to Python without a word
-        args = swarm.parse_args(["--fast-path", choice])
-        assert swarm.config_of(args, 1)["fast_path"] == choice and (args.fast_path != "python") is on
+        args = flags.parse_args(["--fast-path", choice])
+        assert flags.config_of(args, 1)["fast_path"] == choice and (args.fast_path != "python") is on
 
 
 def test_noreply_is_fine_for_clients_that_only_hold() -> None:
-    args = swarm.parse_args(["--protocol", "memcached", "--pattern", "hold", "--message", "delete k noreply"])
+    args = flags.parse_args(["--protocol", "memcached", "--pattern", "hold", "--message", "delete k noreply"])
     assert args.message == "delete k noreply"
