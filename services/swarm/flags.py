@@ -16,7 +16,7 @@ import math
 import os
 from typing import Any, Callable
 
-from ioschema import DEFAULT_PORT
+from ioschema import DEFAULT_PORT, FAST_PATHS
 from iorun.trace import LEVELS
 
 from swarm import fastpath, patterns, wire
@@ -100,7 +100,7 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--results-stdout", dict(action="store_true",
                               help="also print results.json on stdout at the end, as `results` events (its "
                                    "gzip, base64, in parts): for a reader that cannot reach the --out volume")),
-    ("--fast-path", dict(choices=("auto", "native", "python"), default="auto",
+    ("--fast-path", dict(choices=("auto",) + FAST_PATHS, default="auto",
                          help="ping-pong's steady state: native (swarm/fastpath.c, built into the app image), "
                               "python (the same work in the Python loop), auto: native where built "
                               "(default %(default)s)")),

@@ -37,10 +37,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Protocol
 
-from ioclient import CODECS, ProtocolError, Refused, make
+from ioclient import ProtocolError, Refused, make
+from ioschema import PROTOCOLS  # "line" first: the default
 from ioproto import LineClient
 
-PROTOCOLS = tuple(CODECS)  # "line" first: the default
 DEFAULT_MESSAGES = {
     "line": "client {i}",
     "http": "/client{i}",  # GET /client7: the lab's servers echo the path
