@@ -9,16 +9,14 @@ the pattern hears of them (or the connection closes: budget spent, or the
 server announced its close).  fastpath.c does the same step in C for the
 one case it carries, and hands back what it booked.
 
-How replies are read:
+How replies are read (``read``, one read into the worker's buffer):
 
-- the fast path (``readable``): the line protocol, nothing waiting to be
-  written, replies not read as texts: one read into the worker's buffer,
-  newlines counted;
-- the general path (``read``): everything else.  A codec (wire.py) counts
-  the replies of other protocols and says when the handshake is done,
-  when the server refused the session (a failed connection, kind
-  "refused-by-server"), broke the protocol (that connection ends, kind
-  "other") or announced its close;
+- the fast path: the line protocol, replies not read as texts: the
+  newlines in the buffer are counted;
+- a codec (wire.py) counts the replies of other protocols and says when
+  the handshake is done, when the server refused the session (a failed
+  connection, kind "refused-by-server"), broke the protocol (that
+  connection ends, kind "other") or announced its close;
 - the slow path (``_read_texts``): replies read one by one as texts, while
   a scripted action waits for its reply or when every reply is traced.
 
@@ -112,8 +110,10 @@ class Transfer:
             and 0 < lg.n < len(c.msgs)
 
     # -- reading ------------------------------------------------------------------------
-    def readable(self, c: Conn, now: float, measure: bool) -> None:
-        """The fast path: one read, the replies counted as newlines."""
+    def read(self, c: Conn, now: float, measure: bool) -> None:
+        """One read.  Without a reader (the line protocol, replies not read
+        as texts: the fast path) the replies are the newlines, counted in
+        the buffer; otherwise the codec or the slow path takes the bytes."""
         buf = self.buf
         try:
             n = c.recv_into(buf)
@@ -123,35 +123,17 @@ class Transfer:
             self.w.broke(c, exc.errno, now)
             return
         if not n:
-            self.w.lost(c, "eof", EOF_DETAIL, now)
-            return
-        c.bytes_in += n
-        k = buf.count(b"\n", 0, n)
-        if k:
-            self.replied(c, k, now, measure)
-
-    def read(self, c: Conn, now: float) -> None:
-        """The general path: one read, then the codec, the texts or the newlines."""
-        try:
-            n = c.recv_into(self.buf)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.w.broke(c, exc.errno, now)
-            return
-        if not n:
             self._eof(c, now)
             return
         c.bytes_in += n
-        data = self.view[:n].tobytes()
-        if c.codec is not None:
-            self._decode(c, data, now)
-        elif c.slow:
-            self._read_texts(c, data, now)
-        else:
-            k = data.count(b"\n")
+        if c.reader is None:
+            k = buf.count(b"\n", 0, n)
             if k:
-                self.replied(c, k, now, now >= self.warm_end)
+                self.replied(c, k, now, measure)
+        elif c.codec is not None:
+            self._decode(c, self.view[:n].tobytes(), now)
+        else:
+            self._read_texts(c, self.view[:n].tobytes(), now)
 
     def _eof(self, c: Conn, now: float) -> None:
         detail = EOF_DETAIL

@@ -213,7 +213,7 @@ class Worker:
         clock, timers, poll = self.clock, self.timers, self.poller.poll
         t_end, warm_end = self.t_end, self.warm_end
         fast_get = self.table.fast.get
-        readable, event = self.io.readable, self._event
+        read, event = self.io.read, self._event
         while self.stop_reason is None:
             wait = timers.earliest - clock()  # inf: no timer, epoll waits for ever (-1)
             ready = poll(-1 if wait == INF else wait if wait > 0 else 0, MAX_EVENTS)
@@ -227,7 +227,7 @@ class Worker:
                 if c is None or ev != IN:
                     event(fd, ev, now)
                 else:
-                    readable(c, now, measure)
+                    read(c, now, measure)  # the fast path
             if timers.earliest <= now:
                 self._fire_due(now)
             if once:
@@ -253,7 +253,7 @@ class Worker:
                 elif c is None or x.events != IN:
                     self._event(fd, x.events, now)
                 else:
-                    self.io.readable(c, now, measure)  # fast, but not C's case (another pattern)
+                    self.io.read(c, now, measure)  # the fast path, but not C's case (another pattern)
             for x in left:  # back to C, each connection that can go
                 c = fast_get(x.fd)
                 if c is not None and x.fd not in native.owned and simple(c):
@@ -294,7 +294,7 @@ class Worker:
             self.native.take(c)
         if c.state == OPEN:
             if ev & IN_EVENTS:
-                self.io.read(c, now)
+                self.io.read(c, now, now >= self.warm_end)
             if ev & OUT and c.state == OPEN:
                 self.io.writable(c, now)
         elif c.state == CONNECTING:
