@@ -42,7 +42,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from itertools import islice
+from typing import Any, Iterable, Protocol
 
 from ioschema import ERROR_KINDS
 from ioschema.hist import Histogram
@@ -269,7 +270,7 @@ class Ledger:
             self.tl_quota = 0  # nothing more to ask for
 
     # -- what the C fast path did ---------------------------------------------------
-    def apply(self, d: Delta, pairs: Sequence[Pair]) -> None:
+    def apply(self, d: Delta, pairs: Iterable[Pair]) -> None:
         """Add in what fastpath.c booked while it had this connection: every
         reply there answered the whole batch in flight and refilled it."""
         self.t = d.t
@@ -282,7 +283,7 @@ class Ledger:
         if d.last >= 0:
             self.last = d.last
         if d.pairs:
-            self.tl.extend((p.sent, p.reply) for p in pairs[:d.pairs])
+            self.tl.extend((p.sent, p.reply) for p in islice(pairs, d.pairs))
             self.tl_left -= d.pairs
 
     # -- what is left ------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable
 
 from swarm.book import Delta, Ledger, Pair
 from swarm.patterns import Action, Pattern, PingPong
@@ -133,7 +133,7 @@ class Conn:
         self.recv_into: Callable[..., int] = _not_open
         self.send: Callable[[Any], int] = _not_open
 
-    def apply(self, d: Delta, pairs: Sequence[Pair]) -> None:
+    def apply(self, d: Delta, pairs: Iterable[Pair]) -> None:
         """What the C fast path did while it had this connection: its
         ledger's part (book.py), and the budget and bytes it used."""
         self.ledger.apply(d, pairs)

@@ -120,7 +120,8 @@ class FastLoop:
         if n < 0:
             err = ctypes.get_errno() or 0
             raise OSError(err, f"fastpath: epoll_wait: {os.strerror(err)}")
-        return self._out[:n]  # views of C's array: read before the next turn
+        left: list[Leftover] = self._out[:n]  # views of C's array: read before the next turn
+        return left
 
     def put(self, c: Conn) -> None:
         """C carries ``c`` from now on (if it has the memory for it)."""

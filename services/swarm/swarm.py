@@ -205,7 +205,7 @@ class Run:
             print_results(self.trace, doc)
         self._done(doc, path)
         sys.stderr.write(results.human_line(doc) + "\n")
-        return doc["exit_code"]
+        return int(doc["exit_code"])
 
     def _done(self, doc: dict[str, Any], path: str | None) -> None:
         s = doc["summary"]
