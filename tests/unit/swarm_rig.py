@@ -17,7 +17,9 @@ import os
 import select
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import pytest
 
 from iorun import Trace
 from swarm import patterns, wire
@@ -204,3 +206,17 @@ class Rig:
 
     def close(self) -> None:
         os.close(self.trace_fd)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
+    """Make rigs (Rig's arguments but the folder); each is closed at the end."""
+    made: list[Rig] = []
+
+    def make(*args: Any, **kwargs: Any) -> Rig:
+        made.append(Rig(tmp_path, *args, **kwargs))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -20,7 +20,7 @@ from swarm import fastpath, flags, patterns, results, wire
 from swarm.conn import CLOSED, OPEN, Conn
 from swarm.report import WorkerReport
 
-from .swarm_rig import T0, FakeSocket, Rig
+from .swarm_rig import T0, FakeSocket, Rig, rig  # noqa: F401  (rig: the fixture)
 from .test_ioclient_postgres import SELECT_1, STARTUP, TERMINATED, TOO_MANY
 
 MS = 1 / 1024  # a binary fraction of a second: times add up exactly
@@ -29,14 +29,11 @@ TERMINATE = b"X\x00\x00\x00\x04"
 
 
 class Lab:
-    """One worker with a codec (on the rig), and its trace as a list of events."""
+    """One worker with a codec (on a rig), and its trace as a list of events."""
 
-    def __init__(self, tmp: Path, pattern: patterns.Pattern, protocol: str, message: str, *,
-                 clients: int = 1, count: int | None = None, level: str = "conn",
-                 actions: list[patterns.Action] | None = None, **options: Any) -> None:
-        self.rig = Rig(tmp, pattern, protocol=protocol, message=message, clients=clients, count=count,
-                       level=level, actions=actions, **options)
-        self.eng = self.rig.worker
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.eng = rig.worker
 
     def connect(self, client: int, now: float) -> tuple[Conn, FakeSocket]:
         """The client's TCP connect completes at ``now``."""
@@ -58,21 +55,12 @@ class Lab:
     def record(self, client: int = 1) -> dict[str, Any]:
         return self.rig.record(client)
 
-    def close(self) -> None:
-        self.rig.close()
-
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Any]:
-    made: list[Lab] = []
-
-    def make(*args: Any, **kwargs: Any) -> Lab:
-        made.append(Lab(tmp_path, *args, **kwargs))
-        return made[-1]
-
-    yield make
-    for one in made:
-        one.close()
+def lab(rig: Callable[..., Rig]) -> Callable[..., Lab]:
+    def make(pattern: patterns.Pattern, protocol: str, message: str, **kwargs: Any) -> Lab:
+        return Lab(rig(pattern, protocol=protocol, message=message, **kwargs))
+    return make
 
 
 # -- handshakes ---------------------------------------------------------------------

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import errno
 import select
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,24 +18,11 @@ from swarm.book import Batch
 from swarm.conn import CLOSED, OPEN
 from swarm.transfer import OUT_CAP
 
-from .swarm_rig import T0, Rig
+from .swarm_rig import T0, rig  # noqa: F401  (rig: the fixture)
 
 TICK = 1 / 1024  # binary fractions of a second: the schedule's sums are exact
 MSG = b"x" * 63 + b"\n"
 OUT = select.EPOLLOUT
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Any]:
-    made: list[Rig] = []
-
-    def make(*args: Any, **kwargs: Any) -> Rig:
-        made.append(Rig(tmp_path, *args, **kwargs))
-        return made[-1]
-
-    yield make
-    for one in made:
-        one.close()
 
 
 def test_a_late_swarm_counts_its_own_lateness_in_the_latency(rig: Any) -> None:
