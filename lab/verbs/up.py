@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ioschema import PATTERNS
+from ioschema import PATTERNS, TRACE_LEVELS
 
 from ..console import escape, out
 from ..run.up import UpRequest, up
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pattern", choices=PATTERNS, default="interval", help="swarm pattern (default interval)")
     p.add_argument("--workers", type=_args.number(int, 1, 256), default=None,
                    help="pool size, for targets that have one (prefork, threadpool, Apache)")
-    p.add_argument("--trace", choices=("off", "conn", "msg"), default="msg",
+    p.add_argument("--trace", choices=TRACE_LEVELS, default="msg",
                    help="server and swarm event level (default msg: every message)")
     p.add_argument("--no-swarm", action="store_true", help="start the server alone")
     p.add_argument("--publish", action="store_true",
