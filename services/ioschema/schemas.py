@@ -1,12 +1,13 @@
 """JSON Schemas (draft 2020-12) of what the servers and the swarm write:
 ``SWARM_RESULTS``, the swarm's results.json (iolab.swarm/1,
 services/swarm/SCHEMA.md), and ``TRACE_EVENT``, one line of the trace every
-server and the swarm write on stdout (services/iorun/trace.py; README,
-"Events").
+server and the swarm write on stdout (services/iorun/trace.py;
+docs/schemas.md, "Events").
 
 Plain dicts, defined once: the images have no jsonschema module and need
-none (nothing here runs there); the lab validates with the ``jsonschema``
-package where evidence enters it.  Besides the required keys and their
+none (nothing here runs there); the tests validate real documents with the
+``jsonschema`` package (a dev dependency: tests/unit/test_schemas.py,
+tests/local/test_schemas_local.py).  Besides the required keys and their
 types, each states the domain of its figures: counts are integers >= 0,
 latencies and durations >= 0, names come from this package's constants.
 
