@@ -49,7 +49,7 @@ class Narrator:
         if self.live_view:
             self.watcher = Watcher(Board(""))
             self.live = Live(get_renderable=self._frame, console=self.console, refresh_per_second=REFRESH_PER_S,
-                             transient=True, redirect_stdout=False, redirect_stderr=False)
+                             transient=False, redirect_stdout=False, redirect_stderr=False)
             self.live.start()
 
     def _frame(self) -> Any:

@@ -94,13 +94,16 @@ def completeness(steps: list[Step], folder: Path = HERE) -> list[str]:
     """Everything a narration file lacks or has too much of: every step has
     every part in every language, every label is there, and an answer names
     only figures of verdicts its step gives (a model it runs, a key one of its
-    scenarios judges), the same ones in every language."""
-    from ..plan import scenarios as catalogue  # only the check needs the scenarios' keys
+    scenarios judges and its model declares), the same ones in every language."""
+    from ..plan import models, scenarios as catalogue  # only the check needs the keys each model declares
     problems: list[str] = []
     ids = [s.id for s in steps]
     if len(set(ids)) != len(ids):
         problems.append(f"steps.yaml: an id is used twice: {ids}")
     used: dict[str, dict[str, set[str]]] = {}
+    declared, found_scenarios = models.all_models(), catalogue.all_scenarios()  # read once: YAML is slow
+    judged = {s.id: {(e.model, k) for e in s.run for name in e.scenarios
+                     for k in catalogue.judged_keys(declared[e.model], found_scenarios[name])} for s in steps}
     for lang in LANGUAGES:
         words = narration(lang, folder)
         problems += [f"narration-{lang}.yaml: no label '{k}'" for k in LABELS if not words["labels"].get(k)]
@@ -112,11 +115,10 @@ def completeness(steps: list[Step], folder: Path = HERE) -> list[str]:
                          if not str(parts.get(p) or "").strip()]
             problems += [f"narration-{lang}.yaml: step '{s.id}' has a part no step has: {p}"
                          for p in parts if p not in PARTS]
-            judged = {(e.model, k) for e in s.run for name in e.scenarios for k in catalogue.get(name).judges}
             found = PLACEHOLDER.findall(str(parts.get("answer") or ""))
             used.setdefault(s.id, {})[lang] = {f"{m}.{k}.{f}" for m, k, f, _ in found}
             problems += [f"narration-{lang}.yaml: step '{s.id}' answer names {m}.{k}, which the step does not judge"
-                         for m, k, _, _ in found if (m, k) not in judged]
+                         for m, k, _, _ in found if (m, k) not in judged[s.id]]
             stray = re.sub(PLACEHOLDER, "", str(parts.get("answer") or ""))
             if re.search(r"\{[^}]*\}", stray):
                 problems.append(f"narration-{lang}.yaml: step '{s.id}' answer has a placeholder not of the "

@@ -4,7 +4,7 @@
     render.py   the screen drawn with rich: lanes (grouped past a dozen), served at once,
                 processes and threads, CPU, the last server events
     live.py     events in (the engine's log streams, as `lab logs`, or a probed server's
-                EventStream), the process table and CPU read twice a second, rich.live out
+                EventStream), the process table and CPU read four times a second, rich.live out
 
 `lab watch` and `lab up --watch` show a running topology; `lab tour` shows
 each experiment in the same view.

@@ -3,7 +3,7 @@
     watcher = Watcher(Board("threads"))
     watcher.follow_units(units)             # `lab watch`: the engine's log streams, as `lab logs -f`
     watcher.follow_stream(target.events)    # the tour: a probed server's EventStream
-    watcher.read(unit)                      # its processes, threads and CPU, twice a second
+    watcher.read(unit)                      # its processes, threads and CPU, four times a second
     with watcher.shown(console):            # rich.live until the block ends
         ...
 
@@ -37,7 +37,7 @@ from .render import render
 from .state import Board
 
 REFRESH_PER_S = 8  # screen refreshes a second
-READ_EVERY_S = 0.5  # the process table and the cgroup's CPU, read this often
+READ_EVERY_S = 0.25  # the process table and the cgroup's CPU, read this often (locally: a millisecond)
 POLL_S = 0.1  # an EventStream's new events, looked at this often
 
 

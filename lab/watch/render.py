@@ -19,14 +19,19 @@ from .state import ACCEPTED, CLOSED, SERVED, STALLED, WAITING, LaneView, Screen,
 
 STYLE = {SERVED: "green", STALLED: "yellow", WAITING: "red", ACCEPTED: "cyan", CLOSED: "dim"}
 GLYPH = {SERVED: "█", STALLED: "▒", WAITING: "·", ACCEPTED: "○", CLOSED: " "}
+HINT = {WAITING: "its requests wait, unread, in the kernel", ACCEPTED: "connected, has asked nothing yet"}
 WORDS = {SERVED: "served", STALLED: "stalled", WAITING: "waiting", ACCEPTED: "accepted, idle", CLOSED: "closed"}
 MAX_LANES = 12
+GROUP_MIN = 10  # clients per row once they are grouped
+STRIP = 50  # glyphs per group row at most
+RANK = [WAITING, STALLED, ACCEPTED, SERVED, CLOSED]  # worst first: what a shared glyph shows
 
 
 def served_line(s: Screen) -> Text:
     """The one figure the view is for: the served-at-once judge's, now."""
     colour = "green" if s.of and s.served == s.of else "red" if s.served <= 1 < s.of else "yellow"
-    return Text.assemble(("served at once: ", "bold"), (f"{s.served} of {s.of}", f"bold {colour}"))
+    return Text.assemble(("served at once: ", "bold"), (f"{s.served} of {s.of}", f"bold {colour}"),
+                         (f"   (at most {s.most} so far)", "dim"))
 
 
 def tasks_lines(t: Tasks | None, cores: float | None) -> list[Text]:
@@ -50,7 +55,7 @@ def lane_rows(lanes: list[LaneView], unseen: int, why: str) -> Table:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for lane in lanes:
         style = STYLE[lane.status]
-        bar = "█" * min(30, lane.replies) if lane.status in (SERVED, STALLED) else ""
+        bar = "█" * min(30, lane.replies) if lane.status in (SERVED, STALLED) else HINT.get(lane.status, "")
         t.add_row(escape(lane.label), Text(WORDS[lane.status], style=style), str(lane.replies),
                   f"{lane.waited_s:.1f}s" if lane.status != CLOSED else "", Text(bar, style=style))
     if unseen:
@@ -63,14 +68,16 @@ def grouped_rows(lanes: list[LaneView], unseen: int, why: str, max_rows: int) ->
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("clients", "served", "waiting", "closed", "worst wait", ""):
         t.add_column(col, justify="left" if col in ("clients", "") else "right")
-    size = max(1, math.ceil(len(lanes) / max_rows))
+    size = max(GROUP_MIN, math.ceil(len(lanes) / max_rows))
     for i in range(0, len(lanes), size):
         part = lanes[i:i + size]
         n = {k: sum(1 for x in part if x.status == k) for k in STYLE}
         worst = max((x.waited_s for x in part if x.status != CLOSED), default=0.0)
         strip = Text()
-        for x in part[:60]:
-            strip.append(GLYPH[x.status], style=STYLE[x.status])
+        each = max(1, math.ceil(len(part) / STRIP))  # clients per glyph: the worst of them shown
+        for j in range(0, len(part), each):
+            worst_status = min((x.status for x in part[j:j + each]), key=RANK.index)
+            strip.append(GLYPH[worst_status], style=STYLE[worst_status])
         t.add_row(f"{i + 1}–{i + len(part)}", str(n[SERVED] + n[STALLED]), str(n[WAITING] + n[ACCEPTED]),
                   str(n[CLOSED]), f"{worst:.1f}s", strip)
     if unseen:

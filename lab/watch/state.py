@@ -116,6 +116,7 @@ class Screen:
     title: str
     served: int  # served at once now (the judge's definition)
     of: int  # the clients there are, or were asked for
+    most: int  # the most served at once since the board was (re)set: the judge's peak
     lanes: list[LaneView]
     unseen: int  # clients asked for that no event has shown yet
     unseen_why: str  # what unseen means here (not connected / not accepted)
@@ -138,10 +139,12 @@ class Board:
         self.origin: float | None = None  # the first event's time: the tail's times are relative to it
         self._tasks: Tasks | None = None
         self._cores: float | None = None
+        self.most = 0
 
     def reset(self, title: str | None = None, expected: int | None = None, note: str = "") -> None:
         """A new probe or topology: forget the clients, keep the server's figures."""
         self.lanes.clear()
+        self.most = 0
         self.swarm_seen = False
         self.expected = expected
         self.note = note
@@ -160,6 +163,7 @@ class Board:
             self._swarm(event, ev, float(t))
         else:
             self._server(event, ev, float(t))
+        self.most = max(self.most, self.served_now())
 
     def feed_all(self, events: Iterable[Event], source: str) -> None:
         for e in events:
@@ -219,13 +223,14 @@ class Board:
         return f"{t - (self.origin or t):8.3f}  {e.get('ev', '?'):<7} {e.get('conn', ''):<21} {details}"[:110]
 
     # -- output --------------------------------------------------------------------
-    def served_now(self, now: float) -> int:
-        return sum(1 for lane in self.lanes.values() if lane.status(now) in (SERVED, STALLED))
+    def served_now(self) -> int:
+        """Clients served at this moment: read by the server and not gone (stalled ones too)."""
+        return sum(1 for lane in self.lanes.values() if lane.served_t is not None and lane.closed_t is None)
 
     def screen(self, now: float) -> Screen:
         lanes = sorted(self.lanes.values(), key=lambda x: (x.client if x.client is not None else 10**9, x.seen))
         views = [LaneView(x.label, x.conn, x.status(now), x.replies, x.waited(now)) for x in lanes]
         of = max(self.expected or 0, len(lanes))
-        return Screen(self.title, self.served_now(now), of, views, max(0, of - len(lanes)),
+        return Screen(self.title, self.served_now(), of, self.most, views, max(0, of - len(lanes)),
                       "not connected yet" if self.swarm_seen else "not accepted yet: in the listen backlog",
                       self._tasks, self._cores, list(self.recent), self.note)
