@@ -70,6 +70,8 @@ class Show(Protocol):
 
     def pause(self) -> bool: ...  # False: stop the tour here
 
+    def close(self) -> None: ...  # whatever happened: the terminal as it was
+
 
 class ShownBench(Bench):
     """lab/run's Bench, unchanged in what it runs and records, with eyes: the
@@ -150,7 +152,7 @@ def tour(req: TourRequest, show: Show) -> TourOutcome:
     verdicts: list[Verdict] = []
     what = f"step-{chosen[0].n}" if len(chosen) == 1 else f"steps-{chosen[0].n}-{chosen[-1].n}"
     params = {"lang": req.lang, "steps": [s.n for s in chosen], "orchestrator": eng.kind}
-    with LiveRun(eng, "tour", what, say=say, params=params) as live:
+    with LiveRun(eng, "tour", what, say=say, params=params) as live, contextlib.closing(show):
         record: dict[str, Any] = {"schema": SCHEMA, "run": live.id, "lang": req.lang, "started": time.time(),
                                   "host": host_environment(), "steps": [], "wall_s": None, "paused_s": 0.0}
         for i, step in enumerate(chosen):

@@ -78,13 +78,17 @@ class Narrator:
             with self.watcher.lock:
                 self.watcher.board.reset(f"{self.board_title} · {title}", clients)
 
-    def end(self, step: Step, record: dict[str, Any]) -> None:
+    def close(self) -> None:
+        """The live view stopped (also on Ctrl-C or an error: the cursor comes back)."""
         if self.live is not None:
             self.live.stop()
             self.live = None
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+
+    def end(self, step: Step, record: dict[str, Any]) -> None:
+        self.close()
         L = self.labels
         for v in record["verdicts"]:
             self.console.print(f"  {escape(v['model'])} {escape(v['check'])}: {escape(v['observed'])} "

@@ -29,7 +29,9 @@ RANK = [WAITING, STALLED, ACCEPTED, SERVED, CLOSED]  # worst first: what a share
 
 def served_line(s: Screen) -> Text:
     """The one figure the view is for: the served-at-once judge's, now."""
-    colour = "green" if s.of and s.served == s.of else "red" if s.served <= 1 < s.of else "yellow"
+    if not s.of:
+        return Text.assemble(("served at once: ", "bold"), ("0", "bold"), ("   (no client yet)", "dim"))
+    colour = "green" if s.served == s.of else "red" if s.served <= 1 < s.of else "yellow"
     return Text.assemble(("served at once: ", "bold"), (f"{s.served} of {s.of}", f"bold {colour}"),
                          (f"   (at most {s.most} so far)", "dim"))
 

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 Event = dict[str, Any]
 
-STALLED_S = 0.3  # a served client that has had no reply for this long (and 3 of its gaps) is shown stalled
+STALLED_S = 0.2  # a served client with no reply for this long (and 3 of its gaps) is shown stalled
 RECENT_EVENTS = 5  # server events kept for the screen's tail
 GAPS_KEPT = 8  # reply gaps remembered per client, for its usual pace
 
