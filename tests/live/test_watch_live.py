@@ -4,7 +4,9 @@ No host binary but Python: pexpect gives `python -m lab watch` a pty, and
 pyte (a VT100 emulator) turns what it draws into the lines a person would
 see.  Against the classic 3-client swarm, blocking shows "served at once: 1
 of 3" and threads "3 of 3", each with its processes and threads lines; Ctrl-C
-ends the view with exit 0 and leaves the topology exactly as it was.
+ends the view with exit 0 and leaves the topology exactly as it was.  `lab
+up threads --watch` shows it straight away and leaves it up too; only `lab
+watch --stop` takes it down.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ def states(engine, run: str) -> list[tuple[str, str]]:
 class Terminal:
     """`lab watch` on a pty, its screen as a terminal would show it."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, verb: str = "watch") -> None:
         self.screen = pyte.Screen(COLS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
-        self.child = pexpect.spawn(sys.executable, ["-m", "lab", "watch", *args], cwd=str(ROOT),
+        self.child = pexpect.spawn(sys.executable, ["-m", "lab", verb, *args], cwd=str(ROOT),
                                    env={**os.environ, "TERM": "xterm-256color"}, dimensions=(ROWS, COLS))
 
     def text(self) -> str:
@@ -92,3 +94,30 @@ def test_watch_shows_who_is_served_and_leaves_the_topology_up(engine, app_image,
         if term is not None and term.child.isalive():
             term.child.terminate(force=True)
         lab("down", run)
+
+
+def test_up_watch_shows_it_at_once_and_watch_stop_takes_it_down(engine, app_image) -> None:
+    """`lab up threads --watch`: up, then the view; Ctrl-C leaves the run up.
+    `lab watch --stop` is the one way the view removes what it shows."""
+    def ups() -> set[str]:
+        return {r for r in engine.runs() if "-up-threads-" in r}
+
+    before = ups()
+    term = Terminal("threads", "--duration", "60", "--watch", verb="up")
+    started: set[str] = set()
+    try:
+        term.wait_for("served at once: 3 of 3", "threads: 4 ", within=90)
+        assert term.interrupt() == 0
+        started = ups() - before
+        assert len(started) == 1, started
+        (run,) = started
+        assert [s for _, s in states(engine, run)] == ["running", "running"]
+        stopper = Terminal("--run", run, "--stop")
+        stopper.wait_for("served at once: 3 of 3")
+        assert stopper.interrupt() == 0
+        assert run not in engine.runs(), "lab watch --stop left the run up"
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+        for run in (started or ups() - before):
+            lab("down", run)
