@@ -144,7 +144,8 @@ def run_step(live: LiveRun, step: Step, show: Show) -> tuple[dict[str, Any], lis
 
 
 def tour(req: TourRequest, show: Show) -> TourOutcome:
-    chosen = select(load_steps(), req.step, req.start)
+    every = load_steps()
+    chosen = select(every, req.step, req.start)
     narration(req.lang)  # an unknown language is bad input before anything starts
     eng = engine(req.orchestrator)
     began = time.monotonic()
@@ -156,7 +157,7 @@ def tour(req: TourRequest, show: Show) -> TourOutcome:
         record: dict[str, Any] = {"schema": SCHEMA, "run": live.id, "lang": req.lang, "started": time.time(),
                                   "host": host_environment(), "steps": [], "wall_s": None, "paused_s": 0.0}
         for i, step in enumerate(chosen):
-            show.begin(step, len(load_steps()))
+            show.begin(step, len(every))
             done, found = run_step(live, step, show)
             verdicts += found
             record["steps"].append(done)

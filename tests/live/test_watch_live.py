@@ -72,7 +72,10 @@ class Terminal:
 
 @pytest.mark.parametrize("model, served", [("blocking", "1 of 3"), ("threads", "3 of 3")])
 def test_watch_shows_who_is_served_and_leaves_the_topology_up(engine, app_image, model: str, served: str) -> None:
-    run = run_of(lab("up", model, "--duration", "90"))
+    up = lab("up", model, "--duration", "90")
+    run = run_of(up)
+    last = up.stdout.strip().splitlines()[-3:]  # a first run ends saying what to do next
+    assert ["lab watch" in last[0], "lab logs" in last[1], "lab tour" in last[2]] == [True] * 3, up.stdout
     term = None
     try:
         before = states(engine, run)
