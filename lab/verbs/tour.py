@@ -1,6 +1,6 @@
 """lab tour: the article on blocking and non-blocking I/O, one live experiment at a time.
 
-Twelve steps in the article's order: a blocking server, EAGAIN, busy
+The steps, in the article's order: a blocking server, EAGAIN, busy
 polling, select/poll/epoll, level and edge triggering, a process per
 connection, prefork, a thread per client, the GIL, shared state, cooperative
 multitasking, and io_uring.  Each step asks its question, says what to

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab.run import context
+from lab.tour.steps import load_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,8 +110,11 @@ def test_watch_and_up_watch_refuse_without_a_terminal_in_one_line() -> None:
     assert up.returncode == 2 and "needs a terminal" in one_error_line(up)  # refused before any engine is asked
 
 
+STEPS = len(load_steps())  # lab/tour/steps.yaml (test_tour.py holds their order)
+
+
 @pytest.mark.parametrize("args, says", [
-    (["--step", "13"], "there is no step 13: the tour has steps 1 to 12"),
+    (["--step", str(STEPS + 1)], f"there is no step {STEPS + 1}: the tour has steps 1 to {STEPS}"),
     (["--step", "0"], "too small"),
     (["--step", "2", "--from", "3"], "not allowed with argument"),
     (["--lang", "fr"], "invalid choice: 'fr'"),
@@ -125,7 +129,7 @@ def test_tour_refuses_bad_input_in_one_line(args: list[str], says: str) -> None:
 def test_tour_lists_its_steps_in_either_language() -> None:
     en, zh = lab("tour", "--list"), lab("tour", "--list", "--lang", "zh")
     assert en.returncode == zh.returncode == 0
-    assert len(en.stdout.splitlines()) == len(zh.stdout.splitlines()) == 12
+    assert len(en.stdout.splitlines()) == len(zh.stdout.splitlines()) == STEPS
     assert " 1. One thread, blocking calls" in en.stdout and " 8. 每个客户端一个线程" in zh.stdout
 
 

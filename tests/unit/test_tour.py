@@ -65,21 +65,24 @@ def test_chinese_is_written_without_the_spaces_folding_puts_between_characters()
 
 
 def test_the_article_order_and_the_fourth_corner_last() -> None:
+    """The article's order; a later step (slow clients) may come in before the fourth corner."""
     ids = [s.id for s in load_steps()]
-    assert ids == ["blocking", "eagain", "busypoll", "readiness", "triggering", "forking", "prefork", "threads",
-                   "gil", "shared-state", "cooperative", "uring"]
-    assert [s.n for s in load_steps()] == list(range(1, 13))
+    article = ["blocking", "eagain", "busypoll", "readiness", "triggering", "forking", "prefork", "threads",
+               "gil", "shared-state", "cooperative", "uring"]
+    assert [i for i in ids if i in article] == article and ids[-1] == "uring"
+    assert [s.n for s in load_steps()] == list(range(1, len(ids) + 1))
 
 
 # -- choosing steps -----------------------------------------------------------------
 
 def test_step_and_from_choose_steps() -> None:
     all_steps = load_steps()
-    assert [s.n for s in select(all_steps)] == list(range(1, 13))
+    n = len(all_steps)
+    assert [s.n for s in select(all_steps)] == list(range(1, n + 1))
     assert [s.n for s in select(all_steps, step=8)] == [8]
-    assert [s.n for s in select(all_steps, start=10)] == [10, 11, 12]
-    with pytest.raises(UsageError, match="there is no step 13: the tour has steps 1 to 12"):
-        select(all_steps, step=13)
+    assert [s.n for s in select(all_steps, start=n - 2)] == [n - 2, n - 1, n]
+    with pytest.raises(UsageError, match=f"there is no step {n + 1}: the tour has steps 1 to {n}"):
+        select(all_steps, step=n + 1)
     with pytest.raises(UsageError, match="give one"):
         select(all_steps, step=2, start=3)
     with pytest.raises(UsageError, match="no narration in 'fr'"):
