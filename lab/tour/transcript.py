@@ -41,6 +41,19 @@ def duration(seconds: float | None) -> str:
     return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def merged(pairs: list[list[Any]]) -> list[list[Any]]:
+    """A connection's [send, reply] pairs with overlapping answered ones made
+    one: the same bars drawn (a pipelined burst of 2,000 is one bar, not 2,000
+    in the page), the same first send and last reply; unanswered ones kept."""
+    out: list[list[Any]] = []
+    for sent, got in sorted((p for p in pairs if p[1] is not None), key=lambda p: p[0]):
+        if out and sent <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], got)
+        else:
+            out.append([sent, got])
+    return out + [p for p in pairs if p[1] is None]
+
+
 def timeline(step: dict[str, Any], run_dir: Path) -> bytes | None:
     """The step's probe drawn by lab/report's timeline figure: its results
     files given the shape of a compare run with one workload."""
@@ -50,7 +63,9 @@ def timeline(step: dict[str, Any], run_dir: Path) -> bytes | None:
     for model, rel in step["plot"]["files"].items():
         path = run_dir / rel
         if path.is_file():
-            docs[model] = json.loads(path.read_text())
+            docs[model] = doc = json.loads(path.read_text())
+            for conn in (doc.get("timeline") or {}).get("conns", []):
+                conn["pairs"] = merged(conn["pairs"])
     if not docs:
         return None
     workload = f"{step['plot']['scenario']}-{step['plot']['probe']}"

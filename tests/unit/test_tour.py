@@ -239,3 +239,8 @@ def test_a_server_that_cannot_start_leaves_its_keys_not_judged_and_the_tour_goes
     assert {v.expect for v in verdicts} == {"idle_cpu", "peak_served", "thread_count"}
     assert all(v.ok is None and "io_uring_setup: EPERM" in v.observed for v in verdicts)
     assert done["errors"] == ["uring: uring did not start listening: io_uring_setup: EPERM"]
+
+
+def test_overlapping_answered_requests_are_drawn_as_one_bar() -> None:
+    pairs = [[0.0, 0.5], [0.1, 0.6], [0.2, 0.3], [1.0, 1.1], [1.2, None]]
+    assert transcript.merged(pairs) == [[0.0, 0.6], [1.0, 1.1], [1.2, None]]
