@@ -21,10 +21,12 @@ not, 3 when none failed but some were not judged.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..checks.verdict import conclude
+from ..config import runs_dir
 from ..console import escape, out
 from ..errors import UsageError
 from ..run import rundir
@@ -59,8 +61,6 @@ def list_steps(lang: str) -> int:
 
 
 def render_again(wanted: str) -> int:
-    import json
-    from ..config import runs_dir
     folder = Path(wanted)
     if not folder.is_dir():
         hits = rundir.match(wanted, [p.name for p in runs_dir().glob("*-tour-*")])
