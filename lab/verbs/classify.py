@@ -52,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--container", default=None, metavar="NAME",
                    help="the container that runs HOST:PORT, to read its processes and threads")
     p.add_argument("--external", action="store_true",
-                   help="allow probing an address the lab did not start (bounded load: 8 connections, seconds)")
+                   help="allow probing an address the lab did not start (bounded load: 33 connections, seconds)")
+    p.add_argument("--pid", type=_args.number(int, 1), default=None, metavar="PID",
+                   help="HOST:PORT is this process on this host (loopback only): its tasks from /proc")
     p.add_argument("--json", action="store_true", help="print classify.json on stdout")
     _args.orchestrator(p)
     p.set_defaults(func=run)
@@ -72,7 +74,7 @@ def show(doc: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     done = classify(Request(args.targets, args.protocol, args.network, args.container, args.external,
-                            args.orchestrator), None if args.json else show)
+                            args.orchestrator, args.pid), None if args.json else show)
     if args.json:
         print(json.dumps(done.doc, indent=2))
     else:

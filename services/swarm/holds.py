@@ -7,7 +7,8 @@ server but that it answers a request: no keep-alive, no slow command.
 
 Each step holds K connections, each with the first half of a request (an
 HTTP head without its blank line, a line without its newline, a cut-short
-postgres startup message).  A server that gives each connection a process
+postgres startup message), sent in two parts a moment apart (whoever reads
+them wakes twice: the lab tells readers from timers that way).  A server that gives each connection a process
 or a thread parks one in a read for each; a pool spends a worker on each,
 up to its size; an event loop spends nothing, it only buffers the bytes.
 Then one complete request goes out on a fresh connection: answered (any
@@ -35,6 +36,7 @@ import json
 import os
 import selectors
 import socket
+import struct
 import sys
 import threading
 from dataclasses import asdict, dataclass, field
@@ -45,12 +47,14 @@ if __package__ in (None, ""):  # run as a script: import the packages from the f
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from ioclient import make
-from ioschema import DEFAULT_PORT
+from ioschema import DEFAULT_PORT, PROTOCOLS
 
-from swarm.wire import DEFAULT_MESSAGES, PROTOCOLS
+from swarm.wire import DEFAULT_MESSAGES
 
 SETTLE_S = 0.25  # after connecting, and after sending the halves: the server's turn to fork, spawn, read
 ANSWER_S = 1.5  # how long a fresh request may take and still count as answered
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)  # PostgreSQL's SSLRequest: length 8, the magic code
+REST_S = 1.0  # before trying a waiting step again
 BANNER_S = 0.3  # how long a server that speaks first has, after the connect, to say so
 STEPS = (1, 2, 4, 8, 16, 32)
 Emit = Callable[[dict[str, Any]], None]
@@ -67,6 +71,9 @@ class Step:
     answered: bool = False
     answer_s: float | None = None
     fresh_refused: bool = False  # the fresh connection itself failed (not merely unanswered)
+    t_start: float = 0.0  # the step began: nothing of it connected yet
+    t_sent: float = 0.0  # the first part of each half (idle: the whole requests) began to go out
+    t_sent2: float = 0.0  # the rest of each half began to go out (unfinished only)
     t_held: float = 0.0  # the halves were sent (idle: the last reply came) and the server had SETTLE_S
     t_fresh: float = 0.0  # the fresh request went out
     t_end: float = 0.0  # every socket of the step closed
@@ -85,6 +92,18 @@ class Holds:
     closes_after_reply: bool | None = None  # the fresh connection was closed right after its reply
     idle_parked: bool | None = None  # --idle: N idle keep-alive connections left room for a fresh one
     error: str | None = None  # no step could be judged: the server refused, or never answered, a lone request
+    first_reply: str = ""  # how the server answered the lone request (its first bytes)
+
+
+def whole_request(protocol: str) -> bytes:
+    """A complete request any server of ``protocol`` answers at once, whoever wrote it."""
+    if protocol == "postgres":  # an SSLRequest: answered with N or S by a server or a pooler alike,
+        return SSL_REQUEST      # with no database or backend behind it
+    codec = make(protocol)
+    whole = codec.handshake() + codec.request(DEFAULT_MESSAGES[protocol].format(i=0))
+    if protocol == "line":  # CRLF: what every line protocol takes (beanstalkd, SMTP, FTP insist on it)
+        return whole.rstrip(b"\n") + b"\r\n"
+    return whole
 
 
 class Prober:
@@ -92,12 +111,11 @@ class Prober:
 
     def __init__(self, host: str, port: int, protocol: str, emit: Emit) -> None:
         self.addr, self.protocol, self.emit = (host, port), protocol, emit
-        codec = make(protocol)
-        whole = codec.handshake() + codec.request(DEFAULT_MESSAGES[protocol].format(i=0))
-        self.whole = whole  # a complete request (postgres: the startup message, then a query)
-        # Half a request: never a whole one, whatever the framing (the first
-        # half of the startup message, of the HTTP head, of the line).
-        self.half = (codec.handshake() or whole)[: max(1, len(codec.handshake() or whole) // 2)]
+        self.whole = whole_request(protocol)
+        # Half a request, never a whole one whatever the framing (the first
+        # half of the HTTP head, of the line, of the SSLRequest), sent in two parts.
+        self.half = self.whole[: max(2, len(self.whole) // 2)]
+        self.parts = (self.half[: len(self.half) // 2], self.half[len(self.half) // 2:])
 
     def connect(self) -> socket.socket | None:
         try:
@@ -106,17 +124,20 @@ class Prober:
             return None
 
     def answered(self, sock: socket.socket, within: float) -> float | None:
-        """Seconds until the first byte came back on ``sock``; None if none did in time."""
+        """Seconds until the first byte came back on ``sock``; None if none did
+        in time (``within`` 0: only what is there already)."""
         start = monotonic()
         with selectors.DefaultSelector() as sel:
             sel.register(sock, selectors.EVENT_READ)
-            while (left := start + within - monotonic()) > 0:
+            while True:
+                left = max(0.0, start + within - monotonic())
                 if sel.select(left):
                     try:
                         return monotonic() - start if sock.recv(65536, socket.MSG_PEEK) else None
                     except OSError:
                         return None
-        return None
+                if left <= 0:
+                    return None
 
     def closed_after_reply(self, sock: socket.socket) -> bool:
         """Read the reply to its end: did the server close the connection
@@ -156,16 +177,22 @@ def close_all(socks: list[socket.socket]) -> None:
 def hold(p: Prober, k: int, mode: str, o: Holds) -> Step:
     """Hold ``k`` connections (unfinished requests, or idle after one whole
     one), then try a fresh request; every socket closed on return."""
-    step, socks = Step(k, mode), []
+    step, socks = Step(k, mode, t_start=monotonic()), []
     try:
         socks = [s for s in (p.connect() for _ in range(k)) if s is not None]
         step.refused = k - len(socks)
         threading_wait(SETTLE_S)
+        step.t_sent = monotonic()
         for s in socks:
             if p.answered(s, 0) is not None:
                 o.speaks_first = True
-            send_hold(p, s, mode)
+            send_hold(p, s, mode, 0)
         threading_wait(SETTLE_S)
+        if mode == "unfinished":  # in two parts: a task that reads them wakes twice, a timer seldom does
+            step.t_sent2 = monotonic()
+            for s in socks:
+                send_hold(p, s, mode, 1)
+            threading_wait(SETTLE_S)
         step.t_held = monotonic()
         step.held = sum(1 for s in socks if alive(s))
         step.refused += len(socks) - step.held
@@ -179,14 +206,14 @@ def hold(p: Prober, k: int, mode: str, o: Holds) -> Step:
     return step
 
 
-def send_hold(p: Prober, sock: socket.socket, mode: str) -> None:
+def send_hold(p: Prober, sock: socket.socket, mode: str, part: int) -> None:
     try:
         if mode == "idle":
             sock.sendall(p.whole)
             p.answered(sock, ANSWER_S)
             sock.recv(65536)  # its reply, consumed: the connection is idle now
         else:
-            sock.sendall(p.half)
+            sock.sendall(p.parts[part])
     except OSError:
         pass  # counted as refused: alive() will say it is gone
 
@@ -201,6 +228,8 @@ def fresh(p: Prober, step: Step, o: Holds) -> None:
         sock.sendall(p.whole)
         step.answer_s = p.answered(sock, ANSWER_S)
         step.answered = step.answer_s is not None
+        if step.answered and not step.k:
+            o.first_reply = sock.recv(80, socket.MSG_PEEK).decode("latin-1")
         if step.answered and o.closes_after_reply is None:
             o.closes_after_reply = p.closed_after_reply(sock)
     except OSError:
@@ -214,6 +243,18 @@ def threading_wait(seconds: float) -> None:
     threading.Event().wait(seconds)
 
 
+def settled(p: Prober, k: int, o: Holds) -> Step:
+    """A step, tried again after a rest when its fresh request waited: a
+    server still letting go of the last step's connections can make one
+    wait for nothing, and an answer is the stronger evidence (there was room)."""
+    step = hold(p, k, "unfinished", o)
+    if not step.answered and not step.fresh_refused and k:
+        threading_wait(REST_S)
+        again = hold(p, k, "unfinished", o)
+        step = again if again.answered else step
+    return step
+
+
 def probe(p: Prober, steps: tuple[int, ...], idle: bool) -> Holds:
     """Step K up; at the first unanswered K, bisect to the bound."""
     host, port = p.addr
@@ -221,12 +262,16 @@ def probe(p: Prober, steps: tuple[int, ...], idle: bool) -> Holds:
     alone = hold(p, 0, "unfinished", o)  # nothing held: the server must answer a lone request
     if not alone.answered:
         o.error = ("it refused the connection" if alone.fresh_refused else
-                   f"it did not answer one complete {p.protocol} request within {ANSWER_S:g} s")
+                   f"it did not answer one complete {p.protocol} request within {ANSWER_S:g} s (is "
+                   f"{p.protocol} what it speaks?)")
+        return o
+    o.error = mismatch(p.protocol, o.first_reply)
+    if o.error:
         return o
     answered_k = 0
     for k in steps:
         o.reach = k
-        step = hold(p, k, "unfinished", o)
+        step = settled(p, k, o)
         o.steps.append(step)
         if not step.answered:
             o.bound = bisect(p, answered_k, k, o)
@@ -243,10 +288,29 @@ def bisect(p: Prober, low: int, high: int, o: Holds) -> int:
     """The smallest K in (low, high] left unanswered (``high`` was)."""
     while high - low > 1:
         mid = (low + high) // 2
-        step = hold(p, mid, "unfinished", o)
+        step = settled(p, mid, o)
         o.steps.append(step)
         low, high = (mid, high) if step.answered else (low, mid)
     return high
+
+
+# How each protocol's reply begins (after a banner, for line: anything in lines).
+REPLY_STARTS = {"http": ("HTTP/",), "redis": tuple("+-:$*_#,(!=%~>|"), "postgres": tuple("NSE")}
+
+
+def mismatch(protocol: str, reply: str) -> str | None:
+    """Why ``reply`` (a lone request's first bytes) is not in ``protocol``, or None."""
+    said = repr(reply[:60])
+    if protocol == "line":
+        if reply.startswith("HTTP/"):
+            return f"it answers in HTTP, not in lines: {said} (choose --protocol http)"
+        if any(c < " " and c not in "\t\r\n" for c in reply):
+            return f"it does not answer in lines: {said} (choose its --protocol)"
+        return None
+    starts = REPLY_STARTS.get(protocol)
+    if starts and not reply.startswith(starts):
+        return f"it does not answer in {protocol}: {said} (choose its --protocol)"
+    return None
 
 
 def steps_of(text: str) -> tuple[int, ...]:
