@@ -77,6 +77,7 @@ class Held:
     answered: bool
     answer_ms: float | None = None
     fresh_refused: bool = False
+    again: bool = False  # this K's second try, after a rest
     processes: int | None = None  # the server's, while the K were held (None: no table)
     threads: int | None = None  # every task of every process
     readers: int | None = None  # tasks that woke to read the halves
@@ -154,7 +155,7 @@ def infer(o: Observation) -> Classification:
 
 def _step_line(s: Held) -> str:
     what = "idle keep-alive connections" if s.mode == "idle" else "unfinished requests"
-    line = f"{s.k} {what} held ({s.held} kept): " + (
+    line = f"{s.k} {what} held ({s.held} kept{', tried again after a rest' if s.again else ''}): " + (
         f"a fresh request answered in {s.answer_ms:.{0 if s.answer_ms >= 10 else 1}f} ms" if s.answered else
         "the fresh connection was refused" if s.fresh_refused else "a fresh request waited (not answered)")
     if s.processes is not None:

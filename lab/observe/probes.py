@@ -145,7 +145,7 @@ def fill(o: Observation, final: dict[str, Any], steps: list[dict[str, Any]], rea
     for s in steps:
         held = Held(int(s["k"]), str(s["mode"]), int(s["held"]), bool(s["answered"]),
                     None if s.get("answer_s") is None else round(1000 * s["answer_s"], 1),
-                    bool(s.get("fresh_refused")))
+                    bool(s.get("fresh_refused")), bool(s.get("again")))
         if readings:
             read_step(held, s, readings)
         if held.k == 0:

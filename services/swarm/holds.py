@@ -71,6 +71,7 @@ class Step:
     answered: bool = False
     answer_s: float | None = None
     fresh_refused: bool = False  # the fresh connection itself failed (not merely unanswered)
+    again: bool = False  # this K tried a second time, after a rest (the first try's fresh request waited)
     t_start: float = 0.0  # the step began: nothing of it connected yet
     t_sent: float = 0.0  # the first part of each half (idle: the whole requests) began to go out
     t_sent2: float = 0.0  # the rest of each half began to go out (unfinished only)
@@ -174,10 +175,10 @@ def close_all(socks: list[socket.socket]) -> None:
             pass
 
 
-def hold(p: Prober, k: int, mode: str, o: Holds) -> Step:
+def hold(p: Prober, k: int, mode: str, o: Holds, again: bool = False) -> Step:
     """Hold ``k`` connections (unfinished requests, or idle after one whole
     one), then try a fresh request; every socket closed on return."""
-    step, socks = Step(k, mode, t_start=monotonic()), []
+    step, socks = Step(k, mode, again=again, t_start=monotonic()), []
     try:
         socks = [s for s in (p.connect() for _ in range(k)) if s is not None]
         step.refused = k - len(socks)
@@ -250,8 +251,8 @@ def settled(p: Prober, k: int, o: Holds) -> Step:
     step = hold(p, k, "unfinished", o)
     if not step.answered and not step.fresh_refused and k:
         threading_wait(REST_S)
-        again = hold(p, k, "unfinished", o)
-        step = again if again.answered else step
+        second = hold(p, k, "unfinished", o, again=True)
+        step = second if second.answered else step
     return step
 
 
