@@ -42,6 +42,7 @@ class UpRequest:
     timeout: float = 60  # seconds for the server to become healthy
     orchestrator: str | None = None
     swarm_replicas: int = 1
+    rate: float | None = None  # --pattern rate: requests per second over all the clients
 
 
 @dataclass
@@ -75,7 +76,8 @@ def up(req: UpRequest, params: dict[str, Any]) -> Started:
             swarm = live.start("swarm", command=with_flags(
                 live.topology.service("swarm").spec["command"], target=f"server:{model.port}",
                 clients=req.clients, interval=req.interval, duration=req.duration, message=req.message,
-                pattern=req.pattern, trace=req.trace, protocol=None if model.protocol == "line" else model.protocol),
+                pattern=req.pattern, rate=req.rate, trace=req.trace,
+                protocol=None if model.protocol == "line" else model.protocol),
                 replicas=req.swarm_replicas)
         live.keep()
         live.dir.write_json("up.json", {"healthy_after_s": round(healthy, 3)})

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what each client sends, in the target's protocol; {i} is its number (default: "
                         "'client {i}'; for real servers their protocol's own, e.g. '/client{i}', 'PING')")
     p.add_argument("--pattern", choices=PATTERNS, default="interval", help="swarm pattern (default interval)")
+    p.add_argument("--rate", type=_args.number(float, 0.1, 1e6), default=None, metavar="R",
+                   help="--pattern rate: requests per second over all the clients (open loop)")
     p.add_argument("--workers", type=_args.number(int, 1, 256), default=None,
                    help="pool size, for targets that have one (prefork, threadpool, Apache)")
     p.add_argument("--trace", choices=TRACE_LEVELS, default="msg",
@@ -49,12 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
+    if (args.pattern == "rate") != (args.rate is not None):  # before anything starts
+        raise UsageError("--pattern rate needs --rate R (requests per second), and --rate needs --pattern rate")
     if args.watch and not out.is_terminal:  # before anything starts
         raise UsageError("--watch draws a live screen and needs a terminal; without one, start with `lab up` "
                          "and read the events with `lab logs -f`")
     done = up(UpRequest(args.model, args.clients, args.interval, args.duration, args.message, args.pattern,
                         args.workers, args.trace, args.no_swarm, args.publish, args.name, args.timeout,
-                        args.orchestrator, args.swarm_replicas),
+                        args.orchestrator, args.swarm_replicas, args.rate),
               params={k: v for k, v in vars(args).items() if k != "func"})
     model, server, state = done.model, done.server, done.server.state()
     out.print(f"[bold]{model.name}[/] is up (run {done.run_id}, healthy after {done.healthy_s:.1f}s)")

@@ -72,6 +72,12 @@ def test_a_negative_tail_is_refused() -> None:
     assert "--tail: -1 is too small" in one_line(done.stderr)
 
 
+@pytest.mark.parametrize("argv", [["up", "threads", "--pattern", "rate"], ["up", "threads", "--rate", "100"]])
+def test_the_rate_pattern_and_its_rate_come_together(argv: list[str]) -> None:
+    done = lab(*argv)  # refused before anything starts (no engine needed)
+    assert done.returncode == 2 and "--pattern rate needs --rate R" in one_line(done.stderr)
+
+
 @pytest.mark.parametrize("argv, verb", [(["up", "threads", "--turbo"], "up"),
                                         (["down", "--everything"], "down"),
                                         (["check", "threads", "--fast"], "check")])
