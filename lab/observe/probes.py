@@ -46,7 +46,7 @@ from .classify import MIN_TICKS, SERVING_SHARE, Held, Observation
 LOAD_CLIENTS = 8
 IDLE_S = 0.5
 STEPS = "1,2,4,8,16,32"  # K held: past the lab's pools (4) and the zoo's (3 and 4), within any box's tasks
-HOLDS_TIMEOUT = 90.0  # seconds: the probe's own pace is about 1 s a step, 2.5 s for a step that waits
+HOLDS_TIMEOUT = 45.0  # seconds: the probe paces itself at about 1 s a step, 3 s for one that waits (twice)
 READ_S = 0.03  # a task woken by bytes has read them well within this
 LOAD = [f"--clients={LOAD_CLIENTS}", "--pattern=pingpong", "--duration=1.0", "--connect-timeout=5", "--trace=off"]
 Say = Callable[[str], None]
