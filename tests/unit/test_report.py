@@ -482,6 +482,111 @@ def test_a_checks_file_of_another_kind_is_one_line_and_exit_2(run_dir: Path) -> 
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "checks.json" in done.stderr
 
 
+# -- bad data: a user error, one line naming the file and the field, exit 2 ---------------------
+
+PINGPONG = ("models", "epoll", "repeats", 0, "workloads", "pingpong")
+
+
+def at(doc: Any, *path: Any) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def set_at(*path: Any, value: Any) -> Any:
+    return lambda doc: at(doc, *path[:-1]).__setitem__(path[-1], value)
+
+
+def drop_at(*path: Any) -> Any:
+    return lambda doc: at(doc, *path[:-1]).pop(path[-1])
+
+
+BAD_RESULTS = [
+    (set_at(*PINGPONG, "swarm", "summary", "replies_per_s", value=float("nan")),
+     "pingpong.swarm.summary.replies_per_s is nan: a figure must be a finite number"),
+    (set_at(*PINGPONG, "swarm", "summary", "latency", "p99_us", value=float("inf")),
+     "pingpong.swarm.summary.latency.p99_us is inf"),
+    (set_at(*PINGPONG, "swarm", "summary", "replies_per_s", value=-3),
+     "pingpong.swarm.summary.replies_per_s: -3 should be at least 0"),
+    (set_at(*PINGPONG, "server_cpu", "cores", value=-0.5), "pingpong.server_cpu.cores: -0.5 should be at least 0"),
+    (set_at(*PINGPONG, "replies_per_client", 3, value=-1), "pingpong.replies_per_client[3]: -1 should be at least 0"),
+    (set_at(*PINGPONG, "swarm", "summary", "replies_per_s", value="fast"),
+     'replies_per_s: "fast" should be a number or null'),
+    (set_at(*PINGPONG, "swarm", "summary", "connections", "connected", value=2.5),
+     "connections.connected: 2.5 should be a whole number or null"),
+    (drop_at(*PINGPONG, "swarm", "summary", "latency"), "pingpong.swarm.summary.latency: missing"),
+    (drop_at(*PINGPONG, "swarm", "summary", "latency", "p99_us"), "summary.latency.p99_us: missing"),
+    (drop_at("workloads", 0, "measure_s"), "workloads[0].measure_s: missing"),
+    (drop_at("params"), "results.json: params: missing"),
+    (set_at("models", "epoll", "kind", value="alien"), 'models.epoll.kind: "alien" should be one of'),
+]
+
+
+@pytest.mark.parametrize("change, says", BAD_RESULTS)
+def test_bad_results_are_one_line_naming_the_field_and_exit_2(
+        tmp_path: Path, results_doc: dict, capsys: pytest.CaptureFixture[str], change: Any, says: str) -> None:
+    from lab import cli
+    doc = copy.deepcopy(results_doc)
+    change(doc)
+    (tmp_path / "results.json").write_text(json.dumps(doc))  # NaN and Infinity as Python's json writes them
+    assert cli.main(["report", str(tmp_path)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and f"{tmp_path / 'results.json'}:" in line and says in line, line
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"schema": "iolab.checks/1", "checks": [{"model": "epoll", "check": "gil", "ok": true, '
+     '"figures": {"cores": NaN}}]}', "checks[0].figures.cores is nan"),
+    ('{"schema": "iolab.checks/1", "checks": [{"model": "epoll", "check": "gil", "ok": "yes"}]}',
+     'checks[0].ok: "yes" should be true or false or null'),
+    ('{"schema": "iolab.checks/1", "checks": [{"model": "epoll", "ok": true}]}', "checks[0].check: missing"),
+    ('{"schema": "iolab.checks/1", "checks": [], "held": -1}', "held: -1 should be at least 0"),
+])
+def test_a_bad_checks_file_names_the_field(tmp_path: Path, results_doc: dict, capsys: pytest.CaptureFixture[str],
+                                           text: str, says: str) -> None:
+    from lab import cli
+    (tmp_path / "results.json").write_text(json.dumps(results_doc))
+    (tmp_path / "checks.json").write_text(text)
+    assert cli.main(["report", str(tmp_path)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and f"{tmp_path / 'checks.json'}:" in line and says in line, line
+
+
+def test_the_schemas_are_json_schema_read_as_jsonschema_reads_them(results_doc: dict) -> None:
+    """lab/report/schema.py reads its schemas itself (fast); the general
+    validator must agree: the schemas are valid JSON Schema, use only the
+    keywords read, pass both fixtures and fail each bad document at the field named."""
+    from jsonschema import Draft202012Validator
+    from lab.report import schema
+    for doc_schema in (schema.COMPARE, schema.CHECKS):
+        Draft202012Validator.check_schema(doc_schema)
+        assert schema.keywords(doc_schema) <= schema.KEYWORDS
+    good = [(results_doc, schema.COMPARE), (json.loads((FIXTURE_V1 / "results.json").read_text()), schema.COMPARE),
+            (json.loads((FIXTURE / "checks.json").read_text()), schema.CHECKS)]
+    for doc, doc_schema in good:
+        assert schema.violation(doc, doc_schema) is None
+        assert Draft202012Validator(doc_schema).is_valid(doc)
+    for change, says in BAD_RESULTS:
+        doc = copy.deepcopy(results_doc)
+        change(doc)
+        if schema.first_non_finite(doc):
+            continue  # JSON has no NaN: refused before the schema is read
+        ours = schema.violation(doc, schema.COMPARE)
+        theirs = [".".join(map(str, e.absolute_path)) for e in Draft202012Validator(schema.COMPARE).iter_errors(doc)]
+        assert ours and theirs, says
+        field = ours.split(": ")[0].replace("[", ".").replace("]", "")
+        assert any(field.startswith(t) for t in theirs), (ours, theirs)
+
+
+def test_the_lab_never_writes_a_figure_it_refuses_to_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.run import rundir
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    doc = {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf"), "e": 2}}
+    written = rundir.RunDir("r1", {}).write_json("x.json", doc).read_text()
+    assert json.loads(written) == {"a": None, "b": [1.0, None], "c": {"d": None, "e": 2}}
+
+
 # -- the ceiling row and wrk -------------------------------------------------------------------
 
 def test_the_ceiling_row_comes_first_and_every_throughput_is_a_share_of_it() -> None:
