@@ -310,6 +310,9 @@ def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
 def get(name_or_path: str) -> Scenario:
     """A scenario by name (scenarios/<name>.yaml), or a file given by path:
     anything with a slash or a .yaml/.yml ending is a path."""
+    if not name_or_path.strip():  # `--scenario ''` (an unset variable)
+        raise UsageError(f"the scenario named is empty ({name_or_path!r}): name one of {', '.join(all_scenarios())} "
+                         "or a YAML file")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
         if not path.is_file():
