@@ -503,9 +503,11 @@ def limit_of(run: Run, model: str, workload: str) -> Limit | None:
 
 def fraction_of_reference(run: Run, model: str, workload: str,
                           figure: Callable[[Record, Record], float | None]) -> float | None:
-    """The model's median as a fraction of the reference's, measured in this run."""
+    """The model's median as a fraction of the reference's, measured in this
+    run; None where either served only some of its connections (†): a share
+    of a figure that is not the whole model's would be a share of nothing."""
     ref = run.reference
-    if ref is None or model == ref:
+    if ref is None or model == ref or partial(run, model, workload) or partial(run, ref, workload):
         return None
     mine, ceiling = run.spread(model, workload, figure), run.spread(ref, workload, figure)
     return mine.median / ceiling.median if mine and ceiling and ceiling.median else None

@@ -597,6 +597,9 @@ def test_the_ceiling_row_comes_first_and_every_throughput_is_a_share_of_it() -> 
     assert summary.rows[0][1] == data.promise(run, "native").text  # from what its model.yaml does declare
     for m in run.studied:
         share = data.fraction_of_reference(run, m, "pingpong", data.replies_per_s)
+        if data.partial(run, m, "pingpong"):  # blocking: a figure of 1 of 50 connections is no share of anything
+            assert share is None and "%" not in cells(summary, m, "pingpong replies/s")[0]
+            continue
         mine = run.spread(m, "pingpong", data.replies_per_s).median
         assert share == pytest.approx(mine / run.spread("native", "pingpong", data.replies_per_s).median)
         assert f"({tables.pct(share)})" in cells(summary, m, "pingpong replies/s")[0]
@@ -608,7 +611,7 @@ def test_the_ceiling_row_comes_first_and_every_throughput_is_a_share_of_it() -> 
     assert {r["model_kind"] for r in rows if r["model"] == "native"} == {"reference"}
     assert all(r["of_reference"] for r in rows if r["model"] != "native" and r["workload"] == "pingpong")
     assert "is the ceiling row" in rendered(FIXTURE)["report.html"].decode()
-    over = [m for m in run.studied if data.fraction_of_reference(run, m, "pipelined", data.replies_per_s) > 1]
+    over = [m for m in run.studied if (data.fraction_of_reference(run, m, "pipelined", data.replies_per_s) or 0) > 1]
     assert ("Above 100% of the ceiling" in summary.notes[0]) == bool(over)  # a ceiling held back says so
 
 
@@ -625,8 +628,9 @@ def test_a_workload_skipped_for_a_target_says_why(tmp_path: Path) -> None:
     edit(source, skip)
     run = data.load(source)
     (w,) = run.of_kind("c10k")
-    connections, costs = c10k.c10k(run, w)
-    assert connections.rows[0][1] == f"skipped: {why}"
+    connections, busy, costs = c10k.c10k(run, w)
+    for t in (connections, busy):  # a short cell, the reason under the table: it stays narrow
+        assert t.rows[0][:2] == ["native (ceiling)", "skipped"] and f"native: skipped: {why}." in t.notes
     assert "native" not in [row[0] for row in costs.rows]
     assert cells(tables.summary(run), "native", "c10k open at peak") == ["skipped"]
     assert f"native c10k: {why}" in " ".join(tables.workloads(run).notes)
@@ -728,6 +732,98 @@ def test_a_baseline_of_itself_or_of_nothing_is_refused(run_dir: Path, tmp_path: 
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
 
 
+# -- report honesty: marks kept, no percentage of a partial figure, no negative size ---------------
+
+def test_the_baseline_keeps_the_marks_and_gives_no_percentage_of_a_partial_figure(run_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    after = copy_run(run_dir, tmp_path / "after")
+
+    def server_bound(doc: dict) -> None:  # after: epoll set its own pace (the fixture's host was full: ‡)
+        doc["run"]["id"] = "after"
+        for rep in doc["models"]["epoll"]["repeats"]:
+            rep["workloads"]["pingpong"]["limit_inputs"].update(swarm_cores=0.2, server_cores=0.3, host_cores=0.6)
+    edit(after, server_bound)
+    t = baseline.table(data.load(after), data.load(run_dir))
+    row = {(r[0], r[1], r[2]): r for r in t.rows}
+    blocking = row[("blocking", "pingpong", "replies/s")]  # 1 of 50 connections served: †, in both runs
+    assert data.PARTIAL in blocking[3].split()[-1] and data.PARTIAL in blocking[4].split()[-1]
+    assert blocking[5] == tables.DASH
+    assert row[("blocking", "pingpong", "p99 ms")][5] == tables.DASH
+    epoll = row[("epoll", "pingpong", "replies/s")]
+    assert epoll[3].endswith(data.LIMITED) and not epoll[4].endswith(data.LIMITED) and epoll[5].endswith("%")
+    notes = " ".join(t.notes)
+    assert "served only some of its connections" in notes and "did not set this pace" in notes
+
+
+def test_identical_figures_are_never_worse_beyond_the_noise() -> None:
+    two_places = lambda v: tables.num(v, 2)  # noqa: E731
+    before, now = data.Spread((1.001, 1.002)), data.Spread((1.004, 1.005))  # apart, but both read 1.00
+    assert baseline.verdict(before, now, "lower", two_places) == ("the same, as shown", "")
+    assert baseline.verdict(before, data.Spread((1.04, 1.05)), "lower", two_places)[0] == "worse, beyond the noise"
+    assert baseline.change(data.Spread((0.0, 0.0)), data.Spread((5.0, 6.0)), "") == tables.DASH  # from nothing
+    assert baseline.change(data.Spread((-2.0, -1.0)), data.Spread((5.0, 6.0)), "") == tables.DASH
+
+
+def test_no_share_of_the_ceiling_for_a_partial_figure(run_dir: Path) -> None:
+    run = data.load(run_dir)
+    assert data.partial(run, "blocking", "pingpong")
+    assert data.fraction_of_reference(run, "blocking", "pingpong", data.replies_per_s) is None
+    assert cells(tables.throughput(run), "blocking", "of the ceiling", "pingpong") == [tables.DASH]
+    assert "%" not in cells(tables.summary(run), "blocking", "pingpong replies/s")[0]
+    assert "of native" not in plots.throughput_note(run, "blocking", "pingpong")
+
+
+def test_memory_per_connection_is_never_a_negative_size(run_dir: Path) -> None:
+    assert tables.kib(-3.2) == tables.BELOW_IDLE and tables.kib(-3.2, whole=True) == tables.BELOW_IDLE
+    assert tables.kib(-0.01) == "0.0" and tables.kib(12.4, whole=True) == "12" and tables.kib(0.7) == "0.7"
+
+    def shrank(doc: dict) -> None:  # epoll's memory under load below its idle server's
+        for rep in doc["models"]["epoll"]["repeats"]:
+            for rec in rep["workloads"].values():
+                if rec.get("load"):
+                    rec["load"].update(pss_kib=1, uss_kib=1, rss_kib=1)
+    edit(run_dir, shrank)
+    run = data.load(run_dir)
+    (w,) = run.of_kind("c10k")
+    shown = [tables.summary(run), tables.resources(run), c10k.c10k_costs(run, w)]
+    for t in shown:
+        for row in t.rows:
+            for col, cell in zip(t.columns, row):
+                if "KiB/conn" in col:
+                    assert not re.match(r"[-−]\d", cell), (col, cell)
+    assert tables.BELOW_IDLE in cells(shown[0], "epoll", [c for c in shown[0].columns if "KiB/conn" in c][0])[0]
+    assert any(tables.BELOW_IDLE in c for c in cells(shown[2], "blocking", "cgroup KiB/conn"))  # the fixture's own
+    for t in shown:
+        assert "never a negative size" in " ".join(t.notes), t.columns
+
+
+def test_unanswered_says_what_it_counts() -> None:
+    run = data.load(FIXTURE)
+    said = 0
+    for t in (tables.summary(run), tables.throughput(run), tables.latency(run), tables.timeline(run)):
+        for col in [c for c in t.columns if "unanswered" in c]:
+            assert "requests unanswered" in col, col
+            assert "requests unanswered" in " ".join(t.notes) and "when the run ended" in " ".join(t.notes)
+            said += 1
+    assert said == 4
+
+
+def test_each_c10k_table_fits_a_page(run_dir: Path) -> None:
+    """As wide as the terminal's default off a tty (160 columns): abbreviated
+    labels, each defined under its table."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from lab.console import PIPE_WIDTH
+    run = data.load(run_dir)
+    (w,) = run.of_kind("c10k")
+    console = Console(width=1000, color_system=None)
+    for t in c10k.c10k(run, w):
+        widest = Measurement.get(console, console.options, tables.rich_table(t).renderables[0]).maximum
+        assert widest <= PIPE_WIDTH, (t.columns, widest)
+        longest = max(len(c) for row in t.rows for c in row[1:])
+        assert longest <= 30, longest
+
+
 # -- commands and counters that agree with themselves --------------------------------------------
 
 def test_no_command_in_the_results_repeats_a_flag(results_doc: dict) -> None:
@@ -756,7 +852,7 @@ def test_with_flags_sets_each_flag_once_in_either_spelling() -> None:
 def test_the_c10k_counters_are_defined_once_and_agree(run_dir: Path, results_doc: dict) -> None:
     run = data.load(run_dir)
     (w,) = run.of_kind("c10k")
-    connections, costs = c10k.c10k(run, w)
+    connections, busy, costs = c10k.c10k(run, w)
     header = connections.columns
     for _, label in c10k.COUNTERS:
         assert header.count(label) == 1
