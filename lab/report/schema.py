@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ioschema import COMPARE_SCHEMAS
+from ioschema import CHECKS_SCHEMA, COMPARE_SCHEMAS
 
 from ..errors import UsageError
 
@@ -162,8 +162,9 @@ VERDICT = obj({"model": TEXT, "check": TEXT, "expect": TEXT_OR_NULL, "claim": TE
 
 CHECKS = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "checks.json of lab check and lab compare --checks (iolab.checks/*)",
-    **obj({"schema": {"type": "string", "pattern": r"^iolab\.checks/"}, "checks": {"type": "array", "items": VERDICT},
+    "title": "checks.json of lab check and lab compare --checks (any version of CHECKS_SCHEMA)",
+    **obj({"schema": {"type": "string", "pattern": "^" + re.escape(CHECKS_SCHEMA.split("/")[0] + "/")},
+           "checks": {"type": "array", "items": VERDICT},
            "passed": FLAG, "outcome": TEXT_OR_NULL, "held": COUNT_OR_NULL, "failed": COUNT_OR_NULL,
            "not_judged": COUNT_OR_NULL, "skipped": {"type": ["array", "null"], "items": TABLE}},
           ("schema", "checks")),

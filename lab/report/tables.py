@@ -13,6 +13,7 @@ served every connection and was not held back by the load generator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -145,7 +146,7 @@ def eligible(run: Run, model: str, workload: str, throughput: bool = False) -> b
 def highlight_best(t: Table, col: int, candidates: list[tuple[int, float | None, bool]], higher: bool) -> None:
     """Give the best-figure class to the best eligible value of a column
     (ties all get it); (row, value, eligible) per row."""
-    values = [v for _, v, ok in candidates if ok and v is not None]
+    values = [v for _, v, ok in candidates if ok and v is not None and math.isfinite(v)]  # inf is no best
     if len(values) < 2:  # a best of one is no comparison
         return
     best = max(values) if higher else min(values)
