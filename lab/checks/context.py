@@ -111,16 +111,18 @@ class Context:
         return None if a is None or b is None else (b - a) / (end - start)
 
     def cores_bound(self, probe: str) -> float:
-        """The most cores the server can have used during ``probe``: the
-        host's CPUs (read from /proc/stat around it), within the container's
-        CPU limit, plus the interpolation's slack; this machine's CPUs where
-        neither was read."""
+        """The most cores the server can have used during ``probe``: the CPUs
+        present on the engine's host (/proc/stat, read around the probe),
+        plus the interpolation's slack.  Not the container's CPU limit: CFS
+        enforces it per 100 ms period, so a shorter window may exceed it.
+        Where the host was not read, the most of what is known (this
+        machine's CPUs, the container's limit): never a false refusal."""
         load = self.host.get(probe)
-        found = [float(load.cpus)] if load is not None and getattr(load, "cpus", None) else []
+        if load is not None and getattr(load, "cpus", None):
+            return float(load.cpus) + CORES_SLACK
         limits = getattr(getattr(self.target, "container", None), "limits", None)
         nano = getattr(limits(), "nano_cpus", None) if limits is not None else None
-        found += [nano / 1e9] if nano else []
-        return min(found or [float(os.cpu_count() or 1)]) + CORES_SLACK
+        return max(float(os.cpu_count() or 1), (nano or 0) / 1e9) + CORES_SLACK
 
     def host_check(self, probe: str, need_key: str, start: float | None = None,
                    end: float | None = None) -> tuple[str | None, dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from .verdict import Missing
 
 CORES_SLACK = 0.25  # over the CPUs present: readings 50 ms apart, interpolated; more than this is impossible
-CPU_WINDOW_MIN_S = 0.2  # a CPU figure over less spans fewer than four 50 ms readings: their jitter, not the server
+CPU_WINDOW_MIN_S = 0.1  # a CPU figure over less spans fewer than two 50 ms readings: their jitter, not the server
 WORK_CORES_MIN = 0.5  # while WORK runs the server computes; less says no CPU work ran (or the sampler stalled)
 WORK_MS_MIN = 10.0  # one WORK alone answered sooner did no CPU work worth timing
 FD_SLACK = 64  # descriptors a server holds besides its clients' (stdio, the listening socket, a poller, logs)

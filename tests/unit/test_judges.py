@@ -564,9 +564,11 @@ TRIGGERING = [
 
 def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never: int = 0,
                 errors: list[int] | None = None, active_replies: int = 20,
-                connections: bool = True) -> checks.Context:
+                connections: bool = True, count: int | None = None, events: int = 1) -> checks.Context:
     """1100 clients asked: ``held`` kept theirs, ``refused`` were closed by
-    the server, ``never`` never connected; client 1 is the active one."""
+    the server, ``never`` never connected; client 1 is the active one.  The
+    server's ``events`` fd_setsize errors each name ``errors`` and (``count``)
+    close their share of ``count`` connections, as services/select does."""
     records = []
     for i in range(1, held + refused + never + 1):
         if i <= held:
@@ -577,7 +579,8 @@ def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never:
             records.append({"client": i, "conn": None, "close": "connect-failed"})
     if records:
         records[0]["replies"] = active_replies if held else 0
-    events = [{"ev": "error", "kind": "fd_setsize", "fds": errors, "t": T0 + 0.6}] if errors else []
+    share = {} if count is None else {"count": count // events}
+    events = [{"ev": "error", "kind": "fd_setsize", "fds": errors, "t": T0 + 0.6, **share}] * events if errors else []
     results = {"summary": {"clients": 1100}}
     if connections:
         results["connections"] = records
@@ -588,6 +591,9 @@ def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never:
 DESCRIPTORS = [
     ("held-no-limit", lambda: descriptors(None), {"fd_limit": True}),
     ("held-select", lambda: descriptors(1024, held=1020, refused=80, errors=list(range(1024, 1104))),
+     {"fd_limit": True}),
+    ("held-select-descriptors-reused", lambda: descriptors(1024, held=1020, refused=80, errors=[1024, 1025],
+                                                          count=80, events=40),
      {"fd_limit": True}),
     ("contradicted-no-limit", lambda: descriptors(None, held=1050, refused=50, errors=list(range(1024, 1074))),
      {"fd_limit": False}),
@@ -898,7 +904,7 @@ ABSURD: dict[str, list[Absurd]] = {
     ],
     "many_descriptors": [
         ("the-rest-not-served", lambda: descriptors(1024, held=10, refused=1090, errors=list(range(1024, 1104))),
-         {"fd_limit": None}, "name only 80 descriptors"),
+         {"fd_limit": None}, "errors closed only 80"),
         ("a-descriptor-of-999999", lambda: descriptors(1024, held=1020, refused=80, errors=[999999]),
          {"fd_limit": None}, "outside what is possible"),
         ("a-negative-descriptor", lambda: descriptors(1024, held=1020, refused=80, errors=[-1]),
