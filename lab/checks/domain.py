@@ -36,12 +36,14 @@ def finite(value: Any, what: str) -> float:
     return float(value)
 
 
-def need_in(value: Any, low: float | None, high: float | None, what: str, unit: str = "") -> float:
-    """``value``, if it is finite and within [low, high] (None: unbounded)."""
+def need_in(value: Any, low: float | None, high: float | None, what: str, unit: str = "",
+            outside: str = "outside what is possible") -> float:
+    """``value``, if it is finite and within [low, high] (None: unbounded);
+    else Missing: ``what`` is ``value``, ``outside`` (the bounds)."""
     v = finite(value, what)
     if (low is not None and v < low) or (high is not None and v > high):
         bounds = f">= {low:g}" if high is None else f"<= {high:g}" if low is None else f"between {low:g} and {high:g}"
-        raise Missing(f"{what} is {v:g}{' ' + unit if unit else ''}, outside what is possible ({bounds})")
+        raise Missing(f"{what} is {v:g}{' ' + unit if unit else ''}, {outside} ({bounds})")
     return v
 
 

@@ -56,7 +56,7 @@ def idle_cpu(ctx: Context) -> list[Verdict]:
         first, last = ctx.idle
         need(first.cpu_s is not None and last.cpu_s is not None, "a reading of the server's CPU had no CPU figure")
         window = need_in(finite(last.t, "the second reading's time") - finite(first.t, "the first reading's time"),
-                         CPU_WINDOW_MIN_S, None, "the idle window", "s")
+                         CPU_WINDOW_MIN_S, None, "the idle window", "s", "too short to measure")
         need_grew(first.cpu_s, last.cpu_s, "the server's CPU counter")
         used = need_in((last.cpu_s - first.cpu_s) / window, 0, ctx.cores_bound("idle"),
                        "the idle server's CPU", "cores")
@@ -188,7 +188,7 @@ def would_block(ctx: Context) -> list[Verdict]:
         need(isinstance(before, dict) and isinstance(after, dict), "STATS did not answer before and after")
         assert before is not None and after is not None
         need_same_pid(before, after)
-        served = need_count(ctx.probe().summary.get("replies", 0), "the requests served")
+        served = need_count(ctx.probe().summary.get("replies", 0), "the count of requests served")
         need(served > 0, "no request was served")
         grew = need_grew(before.get("wouldblock", 0), after.get("wouldblock", 0), "the STATS wouldblock counter")
         return ctx.verdict(key, f"at least one EAGAIN per request ({served})",
@@ -335,7 +335,8 @@ def _gil_windows(ctx: Context) -> tuple[float, list[Any], tuple[float, float]]:
     solo = [got - sent for c in lone for sent, got in c["pairs"] if got is not None]
     need(solo, "no WORK was answered for the lone client")
     one_alone = sorted(solo)[len(solo) // 2]
-    need_in(one_alone * 1000, WORK_MS_MIN, None, "one WORK alone", "ms")  # a WORK that does no work
+    need_in(one_alone * 1000, WORK_MS_MIN, None, "one WORK alone", "ms",  # a WORK that does no work
+            "too short for CPU work")
     timeline = ctx.probe("pair").results.get("timeline", {}).get("conns", [])
     pairs_in_order(timeline, "the two clients' WORKs")
     distinct_clients(timeline, "the two clients' timelines")
@@ -345,7 +346,8 @@ def _gil_windows(ctx: Context) -> tuple[float, list[Any], tuple[float, float]]:
     need(all(got is not None for _, got in pairs), "a WORK went unanswered")
     both = (max(c[0][0] for c in conns), min(c[-1][1] for c in conns))
     need(both[1] > both[0], "the two clients' WORKs never overlapped")
-    need_in(both[1] - both[0], CPU_WINDOW_MIN_S, None, "the window where both clients' WORKs ran", "s")
+    need_in(both[1] - both[0], CPU_WINDOW_MIN_S, None, "the window where both clients' WORKs ran", "s",
+            "too short to measure")
     return one_alone, pairs, both
 
 
