@@ -37,8 +37,10 @@ FLAG = {"type": ["boolean", "null"]}
 COUNT = {"type": "integer", "minimum": 0}  # connections, replies, processes, bytes, descriptors
 COUNT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
 AMOUNT = {"type": ["number", "null"], "minimum": 0}  # seconds, cores, rates, latencies, KiB: never below 0
+MEASURED = {"type": "number", "minimum": 0}  # the same, where the report needs the figure itself
 SIGNED = {"type": ["number", "null"]}  # a difference (memory grown, a window's start before the swarm's)
 TABLE = {"type": ["object", "null"]}
+SCALAR = {"type": ["string", "number", "boolean", "null"]}  # the report shows a non-text value as text
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = (), null: bool = False) -> dict[str, Any]:
@@ -52,10 +54,10 @@ def each(value: dict[str, Any]) -> dict[str, Any]:
 
 
 PERCENTILE_KEYS = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
-LATENCY = {  # the swarm's histogram summary: each percentile present once anything was measured
+LATENCY = {  # the swarm's histogram summary: each percentile a figure once anything was measured
     **obj({"count": COUNT, **{k: AMOUNT for k in (*PERCENTILE_KEYS, "mean_us", "min_us")}}, ("count",)),
     "if": {"properties": {"count": {"exclusiveMinimum": 0}}},
-    "then": {"required": list(PERCENTILE_KEYS)},
+    "then": {"required": list(PERCENTILE_KEYS), "properties": {k: MEASURED for k in PERCENTILE_KEYS}},
 }
 
 # -- the records ---------------------------------------------------------------------
@@ -68,11 +70,13 @@ PAIRS = {"type": "array", "items": {"type": "array", "prefixItems": [{"type": "n
                                     "minItems": 2, "maxItems": 2}}
 SWARM = {
     **obj({
-        "summary": obj({"replies_per_s": AMOUNT, "replies": COUNT_OR_NULL, "requests_sent": COUNT_OR_NULL,
-                        "unanswered": COUNT_OR_NULL, "workers": COUNT_OR_NULL, "clients": COUNT_OR_NULL,
-                        "latency": LATENCY,
+        "summary": obj({"replies_per_s": AMOUNT, "replies": COUNT_OR_NULL, "replies_measured": COUNT_OR_NULL,
+                        "requests_sent": COUNT_OR_NULL, "unanswered": COUNT_OR_NULL, "workers": COUNT_OR_NULL,
+                        "clients": COUNT_OR_NULL, "pattern": TEXT_OR_NULL, "latency": LATENCY,
+                        "errors": {"type": "object", "additionalProperties": COUNT},
                         "connections": obj({"connected": COUNT_OR_NULL, "connect_all_s": AMOUNT})},
-                       ("latency", "connections")),
+                       ("replies_per_s", "replies_measured", "requests_sent", "unanswered", "clients", "pattern",
+                        "errors", "latency", "connections")),
         "cpu": obj({"per_s": AMOUNT}),
         "started": obj({"monotonic": AMOUNT}, ("monotonic",)),
         "duration_s": AMOUNT,
@@ -82,7 +86,8 @@ SWARM = {
     }, ("summary", "cpu"), null=True),
     # a timeline is drawn from the swarm's start and length
     "if": {"properties": {"timeline": {"type": "object"}}, "required": ["timeline"]},
-    "then": {"required": ["started", "duration_s"]},
+    "then": {"required": ["started", "duration_s"],
+             "properties": {"duration_s": MEASURED, "started": obj({"monotonic": MEASURED})}},
 }
 
 SNAPSHOT = obj({"processes": COUNT_OR_NULL, "threads": COUNT_OR_NULL, "pss_kib": COUNT_OR_NULL,
@@ -131,7 +136,7 @@ MODEL = obj({"kind": {"enum": ["model", "server", "reference", None]}, "summary"
              "skipped": {"type": ["object", "null"], "additionalProperties": TEXT},
              "repeats": {"type": ["array", "null"], "items": REPEAT}, "classification": TABLE})
 
-WORKLOAD = obj({"name": TEXT, "title": TEXT, "kind": TEXT, "about": TEXT, "warmup_s": AMOUNT, "measure_s": AMOUNT,
+WORKLOAD = obj({"name": TEXT, "title": TEXT, "kind": TEXT, "about": TEXT, "warmup_s": MEASURED, "measure_s": MEASURED,
                 "flags": TABLE, "scenario": TEXT_OR_NULL, "server_flags": {"type": ["array", "null"], "items": TEXT}},
                ("name", "title", "kind", "warmup_s", "measure_s"))
 
@@ -147,14 +152,14 @@ COMPARE = {
                        "server_commands": {"type": "object", "additionalProperties": TEXTS}}, ("models",)),
         "environment": obj({"host": obj({"cpus": COUNT_OR_NULL}, null=True),
                             "engine": obj({"cpus": COUNT_OR_NULL, "memory_bytes": COUNT_OR_NULL}, null=True),
-                            "containers": TABLE}, null=True),
+                            "containers": obj({"python": {"type": ["object", "null"], "additionalProperties": SCALAR},
+                                               "swarm_python": SCALAR}, null=True)}, null=True),
         "workloads": {"type": "array", "items": WORKLOAD},
         "models": each(MODEL),
         "errors": {"type": ["array", "null"], "items": TEXT},
     }, ("schema", "run", "params", "workloads", "models")),
 }
 
-SCALAR = {"type": ["string", "number", "boolean", "null"]}  # the report shows a non-text value as JSON
 VERDICT = obj({"model": TEXT, "check": TEXT, "expect": TEXT_OR_NULL, "claim": TEXT_OR_NULL,
                "expected": SCALAR, "observed": SCALAR,
                "ok": FLAG, "figures": TABLE, "judged": FLAG, "outcome": TEXT_OR_NULL},

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ioschema import DEFAULT_PORT
 
 from . import data
-from .data import PARTIAL, Run, Spread
+from .data import PARTIAL, Record, Run, Spread
 
 DASH = "–"  # en dash, for ranges and "not measured"
 
@@ -343,7 +343,7 @@ COARSE_NOTE = (" ≈: the lab itself was kept off the CPU near the ends of the m
 def cores(run: Run, model: str, workload: str) -> str:
     """Server cores, marked ≈ where the readings around the window were far apart."""
     s = run.spread(model, workload, data.server_cores)
-    coarse = any((rec.get("server_cpu") or {}).get("resolution_s", 0) > COARSE
+    coarse = any(((rec.get("server_cpu") or {}).get("resolution_s") or 0) > COARSE
                  for _, rec in run.records(model, workload))
     return ("≈" if coarse and s else "") + num(_median(s), 2)
 
@@ -432,8 +432,7 @@ def resources(run: Run) -> Table:
                "threads", "memory MiB", "KiB/conn", "USS KiB/conn"], align="llrrrrrrrr")
     for m in run.models:
         idle = [rep.get("idle") or {} for rep in run.repeats(m)]
-        idle_p = Spread(tuple(i["processes"] for i in idle if "processes" in i)) if any("processes" in i for i in idle) else None
-        idle_t = Spread(tuple(i["threads"] for i in idle if "threads" in i)) if any("threads" in i for i in idle) else None
+        idle_p, idle_t = _idle(idle, "processes"), _idle(idle, "threads")
         for w in run.sampled:
             if run.spread(m, w.name, data.replies_per_s) is None and run.skipped(m, w.name):
                 continue
@@ -453,6 +452,12 @@ def resources(run: Run) -> Table:
                    "(1.00 = one core busy all the time); swarm cores: the swarm's own CPU (its container's "
                    "cgroup over the same window where the engine is local)." + _coarse(t) + legend(t, run))
     return t
+
+
+def _idle(snapshots: list[Record], key: str) -> Spread | None:
+    """``key`` (processes, threads) of the idle server over the repeats that read it."""
+    values = tuple(i[key] for i in snapshots if i.get(key) is not None)
+    return Spread(values) if values else None
 
 
 def _from(idle: Spread | None, load: Spread | None) -> str:

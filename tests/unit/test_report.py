@@ -519,6 +519,13 @@ BAD_RESULTS = [
     (drop_at("workloads", 0, "measure_s"), "workloads[0].measure_s: missing"),
     (drop_at("params"), "results.json: params: missing"),
     (set_at("models", "epoll", "kind", value="alien"), 'models.epoll.kind: "alien" should be one of'),
+    (drop_at(*PINGPONG, "swarm", "summary", "errors"), "pingpong.swarm.summary.errors: missing"),
+    (set_at(*PINGPONG, "swarm", "summary", "latency", "p99_us", value=None),
+     "summary.latency.p99_us: null should be a number"),  # 20,059 replies measured: a p99 there must be
+    (set_at("models", "epoll", "repeats", 0, "workloads", "classic", "swarm", "duration_s", value=None),
+     "classic.swarm.duration_s: null should be a number"),  # its timeline is drawn over it
+    (set_at("workloads", 0, "warmup_s", value=None), "workloads[0].warmup_s: null should be a number"),
+    (set_at("environment", "containers", "python", value="3.11"), 'containers.python: "3.11" should be a mapping'),
 ]
 
 
