@@ -1009,3 +1009,60 @@ def test_the_terminal_summary_carries_the_marks(run_dir: Path) -> None:
     (blocking,) = [line for line in text.splitlines() if line.lstrip("│ ").startswith("blocking")]
     assert data.PARTIAL in blocking and "not checked" not in blocking
     assert "served only some of its connections" in text
+
+
+def tiny_run(doc: dict) -> dict:
+    """The fixture cut to one model, one repeat and two workloads (a timeline
+    and a closed loop): every kind of record, rendered in milliseconds."""
+    doc = copy.deepcopy(doc)
+    keep = ("classic", "pingpong")
+    doc["workloads"] = [w for w in doc["workloads"] if w["name"] in keep]
+    doc["params"]["models"], doc["params"]["reference"] = ["epoll"], None
+    epoll = doc["models"]["epoll"]
+    epoll["repeats"] = epoll["repeats"][:1]
+    epoll["repeats"][0]["workloads"] = {k: v for k, v in epoll["repeats"][0]["workloads"].items() if k in keep}
+    for conn in epoll["repeats"][0]["workloads"]["classic"]["swarm"]["timeline"]["conns"]:
+        conn["pairs"] = conn["pairs"][:4]
+    doc["models"] = {"epoll": epoll}
+    return doc
+
+
+UNREAD = {"config", "environment", "timeline", "output", "command", "swarm_command", "server_command", "connect"}
+
+
+def leaves(value: Any, path: tuple = ()) -> Any:
+    """Every path to a field the report may read (lists: their first item only)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value[:1]) if isinstance(value, list) else ()
+    for key, item in items:
+        if key not in UNREAD:
+            yield path + (key,)
+            yield from leaves(item, path + (key,))
+
+
+def test_whatever_the_schema_lets_through_the_report_renders(results_doc: dict) -> None:
+    """Each field of a record dropped, nulled or made text: the schema
+    refuses it (exit 2), or the report's tables and results.csv render it
+    (never a KeyError or TypeError, exit 70)."""
+    from lab.report import schema
+    doc = tiny_run(results_doc)
+    repeat = at(doc, "models", "epoll", "repeats", 0)
+    tried = 0
+    for path in list(leaves(repeat)):
+        box, key = at(repeat, *path[:-1]), path[-1]
+        for change in ("drop", "null", "text"):
+            was = box[key]
+            if change == "drop" and isinstance(box, dict):
+                del box[key]
+            else:
+                box[key] = None if change == "null" else "x"
+            try:
+                if schema.first_error(repeat, schema.REPEAT, "") is None:
+                    run = data.Run(doc, None, None)
+                    for table in (tables.summary, tables.throughput, tables.latency, tables.resources,
+                                  tables.timeline, tables.clients):
+                        table(run)
+                    csvfile.csv_bytes(run)
+                    tried += 1
+            finally:
+                box[key] = was  # back in place (a dict keeps its new order: nothing reads it)
+    assert tried > 50  # many changes the schema allows (an optional figure not measured) still render
