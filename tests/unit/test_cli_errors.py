@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import os
 import shutil
@@ -284,11 +285,18 @@ def test_a_garbage_columns_falls_back_to_a_sane_width(columns: str) -> None:
     assert console.width(Pipe(), {}, default=80) == 80
 
 
-@pytest.mark.parametrize("columns", ["abc", "0"])
-def test_every_verb_prints_whatever_columns_says(columns: str) -> None:
-    done = lab("models", COLUMNS=columns)
+def test_every_verb_prints_whatever_columns_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """COLUMNS=abc was a traceback at import; COLUMNS=0 an empty page (rich
+    reads COLUMNS itself unless it is given a width)."""
+    done = lab("models", COLUMNS="abc")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "threads" in done.stdout and len(done.stdout) > 1000
+    from rich.console import Console
+    from lab import console
+    monkeypatch.setenv("COLUMNS", "0")
+    page = Console(file=io.StringIO(), width=console.width(io.StringIO()))
+    page.print("a table")
+    assert page.file.getvalue() == "a table\n"  # type: ignore[attr-defined]
 
 
 def test_a_closed_pipe_ends_quietly_with_the_verbs_own_code() -> None:
