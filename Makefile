@@ -3,7 +3,9 @@
 # when no registry answers) and the lab's image.
 #
 #   make lab-up MODEL=threads      start MODEL and the classic 3-client swarm
-#   make lab-logs / lab-status     watch it
+#   make lab-watch                 see it live: who is served, who waits
+#   make lab-logs / lab-status     read its events, list what runs
+#   make tour                      the article's argument, one live experiment at a time
 #   make lab-down                  remove everything the lab started
 #   make test                      the whole test suite, live containers included
 
@@ -14,10 +16,10 @@ ARGS   ?=
 LAB    := $(VENV)/bin/lab
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab-up lab-down lab-logs lab-status models test check compare bench stress clean help
+.PHONY: setup lab-up lab-down lab-logs lab-watch lab-status models tour test check compare bench stress clean help
 
 help:
-	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,12 @@ lab-down: $(STAMP)
 
 lab-logs: $(STAMP)
 	$(LAB) logs $(ARGS)
+
+lab-watch: $(STAMP)
+	$(LAB) watch $(ARGS)
+
+tour: $(STAMP)
+	$(LAB) tour $(ARGS)
 
 lab-status: $(STAMP)
 	$(LAB) status $(ARGS)

@@ -3,6 +3,8 @@
 Imports point down, along the data's way:
 
     cli.py, verbs/   one verb per module: parse its flags, call one library function, print
+    tour/            lab tour: the article's steps as live experiments, judged by checks/
+    watch/           the live view (lab watch, and the tour's): who is served, from events
     compare/ bench/  lab compare's and lab bench's runs from start to end
     checks/          the behaviour checks: probes, judges, verdicts (and lab check, lab run)
     observe/         classification: what a server does, observed, and what it must be

@@ -15,24 +15,23 @@ PIPE_WIDTH = 160  # off a terminal (CI logs, pipes) rich would wrap tables at 80
 NARROWEST, WIDEST = 20, 10_000  # a COLUMNS outside these is garbage, not a screen
 
 
-def width(stream: Any, environ: Mapping[str, str] = os.environ, default: int = PIPE_WIDTH) -> int:
-    """The columns to print in: COLUMNS where it is a sane number; else the
-    terminal's own width; else (a pipe, a file) ``default``.  Never 0, never
-    a traceback: COLUMNS=abc or COLUMNS=0 is as if it were not set."""
+def width(stream: Any, environ: Mapping[str, str] = os.environ, default: int = PIPE_WIDTH) -> int | None:
+    """The columns to print in.  On a terminal: None (rich follows the
+    terminal, and a sane COLUMNS) unless COLUMNS is garbage, then the
+    terminal's own width.  Elsewhere: COLUMNS where it is sane, else
+    ``default``.  Never 0, never a traceback: COLUMNS=abc or COLUMNS=0 is
+    as if it were not set."""
     given = environ.get("COLUMNS", "").strip()
-    if given.isdigit() and NARROWEST <= int(given) <= WIDEST:
-        return int(given)
+    sane = given.isdigit() and NARROWEST <= int(given) <= WIDEST
     try:
         if stream.isatty():
-            columns = os.get_terminal_size(stream.fileno()).columns
-            if NARROWEST <= columns <= WIDEST:
-                return columns
+            return None if sane or not given else os.get_terminal_size(stream.fileno()).columns or default
     except (AttributeError, OSError, ValueError):  # no file descriptor, or not a terminal after all
         pass
-    return default
+    return int(given) if sane else default
 
 
-# The width is given, not left to rich: rich reads COLUMNS itself and would print nothing at COLUMNS=0.
+# Given, not left to rich, wherever COLUMNS is garbage: rich reads it itself, and prints nothing at 0.
 out = Console(highlight=False, soft_wrap=True, width=width(sys.stdout))
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=width(sys.stderr, default=80))
 

@@ -30,7 +30,7 @@ SERVERS = ("native", "epoll")
 CONNECTIONS, SIZE, WARMUP = 100, 64, 1.0
 GOALS = {"vs_native": 0.8, "vs_epoll": 0.95, "swarm_cpu_us_per_reply": 10.0,
          "epoll_of_native": 0.8, "msg_over_conn": 2.0}
-TRACE_LEVELS = ("conn", "msg")  # what message tracing costs the epoll model, per reply
+COMPARED_LEVELS = ("conn", "msg")  # what message tracing costs the epoll model, per reply
 # Cores of other work on the host during a run past which its figures are
 # doubtful.  "Other" (lab/measure/host.py) also holds the kernel's softirq time
 # for the run's own traffic, which no cgroup is charged for: a few tenths.
@@ -127,7 +127,7 @@ def trace_cost(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if cpu.get("msg") and cpu.get("conn"):
             per_round.append(round(cpu["msg"] / cpu["conn"], 3))
     levels = {level: _median([r["server_cpu_us_per_reply"] for r in runs if r["trace"] == level
-                              and r.get("server_cpu_us_per_reply") is not None]) for level in TRACE_LEVELS}
+                              and r.get("server_cpu_us_per_reply") is not None]) for level in COMPARED_LEVELS}
     return {"what": "epoll model's CPU per reply, --trace msg / --trace conn (native client)",
             "server_cpu_us_per_reply": levels, "per_round": per_round, "median": _median(per_round),
             "goal": GOALS["msg_over_conn"]}
@@ -301,7 +301,7 @@ def bench_calibrate(live: LiveRun, bench: Bench, duration: float | None, pipelin
     result["summary"] = summarise(runs)
     # then what message tracing costs: msg and conn in turn (ABBA), a fresh server each
     levels = [(rnd, level) for rnd in range(rounds)
-              for level in (TRACE_LEVELS if rnd % 2 == 0 else TRACE_LEVELS[::-1])]
+              for level in (COMPARED_LEVELS if rnd % 2 == 0 else COMPARED_LEVELS[::-1])]
     result["trace_runs"] = [cal.trace_level(rnd, level) for rnd, level in levels]
     result["trace_cost"] = trace_cost(result["trace_runs"])
     return result

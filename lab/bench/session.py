@@ -18,12 +18,12 @@ from ..run.context import engine
 from ..run.live import LiveRun
 from ..run.probe import Bench
 from .calibrate import WARMUP, bench_calibrate
-from .speed import bench_swarm, bench_up
+from .speed import bench_swarm, bench_tour, bench_up
 
 
 @dataclass(frozen=True)
 class Request:
-    what: str = "all"  # up | swarm | calibrate | all
+    what: str = "all"  # up | swarm | calibrate | tour | all
     repeat: int = 5  # start-ups to time
     duration: float | None = None  # seconds of each throughput run (its default: each part's own)
     pipeline: int | None = None  # requests in flight per connection (likewise)
@@ -44,7 +44,9 @@ def bench(req: Request, params: dict[str, Any]) -> tuple[dict[str, Any], Path]:
         live.ensure_image()
         if req.what in ("up", "all"):
             results["up"] = bench_up(req.repeat, eng.kind)
-        probes = Bench(live, replicas=req.swarm_replicas) if req.what != "up" else None
+        if req.what in ("tour", "all"):  # before the probes' swarm container is up: the tour has the host
+            results["tour"] = bench_tour(eng.kind)
+        probes = Bench(live, replicas=req.swarm_replicas) if req.what in ("swarm", "calibrate", "all") else None
         if req.what in ("swarm", "all"):
             assert probes is not None
             results["swarm"] = bench_swarm(live, probes, req.duration, req.pipeline, req.connections)

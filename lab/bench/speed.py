@@ -1,12 +1,15 @@
-"""The lab's own speed and scale: `lab up` timed, the swarm's throughput and its 10,000 connections."""
+"""The lab's own speed and scale: `lab up` and `lab tour` timed, the swarm's throughput and its 10,000 connections."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..console import say
@@ -34,6 +37,30 @@ def bench_up(repeat: int, orchestrator: str = "local") -> dict[str, Any]:
         say(f"bench up: {'warm-up' if not i else f'run {i}'} {took:.2f}s")
     return {"command": "lab up threads --no-swarm", "seconds": times,
             "median_s": statistics.median(times), "max_s": max(times), "goal_s": 3.0}
+
+
+TOUR_GOAL_S = 360.0  # the whole tour, --no-pause, on a 2-core machine
+
+
+def bench_tour(orchestrator: str = "local") -> dict[str, Any]:
+    """`lab tour --no-pause` as a user runs it: its own wall time (from its
+    tour.json: the steps, without writing the transcript) and the command's."""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "lab", "tour", "--no-pause"], capture_output=True, text=True,
+                          env={**os.environ, "LAB_ORCHESTRATOR": orchestrator})
+    took = time.monotonic() - began
+    found = re.search(r"^\S+: (\S+)/transcript\.\w+\.html", done.stdout, re.M)
+    if done.returncode not in (0, 1, 3) or not found:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1:], "exit": done.returncode}
+    record = json.loads((Path(found.group(1)) / "tour.json").read_text())
+    verdicts = [v for s in record["steps"] for v in s["verdicts"]]
+    figures = {"command": "lab tour --no-pause", "wall_s": record["wall_s"], "command_s": round(took, 1),
+               "goal_s": TOUR_GOAL_S, "steps": len(record["steps"]), "run": record["run"],
+               "held": sum(1 for v in verdicts if v["ok"] is True),
+               "failed": sum(1 for v in verdicts if v["ok"] is False),
+               "not_judged": sum(1 for v in verdicts if v["ok"] is None)}
+    say(f"bench tour: {record['wall_s']:.0f} s for {len(record['steps'])} steps (goal {TOUR_GOAL_S:.0f} s)")
+    return figures
 
 
 def bench_swarm(live: LiveRun, bench: Bench, duration: float | None, pipeline: int | None,

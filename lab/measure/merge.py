@@ -8,7 +8,7 @@ output) and merges them here into one document of the same schema
 (iolab.swarm/1, services/swarm/SCHEMA.md), so every judge and report reads
 one swarm whatever ran it:
 
-    histograms   exactly: HdrHistogram buckets add up (services/swarm/hist.py)
+    histograms   exactly: HdrHistogram buckets add up (services/ioschema/hist.py)
     counts       summed: requests, replies, bytes, errors, connections, CPU
     records      concatenated: connections, timeline pairs, actions, workers
     times        moved onto this machine's clock first: each replica's

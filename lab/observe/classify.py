@@ -1,47 +1,48 @@
 """Inferring a server's concurrency model from what was observed, never from model.yaml.
 
-`lab classify` (lab/observe/probes.py) runs a few bounded probes against a server
-and records an Observation; infer() turns it into a Classification: a class,
-its size where it has one, how sure, and the evidence behind it, line by
-line.  The rules, in the order they are applied:
+`lab classify` (lab/observe/probes.py) records an Observation; infer() turns
+it into a Classification: a class, its size where it has one, how sure, and
+the evidence behind it, line by line.  The observation needs nothing of the
+server but that it answers a request: no keep-alive, no slow command.
 
-1. Who is served at once.  Six clients connect together; each sends a
-   request every 40 ms, ten times, then leaves.  A client is served from its
-   first reply until it leaves.  If only P of them are served at once and
-   each of the others gets its first reply only after one has left, they
-   waited for a free place: P = 1 is ONE AT A TIME; 1 < P < 6 is a POOL of P.
-   If a client was answered early, or never, nothing is inferred from it.
-   A client the server closed after answering it (Apache event closes idle
-   keep-alive connections) was cut short, not waiting: it is left out.
-2. What grows with the clients (the container's process table, sampled
-   while those six were connected): a process each is a PROCESS PER
-   CONNECTION, a thread each a THREAD PER CONNECTION.  Growth by some other
-   number is not inferred from.
-3. Who does the work (each thread's CPU time, from /proc, while eight
-   clients ping-pong for a second): a pool's processes or threads tell a
-   PROCESS POOL from a THREAD POOL.  With everyone served at once and
-   nothing growing, one thread doing the work is a single-threaded EVENT
-   LOOP; a few threads each serving several connections are an EVENT LOOP
-   WITH N WORKERS; as many threads as clients cannot be told from a pool
-   larger than the clients: uncertain.
-4. Stalls (the protocol's own slow requests: BLOCK, SLEEP and WORK for the
-   lab's line protocol, redis DEBUG SLEEP, PostgreSQL pg_sleep; HTTP and
-   memcached offer none, and the probe is skipped, saying so): CPU-bound
-   work (WORK), or a blocking request, that stalls every other client says
-   one thread runs everyone; work that stalls nobody says the others have
-   threads or processes of their own.  A blocking call may not block a
-   cooperative scheduler that patched it (gevent), so only CPU-bound work
-   contradicts one thread.  Without the process table (a server at an
-   address the lab cannot look into), stalls are what tell an event loop
-   from the rest; with it, a stall that contradicts rule 3 makes the answer
-   uncertain.
-5. Idle CPU (the container's cgroup, no client): about a core means the
-   loop busy-polls.  It is said, not classified.
+The probe (services/swarm/holds.py) holds K connections, each with half a
+request, and sends one complete request on a fresh connection: answered or
+not.  K steps 1, 2, 4, ... and is bisected to the bound: the smallest K that
+leaves the fresh request unanswered.  Meanwhile the server's tasks are read
+(lab/observe/tasks.py): how many processes and threads while K are held,
+and which tasks woke to read the halves.  The rules, in order:
 
-Confidence: "high" when the process table and the timing agree, "medium"
-from timing alone where the timing is unambiguous, "low" where a class fits
-but another cannot be ruled out, and the class "uncertain" (with the
-candidates) when the evidence is ambiguous or contradictory: never a guess.
+1. The bound.  Unanswered with one held: ONE AT A TIME.  A bound N > 1 is a
+   POOL of N, unless the tasks that read the halves were fewer than the
+   held connections (then the bound is a cap on connections, not on
+   workers: see rule 3).  Answered at every K: no bound within the probe's
+   reach.
+2. Growth per held connection (the process table): c more processes per
+   held connection, the same c at every K, is a PROCESS PER CONNECTION
+   (c = 2: a forked child and what it runs); c more threads and no process,
+   a THREAD PER CONNECTION.  A pool that grew with K up to its bound
+   started its workers lazily.
+3. A bound with fixed tasks: the tasks that woke to read the halves at the
+   bound are the pool's busy workers.  Each in a process of its own: a
+   PROCESS POOL; threads of one process: a THREAD POOL; threads spread over
+   P processes: a thread pool of N in P processes (a hybrid, P x N/P, as
+   Apache's threaded MPMs are).
+4. No bound, fixed tasks: an event loop.  The tasks that read the halves
+   are its loops: one is a single-threaded EVENT LOOP, W of them an EVENT
+   LOOP WITH W WORKERS.  One reader with more threads at work under load
+   (a ping-pong second, each thread's CPU time) is a loop that hands its
+   requests to W workers.
+5. --idle: a pool whose N idle keep-alive connections (each after one whole
+   request) leave room for a fresh request parks idle connections in a
+   poller (Apache event, for instance).  Idle CPU of about a core says the
+   loop busy-polls.  Both are said, not classified.
+
+Without the process table only the bound is measured: one at a time, a
+bound of N (a pool, processes or threads), or no bound within the reach (a
+process or thread per connection, or an event loop): the class stays a list
+of candidates, at medium confidence.  Confidence is "high" when the table
+and the timing agree; an observation that fits no rule is "uncertain", with
+the candidates: never a guess.
 """
 
 from __future__ import annotations
@@ -53,56 +54,52 @@ from ..plan.models import CLASSES, Model
 
 UNCERTAIN = "uncertain"
 POOL = "pool"  # a pool whose kind (processes or threads) could not be seen
-CONCURRENT = "concurrent"  # everyone at once, by what means could not be seen
+CONCURRENT = "concurrent"  # no bound within reach, by what means could not be seen
 NAMES = {"one-at-a-time": "one client at a time", "process-per-connection": "a process per connection",
          "thread-per-connection": "a thread per connection", "process-pool": "a pool of {n} processes",
          "thread-pool": "a pool of {n} threads", "event-loop": "a single-threaded event loop",
          "event-loop-workers": "an event loop with {n} workers", POOL: "a pool of {n} (processes or threads)",
-         CONCURRENT: "every client at once (threads, processes or an event loop)", UNCERTAIN: "uncertain"}
-STALL_SHARE, FREE_SHARE = 0.6, 0.3  # stalled: the others waited this share of the slow request; free: at most this
+         CONCURRENT: "no bound within reach (a process or thread per connection, or an event loop)",
+         UNCERTAIN: "uncertain"}
 BUSY_CORES = 0.6  # idle CPU at least this: busy polling
-SERVING_SHARE = 0.5  # a thread serves if it did this share of a fair split of the work among the clients
+SERVING_SHARE = 0.5  # a thread serves if it did this share of a fair split of the load's work
 MIN_TICKS = 10  # CPU ticks (10 ms) the load must cost before the threads' shares say anything
+SLACK = 1  # tasks that come and go besides the held connections (a timer, a helper)
 
 
 @dataclass
-class Stall:
-    """One slow request the protocol offers, sent by one client while the others send."""
+class Held:
+    """One step of the hold probe, with what the process table showed meanwhile."""
 
-    kind: str  # blocking (a handler waits in a blocking call) | cooperative (the lab's SLEEP) | cpu (WORK)
-    request: str
-    ms: float  # how long it keeps the server busy: declared by the protocol's request, or (cpu) its own reply time
-    worst_ms: float | None = None  # the others' worst wait meanwhile
-    skipped: str | None = None  # why it was not sent, or not judged
-
-    @property
-    def stalled(self) -> bool | None:
-        if self.worst_ms is None or self.skipped or self.ms <= 0:
-            return None
-        if self.worst_ms >= STALL_SHARE * self.ms:
-            return True
-        return False if self.worst_ms <= FREE_SHARE * self.ms else None
+    k: int
+    mode: str  # unfinished | idle
+    held: int  # connections that held their half (or idled) until the fresh request
+    answered: bool
+    answer_ms: float | None = None
+    fresh_refused: bool = False
+    again: bool = False  # this K's second try, after a rest
+    processes: int | None = None  # the server's, while the K were held (None: no table)
+    threads: int | None = None  # every task of every process
+    readers: int | None = None  # tasks that woke to read the halves
+    reader_processes: int | None = None  # the processes those readers belong to
 
 
 @dataclass
 class Observation:
     target: str
     protocol: str
-    clients: int = 0  # asked for in the concurrency probe
-    connected: int = 0
-    answered: int = 0  # got at least one reply
-    peak: int = 0  # most clients served at once
-    waited: bool | None = None  # those beyond the peak got their first reply only after one left
-    closed_by_server: int = 0  # answered, then closed by the server: left out of peak and waited
     table: bool = False  # the process table could be read
-    processes: tuple[int, int] | None = None  # (before, most while the clients were connected)
-    threads: tuple[int, int] | None = None  # total threads, likewise
-    load_clients: int = 0
-    ticks: int | None = None  # CPU ticks the server's threads used under load
-    serving_threads: int | None = None  # threads that did a share of that work
-    serving_processes: int | None = None  # processes those threads belong to
+    table_from: str = ""  # where it was read, in words
+    base: tuple[int, int] | None = None  # (processes, threads) with nothing held
+    steps: list[Held] = field(default_factory=list)
+    bound: int | None = None  # smallest K left unanswered; None: none within reach
+    reach: int = 0  # the largest K tried
+    speaks_first: bool = False
+    closes_after_reply: bool | None = None
+    idle_parked: bool | None = None
+    load_threads: int | None = None  # threads that did a share of a ping-pong second's work
+    load_processes: int | None = None
     idle_cores: float | None = None
-    stalls: list[Stall] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not measured, and why
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,14 +112,23 @@ class Classification:
     n: int | None  # the pool's size, or the workers
     confidence: str  # high | medium | low
     evidence: list[str]
-    candidates: list[str] = field(default_factory=list)  # for uncertain: what it could be
+    candidates: list[str] = field(default_factory=list)  # for uncertain and timing alone: what it could be
+    per_connection: int | None = None  # tasks a connection adds (a per-connection class)
+    processes: int | None = None  # a thread pool's processes (a hybrid when above 1)
+    bound: int | None = None  # the most served at once (None: no bound within reach)
+    notes: list[str] = field(default_factory=list)  # said beside the class: idle connections parked, busy polling
 
     @property
     def summary(self) -> str:
         text = NAMES[self.cls].format(n=self.n if self.n is not None else "N")
-        if self.cls == UNCERTAIN and self.candidates:
+        if self.per_connection and self.per_connection > 1:
+            text = text.replace("a process per", f"{self.per_connection} processes per").replace(
+                "a thread per", f"{self.per_connection} threads per")
+        if self.processes and self.processes > 1 and self.n:
+            text += f" in {self.processes} processes ({self.processes} x {self.n // self.processes})"
+        if self.candidates:
             text += ": " + " or ".join(NAMES[c].format(n=self.n or "N") for c in self.candidates)
-        return text
+        return "; ".join([text, *self.notes])
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary}
@@ -130,140 +136,167 @@ class Classification:
 
 def infer(o: Observation) -> Classification:
     """The class the observation supports, with the evidence, or uncertain."""
-    ev: list[str] = []
-    ev.append(f"served at once: {o.peak} of {o.clients - o.closed_by_server} clients"
-              + (f" ({o.clients - o.connected} never connected)" if o.connected < o.clients else "")
-              + (f" ({o.connected - o.answered} connected but never answered)" if o.answered < o.connected else "")
-              + ("; the others got their first reply only after one left" if o.waited
-                 else "; a client beyond them was answered before anyone left" if o.waited is False else ""))
-    if o.closed_by_server:
-        ev.append(f"the server closed {o.closed_by_server} client(s) between requests (left out: cut short, "
-                  "not waiting)")
-    grew_p = grew_t = None
-    if o.processes and o.threads:
-        grew_p, grew_t = o.processes[1] - o.processes[0], o.threads[1] - o.threads[0]
-        ev.append(f"with {o.connected} clients connected: processes {o.processes[0]} -> {o.processes[1]}, "
-                  f"threads {o.threads[0]} -> {o.threads[1]}")
-    if o.serving_threads is not None:
-        ev.append(f"under load ({o.load_clients} clients, {o.ticks} CPU ticks): {o.serving_threads} thread(s) "
-                  f"in {o.serving_processes} process(es) did the work")
+    ev = [*map(_step_line, o.steps)]
+    if o.base is not None:
+        ev.insert(0, f"with nothing held: {o.base[0]} process(es), {o.base[1]} thread(s)")
+    ev.append("bound: " + (f"{o.bound} (the fresh request waited with {o.bound} held, and was answered "
+                           f"with {o.bound - 1})" if o.bound else f"none within {o.reach} held connections"))
+    if o.load_threads is not None:
+        ev.append(f"under load (ping-pong, a second): {o.load_threads} thread(s) in {o.load_processes} "
+                  "process(es) did the work")
     if o.idle_cores is not None:
-        ev.append(f"idle CPU: {o.idle_cores:.2f} cores with no client"
-                  + (" (it polls: a busy loop)" if o.idle_cores >= BUSY_CORES else ""))
-    for s in o.stalls:
-        ev.append(f"{s.request}" + (f" ({s.ms:.0f} ms of CPU)" if s.kind == "cpu" and not s.skipped else "") + ": "
-                  + (f"skipped: {s.skipped}" if s.skipped else f"the others' worst wait {s.worst_ms:.0f} ms ("
-                     + {True: "stalled", False: "not stalled", None: "in between"}[s.stalled] + ")"))
+        ev.append(f"idle CPU: {o.idle_cores:.2f} cores with no client")
     ev += [f"not measured: {n}" for n in o.notes]
-    return _decide(o, ev, grew_p, grew_t)
+    found = _decide(o, ev)
+    found.bound = o.bound
+    found.notes += _remarks(o, found)
+    return found
 
 
-def _decide(o: Observation, ev: list[str], grew_p: int | None, grew_t: int | None) -> Classification:
-    """The rules of the module's docstring, in their order: the first that decides, with its reason."""
-    def out(cls: str, n: int | None, confidence: str, why: str, candidates: list[str] | None = None) -> Classification:
-        return Classification(cls, n, confidence, [*ev, f"so: {why}"], candidates or [])
+def _step_line(s: Held) -> str:
+    what = "idle keep-alive connections" if s.mode == "idle" else "unfinished requests"
+    line = f"{s.k} {what} held ({s.held} kept{', tried again after a rest' if s.again else ''}): " + (
+        f"a fresh request answered in {s.answer_ms:.{0 if s.answer_ms >= 10 else 1}f} ms" if s.answered else
+        "the fresh connection was refused" if s.fresh_refused else "a fresh request waited (not answered)")
+    if s.processes is not None:
+        line += f"; {s.processes} process(es), {s.threads} thread(s)"
+    if s.readers is not None:
+        line += f"; {s.readers} task(s) in {s.reader_processes} process(es) woke to read"
+    return line
 
-    if o.clients < 2 or o.answered < 2:
-        return out(UNCERTAIN, None, "low", f"only {o.answered} of {o.clients} clients were answered: nothing "
-                                           "to compare")
-    if o.answered < o.connected or o.connected < o.clients:
-        return out(UNCERTAIN, None, "low", "not every client was answered, so who waited for whom is unknown")
-    among = o.clients - o.closed_by_server  # the clients that stayed until they left
-    if among < 3:
-        return out(UNCERTAIN, None, "low", f"the server closed {o.closed_by_server} of {o.clients} clients: too "
-                                           "few left to tell who waited")
-    stalls = _Stalls(o.stalls)
-    return (_limited(o, among, out) or _growth(o, grew_p, grew_t, out)
-            or _who_works(o, grew_p, stalls, out) or _timing(stalls, out))
+
+def _remarks(o: Observation, found: Classification) -> list[str]:
+    said = []
+    if o.idle_parked and found.cls in ("process-pool", "thread-pool", POOL):
+        said.append("idle keep-alive connections wait in a poller, holding no worker")
+    if o.idle_cores is not None and o.idle_cores >= BUSY_CORES:
+        said.append(f"it polls: {o.idle_cores:.1f} cores busy with no client")
+    if o.closes_after_reply:
+        said.append("it closes each connection after its reply")
+    if o.speaks_first:
+        said.append("it speaks first (a banner)")
+    return said
 
 
 Out = Callable[..., Classification]
 
 
-class _Stalls:
-    """What the protocol's slow requests showed: each kind's stalled-or-not, where judged."""
+def _decide(o: Observation, ev: list[str]) -> Classification:
+    """The rules of the module's docstring, in their order: the first that decides, with its reason."""
+    def out(cls: str, n: int | None, confidence: str, why: str, **kw: Any) -> Classification:
+        return Classification(cls, n, confidence, [*ev, f"so: {why}"], **kw)
 
-    def __init__(self, stalls: list[Stall]) -> None:
-        self.blocking = [s.stalled for s in stalls if s.kind == "blocking" and s.stalled is not None]
-        self.cpu = [s.stalled for s in stalls if s.kind == "cpu" and s.stalled is not None]
-        both = self.blocking + self.cpu
-        self.all = any(both) and all(self.blocking) and all(self.cpu)  # every slow request stalled everyone
-        self.cpu_free = bool(self.cpu) and not any(self.cpu)  # CPU-bound work stalled nobody: not one thread
-        self.none = bool(both) and not any(both)
+    unfinished = [s for s in o.steps if s.mode == "unfinished"]
+    if not unfinished or any(s.held < s.k for s in unfinished if not s.answered):
+        return out(UNCERTAIN, None, "low", "the server did not keep every held connection of a step that "
+                                           "waited: whether it waited for a worker or for them is unknown"
+                   if unfinished else "no step was measured")
+    if not o.table:
+        return _timing_alone(o, out)
+    return _one(o, out) or _per_connection(o, out) or _pool(o, out) or _loop(o, out)
 
 
-def _limited(o: Observation, among: int, out: Out) -> Classification | None:
-    """Rule 1: fewer served at once than stayed: one at a time, or a pool."""
-    if o.peak >= among:
+def _timing_alone(o: Observation, out: Out) -> Classification:
+    if o.bound == 1:
+        return out("one-at-a-time", 1, "medium", "one held request kept every other client waiting")
+    if o.bound:
+        return out(POOL, o.bound, "medium", f"at most {o.bound} served at once; processes or threads (or a "
+                                            "cap on connections) cannot be told without the process table",
+                   candidates=["process-pool", "thread-pool"])
+    return out(CONCURRENT, None, "medium", f"no bound within {o.reach} held connections; how cannot be told "
+                                           "without the process table",
+               candidates=["process-per-connection", "thread-per-connection", "event-loop", "event-loop-workers"])
+
+
+def _growth(o: Observation, s: Held) -> tuple[int, int] | None:
+    """(processes, threads) the step added over nothing held."""
+    if o.base is None or s.processes is None or s.threads is None:
         return None
-    if not o.waited:
-        return out(UNCERTAIN, o.peak, "low", f"{o.peak} at once, but a client beyond them was answered "
-                                             "before anyone left: not a limit on who is served",
-                   ["one-at-a-time", POOL])
-    if o.peak == 1:
-        return out("one-at-a-time", 1, "high" if o.table else "medium",
-                   "each client waited for the one before to leave")
-    if o.serving_threads is None:
-        return out(POOL, o.peak, "medium", f"at most {o.peak} served, the others waited for a place; "
-                                           "whether processes or threads could not be seen")
-    if o.serving_processes is not None and o.serving_processes >= o.peak:
-        return out("process-pool", o.peak, "high", f"a place each in {o.peak} processes, one thread each at work")
-    return out("thread-pool", o.peak, "high", f"{o.peak} places, {o.serving_threads} threads at work in "
-                                              f"{o.serving_processes} process(es)")
+    return s.processes - o.base[0], s.threads - o.base[1]
 
 
-def _growth(o: Observation, grew_p: int | None, grew_t: int | None, out: Out) -> Classification | None:
-    """Rule 2: everyone at once: what grows with them."""
-    if grew_p is None or grew_t is None:
+def _one(o: Observation, out: Out) -> Classification | None:
+    if o.bound != 1:
         return None
-    if grew_p == o.connected:
-        return out("process-per-connection", None, "high", f"a new process for each of the {o.connected} clients")
-    if grew_p == 0 and grew_t == o.connected:
-        return out("thread-per-connection", None, "high", f"a new thread for each of the {o.connected} clients")
-    if grew_p or grew_t:
-        return out(UNCERTAIN, None, "low", f"processes grew by {grew_p} and threads by {grew_t} for "
-                                           f"{o.connected} clients: neither one each nor none",
-                   ["process-per-connection", "thread-per-connection"])
+    return out("one-at-a-time", 1, "high", "one held request kept every other client waiting")
+
+
+def per_connection(o: Observation) -> tuple[str, int] | None:
+    """('process' or 'thread', c) when every answered step grew by c per held
+    connection (c >= 1, within SLACK), at two K at least; else None."""
+    grown = [(s.held, g) for s in o.steps if s.mode == "unfinished" and s.answered and s.held
+             and (g := _growth(o, s)) is not None]
+    if len(grown) < 2:
+        return None
+    k, (dp, dt) = max(grown)
+    for kind, grew, index in (("process", dp, 0), ("thread", dt, 1)):
+        c = round(grew / k)
+        if c >= 1 and (kind == "thread" or dp) and all(abs(g[index] - c * n) <= SLACK for n, g in grown):
+            if kind == "thread" and abs(dp) > SLACK:
+                return None
+            return kind, c
     return None
 
 
-def _who_works(o: Observation, grew_p: int | None, stalls: _Stalls, out: Out) -> Classification | None:
-    """Rule 3: nothing grew: who does the work."""
-    if o.serving_threads is None or grew_p != 0:
+def _per_connection(o: Observation, out: Out) -> Classification | None:
+    found = per_connection(o)
+    if found is None:
         return None
-    if o.serving_threads == 1:
-        if stalls.cpu_free:
-            return out(UNCERTAIN, None, "low", "one thread did the work, yet CPU-bound work stalled "
-                                               "nobody", ["event-loop", CONCURRENT])
-        if stalls.blocking and not any(stalls.blocking) and not stalls.cpu:
-            return out("event-loop", None, "medium", "one thread serves every client, though a blocking "
-                                                     "request stalled nobody (made a cooperative wait?)")
-        return out("event-loop", None, "high", "one thread serves every client"
-                   + (", and a slow request stalls them all" if stalls.all else "")
-                   + ("; its blocking calls wait cooperatively (they stalled nobody)"
-                      if stalls.blocking and not any(stalls.blocking) else ""))
-    if o.serving_threads < o.load_clients:
-        if stalls.all:
-            return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads did the work, yet "
-                                                            "one slow request stalled everyone",
-                       ["event-loop", "event-loop-workers"])
-        return out("event-loop-workers", o.serving_threads, "high",
-                   f"{o.serving_threads} threads serve {o.load_clients} connections: each thread several")
-    return out(UNCERTAIN, o.serving_threads, "low", f"{o.serving_threads} threads for {o.load_clients} "
-                                                    "clients: a pool larger than the clients looks the same",
-               ["thread-pool", "event-loop-workers"])
+    kind, c = found
+    cap = f"; at most {o.bound} at once" if o.bound else ""
+    what = f"{c} {kind}{'es' if kind == 'process' and c > 1 else 's' if c > 1 else ''}"
+    return out(f"{kind}-per-connection", None, "high", f"{what} more for each held connection{cap}"
+               + (" (the forked child, and what it runs)" if kind == "process" and c > 1 else ""),
+               per_connection=c)
 
 
-def _timing(stalls: _Stalls, out: Out) -> Classification:
-    """Rule 4: from timing alone."""
-    if stalls.all:
-        return out("event-loop", None, "medium", "a slow request stalls every other client: one thread "
-                                                 "runs them all (from timing alone)")
-    if stalls.cpu_free or stalls.none:
-        return out(CONCURRENT, None, "low", "a slow request stalls nobody: threads, processes, or an "
-                                            "event loop with workers (the process table would tell)")
-    return out(CONCURRENT, None, "low", "everyone was served at once; without the process table or a slow "
-                                        "request, how cannot be told")
+def _at(o: Observation, k: int) -> Held | None:
+    return next((s for s in o.steps if s.mode == "unfinished" and s.k == k), None)
+
+
+def _pool(o: Observation, out: Out) -> Classification | None:
+    """Rule 3: a bound N > 1 with fixed tasks (or tasks that stopped growing at N)."""
+    if not o.bound:
+        return None
+    n, full = o.bound, _at(o, o.bound)
+    if full is None or full.readers is None or full.reader_processes is None:
+        return out(POOL, n, "medium", f"at most {n} served at once; which tasks read them could not be seen",
+                   candidates=["process-pool", "thread-pool"])
+    if full.readers + SLACK < full.held:
+        return None  # fewer readers than held connections: a cap on connections, not on workers (rule 4)
+    if full.reader_processes >= n:
+        return out("process-pool", n, "high", f"at most {n} served at once, each held request read by a "
+                                              "process of its own")
+    return out("thread-pool", n, "high", f"at most {n} served at once, read by {n} threads in "
+                                         f"{full.reader_processes} process(es)", processes=full.reader_processes)
+
+
+def _loop(o: Observation, out: Out) -> Classification:
+    """Rule 4: no bound (or a cap on connections), fixed tasks: an event loop."""
+    # The loops: the most readers seen at two steps at least (a timer that happened
+    # to fire in one step's windows is not a loop; held connections spread over
+    # every loop only once there are enough of them).
+    seen = sorted((s for s in o.steps if s.mode == "unfinished" and s.answered and s.readers is not None
+                   and s.k >= 2), key=lambda s: s.readers or 0, reverse=True)
+    top = seen[1] if len(seen) > 1 else (seen[0] if seen else None)
+    grown = [g for s in o.steps if s.mode == "unfinished" and (g := _growth(o, s)) is not None]
+    if any(abs(dp) > SLACK or abs(dt) > SLACK for dp, dt in grown):
+        return out(UNCERTAIN, None, "low", "tasks grew with the held connections, but not by a whole number "
+                                           "each", candidates=["process-per-connection", "thread-per-connection"])
+    cap = f"; it takes at most {o.bound - 1} connections at once" if o.bound else ""
+    if top is None:
+        return out("event-loop" if o.base and o.base[1] == 1 else UNCERTAIN, None, "medium",
+                   "nothing grew with the held connections; which tasks read them could not be seen" + cap,
+                   candidates=[] if o.base and o.base[1] == 1 else ["event-loop", "event-loop-workers"])
+    readers = max(1, top.readers or 0)
+    if readers > 1:
+        return out("event-loop-workers", readers, "high", f"{readers} tasks read the {top.held} held "
+                                                          f"connections, each several{cap}")
+    if o.load_threads and o.load_threads > 1:
+        return out("event-loop-workers", o.load_threads - 1, "high",
+                   f"one thread reads every connection and {o.load_threads - 1} more work under load{cap}")
+    return out("event-loop", None, "high", f"one thread reads all {top.held} held connections, and nothing "
+                                           f"grows with them{cap}")
 
 
 def declared(model: Model) -> tuple[str | None, int | None]:

@@ -6,6 +6,8 @@ TARGET is a model or real-server name (started fresh for the probes, then
 removed) or HOST:PORT, a server already running: something this lab started
 (found by its name or address, on its run's network), or, with `external`,
 any address (then read from timing alone unless its container is named).
+With `pid`, HOST:PORT is a server on this host, outside any container: the
+probes run here over loopback and its tasks are read from /proc (no engine).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..run.context import engine
 from ..run.live import LiveRun
 from ..run.probe import Bench
 from . import classify as inference
+from . import local
 from .probes import Endpoint, classify_model, observe, protocol_only
 
 ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
@@ -37,6 +40,7 @@ class Request:
     container: str | None = None  # the container that runs HOST:PORT
     external: bool = False  # an address the lab did not start may be probed
     orchestrator: str | None = None
+    pid: int | None = None  # HOST:PORT is this host's process (loopback only)
 
 
 def parse_target(text: str, known: dict[str, models.Model]) -> tuple[str, int] | models.Model:
@@ -123,6 +127,8 @@ def classify(req: Request, show: Callable[[dict[str, Any]], None] | None = None)
     sees each target's record as soon as it is made."""
     known = models.all_models()
     targets = [parse_target(t, known) for t in req.targets]
+    if req.pid is not None:
+        return _on_this_host(req, targets, show)
     addresses = [t for t in targets if isinstance(t, tuple)]
     if (req.network or req.container) and len(addresses) != len(targets):
         raise UsageError("--network and --container are for HOST:PORT targets (a named one runs in its own run)")
@@ -162,3 +168,33 @@ def _one(bench: Bench, target: models.Model | tuple[str, int], where: tuple[Endp
     seen = observe(bench, ep, say)
     return {"target": ep.name, "how": how, **inference.judged_against(inference.infer(seen), (None, None)),
             "observed": seen.as_dict()}
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _on_this_host(req: Request, targets: list[models.Model | tuple[str, int]],
+                  show: Callable[[dict[str, Any]], None] | None) -> Outcome:
+    """`lab classify 127.0.0.1:PORT --pid PID`: probed over loopback from here,
+    its tasks read from this host's /proc; nothing touches the engine."""
+    if len(targets) != 1 or not isinstance(targets[0], tuple) or req.network or req.container:
+        raise UsageError("--pid takes one HOST:PORT target on this host (no --network, no --container)")
+    host, port = targets[0]
+    if host not in LOOPBACK:
+        raise UsageError(f"--pid probes this host over loopback only: {host} is not 127.0.0.1, ::1 or localhost")
+    assert req.pid is not None
+    local.check_listening(req.pid, port)
+    name = f"{host}:{port}"
+    ep = Endpoint(name, f"[{host}]:{port}" if ":" in host else name, protocol_only(name, req.protocol or "line",
+                                                                                    port), pid=req.pid)
+    run_dir = local.run_dir("classify", f"pid-{req.pid}", {"targets": req.targets, "pid": req.pid,
+                                                          "protocol": req.protocol})
+    seen = observe(None, ep, say)
+    doc = {"schema": SCHEMA, "run": run_dir.id, "targets": [
+        {"target": name, "how": f"process {req.pid} on this host, over loopback",
+         **inference.judged_against(inference.infer(seen), (None, None)), "observed": seen.as_dict()}]}
+    if show is not None:
+        show(doc["targets"][0])
+    run_dir.write_json("classify.json", doc)
+    run_dir.finish("complete")
+    return Outcome(doc, run_dir.path)

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from ioschema import DEFAULT_PORT
+from ioschema import DEFAULT_PORT, PROTOCOLS
 
 from .. import config
 from ..errors import UsageError
@@ -72,7 +72,6 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
     "slow_stalls_others": (True, False),  # the target's own slow request (slow:) delays other clients
 }
 KINDS = ("model", "reference", "server")
-PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")
 # What `lab classify` can infer (lab/observe/classify.py), and a model.yaml's `class:` may declare.
 CLASSES = ("one-at-a-time", "process-per-connection", "thread-per-connection", "process-pool", "thread-pool",
            "event-loop", "event-loop-workers")

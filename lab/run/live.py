@@ -39,6 +39,12 @@ def last_run_dir() -> Path | None:
     return _last_dir[-1] if _last_dir else None
 
 
+def remember_run_dir(path: Path) -> None:
+    """A run directory made without a LiveRun (no engine): where this
+    command's traceback belongs, should it have one."""
+    _last_dir.append(path)
+
+
 def forget_runs() -> None:
     """A new command starts: a run an earlier one made (in this process, as
     in the tests) is not where this command's traceback belongs."""

@@ -225,6 +225,33 @@ class Bench:
             self.live.dir.write_bytes(f"{stem}.swarm.log", output)
         return Probe(name, results, code, began, ended, text, command)
 
+    def run_client(self, name: str, argv: list[str], timeout: float) -> tuple[int | None, str]:
+        """Another client program of the swarm's image (classify's hold probe),
+        where the swarm runs: its exit status and its output (stdout)."""
+        if self.by_exec:
+            assert self.swarm_container is not None
+            try:
+                code, output = self.swarm_container.exec(["timeout", "-k", "5", f"{timeout:g}", *argv], stderr=False)
+            except EngineError as exc:
+                raise EnvironmentProblem(f"cannot run {name}: {exc}") from None
+            if code in (TIMED_OUT, 128 + 9):
+                raise EnvironmentProblem(f"{name} was still running after its {timeout:g}s bound and was stopped")
+            return code, output.decode(errors="replace")
+        unit = self.live.start("swarm", command=argv, key=name, network=self.network,
+                               name=f"{self.live.prefix}-{name}-{self._n + 1:03d}")
+        self._n += 1
+        try:
+            try:
+                code = unit.wait(timeout + 10)
+            except EngineTimeout:
+                raise EnvironmentProblem(f"{name} was still running after its {timeout:g}s bound and was "
+                                         "stopped") from None
+            return code, unit.logs(stderr=False).decode(errors="replace")
+        finally:
+            self.live.containers.pop(name, None)
+            with contextlib.suppress(EngineError):
+                unit.remove()
+
     def _by_exec(self, target: Target, name: str, command: list[str], out: str,
                  timeout: float) -> tuple[int | None, bytes, bytes]:
         """In the long-lived swarm container: (exit status, output, results.json)."""

@@ -1,7 +1,9 @@
-"""lab bench [up|swarm|calibrate|all]: the lab's own speed and scale, written to a run directory.
+"""lab bench [up|swarm|calibrate|tour|all]: the lab's own speed and scale, written to a run directory.
 
   up         time from `lab up` to a healthy server with images already built,
              repeated (the goal: 3 s or less on a 2-core machine)
+  tour       `lab tour --no-pause` from end to end: its wall time, as its
+             transcript records it (the goal: 6 minutes on a 2-core machine)
   swarm      the swarm's throughput against the epoll server (100 connections,
              64-byte lines, pipelined) with its own CPU, and 10,000 concurrent
              connections from one swarm container against epoll and asyncio
@@ -35,7 +37,7 @@ from . import _args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the lab itself: start-up time, swarm throughput and scale",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", choices=("up", "swarm", "calibrate", "all"), default="all")
+    p.add_argument("what", nargs="?", choices=("up", "swarm", "calibrate", "tour", "all"), default="all")
     p.add_argument("--repeat", type=_args.number(int, 1, 50), default=5, help="start-ups to time (default 5)")
     p.add_argument("--duration", type=_args.duration, default=None,
                    help="seconds of each throughput run (default 8; calibrate: 5, a 1 s warm-up included)")

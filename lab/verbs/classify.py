@@ -2,28 +2,30 @@
 
 TARGET is a model or real-server name (started fresh for the probes, then
 removed) or HOST:PORT, a server already running (--protocol says what it
-speaks; default line).  A few bounded probes (at most 8 connections, about
-ten seconds in all; lab/observe/probes.py) record who is served at once, what
-grows with the clients, which threads do the work, what the idle server
-costs and what one slow request does to the others; lab/observe/classify.py infers
-one of: one client at a time, a process per connection, a thread per
-connection, a pool of N processes or threads, a single-threaded event loop,
-an event loop with N workers; or "uncertain", with the candidates.  Every
-inference is printed with the evidence behind it.  model.yaml is never an
-input: for a named target its declaration is shown beside the inference.
+speaks; default line).  The probe (lab/observe/probes.py) holds K
+connections each with half a request, K stepped 1..32 and bisected to the
+bound, with a fresh request each time, while the server's tasks are read:
+how many processes and threads, and which tasks woke to read the halves.
+lab/observe/classify.py infers one of: one client at a time, c processes or
+threads per connection, a pool of N processes or threads, a single-threaded
+event loop, an event loop with N workers; or "uncertain", with the
+candidates (docs/classify.md).  Every inference leads with its answer, then
+the evidence, step by step.  model.yaml is never an input: for a named
+target its declaration is shown beside the inference.
 
 HOST:PORT must be something this lab started (a unit's name or address, as
-`lab status` lists them): the probing swarm joins its network and its
-container is read.  --network NAME puts the swarm on another Docker
-network; the container at HOST (by name, or --container NAME) is read if
-it can be found.  Anything the lab did not start needs --external, and
-without a container to read, the inference comes from timing alone, at a
-lower confidence.
+`lab status` lists them): the probe joins its network and its container is
+read.  --network NAME probes on another Docker network; the container at
+HOST (by name, or --container NAME) is read if it can be found.  Anything
+the lab did not start needs --external; without its tasks, only the bound
+is measured (timing alone).  --pid PID: HOST:PORT is that process on this
+host, probed over loopback, its tasks read from /proc (no engine).
 
 Exit 0 every target classified (and, for a named target, as it declares);
 1 a named target classified otherwise than it declares; 3 a target left
 uncertain; 2 bad input (an unknown target, nothing answering, the wrong
-protocol, an address outside what the lab started without --external).
+protocol, a --pid that is not there or not listening, an address outside
+what the lab started without --external).
 """
 
 
@@ -52,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--container", default=None, metavar="NAME",
                    help="the container that runs HOST:PORT, to read its processes and threads")
     p.add_argument("--external", action="store_true",
-                   help="allow probing an address the lab did not start (bounded load: 8 connections, seconds)")
+                   help="allow probing an address the lab did not start (bounded load: 33 connections, seconds)")
+    p.add_argument("--pid", type=_args.number(int, 1), default=None, metavar="PID",
+                   help="HOST:PORT is this process on this host (loopback only): its tasks from /proc")
     p.add_argument("--json", action="store_true", help="print classify.json on stdout")
     _args.orchestrator(p)
     p.set_defaults(func=run)
@@ -72,7 +76,7 @@ def show(doc: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     done = classify(Request(args.targets, args.protocol, args.network, args.container, args.external,
-                            args.orchestrator), None if args.json else show)
+                            args.orchestrator, args.pid), None if args.json else show)
     if args.json:
         print(json.dumps(done.doc, indent=2))
     else:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from ioschema import PATTERNS
+from ioschema import PATTERNS, TRACE_LEVELS
 
 from ..console import escape, out
+from ..errors import UsageError
 from ..run.up import UpRequest, up
+from ..watch.live import watch_run
 from . import _args
 
 
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pattern", choices=PATTERNS, default="interval", help="swarm pattern (default interval)")
     p.add_argument("--workers", type=_args.number(int, 1, 256), default=None,
                    help="pool size, for targets that have one (prefork, threadpool, Apache)")
-    p.add_argument("--trace", choices=("off", "conn", "msg"), default="msg",
+    p.add_argument("--trace", choices=TRACE_LEVELS, default="msg",
                    help="server and swarm event level (default msg: every message)")
     p.add_argument("--no-swarm", action="store_true", help="start the server alone")
     p.add_argument("--publish", action="store_true",
@@ -39,12 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="a name for this run's containers (default: random)")
     p.add_argument("--timeout", type=_args.duration, default=60,
                    help="seconds to wait for the server to be healthy (default 60)")
+    p.add_argument("--watch", action="store_true",
+                   help="then show it live (as `lab watch`) until Ctrl-C, which leaves it up")
     _args.orchestrator(p, replicas=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     _args.replicas_need_swarm(args)
+    if args.watch and not out.is_terminal:  # before anything starts
+        raise UsageError("--watch draws a live screen and needs a terminal; without one, start with `lab up` "
+                         "and read the events with `lab logs -f`")
     done = up(UpRequest(args.model, args.clients, args.interval, args.duration, args.message, args.pattern,
                         args.workers, args.trace, args.no_swarm, args.publish, args.name, args.timeout,
                         args.orchestrator, args.swarm_replicas),
@@ -57,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"  swarm   {done.swarm.name}  {args.clients} clients"
                   + (f" in {args.swarm_replicas} replicas" if args.swarm_replicas > 1 else "")
                   + f", {args.pattern} every {args.interval:g} ms, stops after {args.duration:g} s")
-    out.print(f"  logs    `lab logs` (or `make lab-logs`); kept in {escape(str(done.run_dir))}/logs at `lab down`")
-    out.print("  stop    `lab down` (or `make lab-down`)")
+    out.print(f"  stop    `lab down` (or `make lab-down`); the logs are kept in {escape(str(done.run_dir))}/logs")
+    if args.watch:
+        watch_run(done.run_id, out)
+        return 0
+    out.print("Next:")  # the three things a newcomer does next, in the order they teach
+    out.print("  `lab watch` (make lab-watch)  who is served and who waits, live; Ctrl-C leaves it up")
+    out.print("  `lab logs` (make lab-logs)    every event, server and swarm, on one time axis")
+    out.print("  `lab tour` (make tour)        the article's argument, one live experiment at a time")
     return 0

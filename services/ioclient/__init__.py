@@ -24,6 +24,7 @@ from .memcached import MemcachedClient
 from .postgres import PostgresClient
 from .redis import RedisClient
 
+# One per ioschema.PROTOCOLS, in its order (a unit test holds them equal).
 CODECS: dict[str, type[ClientCodec]] = {
     "line": LineClient,
     "http": HttpClient,

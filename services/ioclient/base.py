@@ -23,7 +23,10 @@ Rules common to all codecs:
 Internals: the undecoded bytes live in one buffer; ``_parse`` decodes as
 many replies as it can and returns (count, bytes consumed).  ``_need`` is
 the buffer length below which ``_parse`` cannot progress: a length-prefixed
-body that is still arriving is not parsed again for each piece of it.
+body that is still arriving is not parsed again for each piece of it.  The
+codecs that walk their replies one by one (http, redis, memcached) give
+``_reply_at`` to ``_each_reply``, which raises ``Incomplete`` where a reply
+goes on past the buffer; ``_line_end`` finds where a CRLF line ends.
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ class Refused(ProtocolError):
     def __init__(self, text: bytes) -> None:
         super().__init__(text.decode("utf-8", "replace"))
         self.text = text
+
+
+class Incomplete(Exception):
+    """The reply goes on past the buffer: wait until it is ``need`` bytes long."""
+
+    def __init__(self, need: int) -> None:
+        self.need = need
 
 
 class ClientCodec:
@@ -122,7 +132,37 @@ class ClientCodec:
     def _parse(self, buf: Buffer) -> tuple[int, int]:
         """Decode complete replies from ``buf``; set ``_need``; return
         (replies completed, bytes consumed)."""
+        return self._each_reply(buf)
+
+    def _each_reply(self, buf: Buffer) -> tuple[int, int]:
+        """``_reply_at`` reply after reply, up to one still arriving."""
+        n = pos = 0
+        size = len(buf)
+        while pos < size:
+            try:
+                end, done = self._reply_at(buf, pos)
+            except Incomplete as wait:
+                self._need = wait.need - pos
+                return n, pos
+            pos = end
+            n += done
+        self._need = 1
+        return n, pos
+
+    def _reply_at(self, buf: Buffer, pos: int) -> tuple[int, int]:
+        """The reply at ``pos`` (its text kept if ``keep``): where it ends,
+        and 1 (0 if it answers no request: an HTTP 1xx)."""
         raise NotImplementedError
+
+    def _line_end(self, buf: Buffer, pos: int) -> int:
+        """Where the CRLF line at ``pos`` ends (its CR)."""
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            self._check_line(buf, pos)
+            raise Incomplete(len(buf) + 1)
+        if eol - pos > self.max_reply:
+            raise ProtocolError(f"a {self.protocol} line longer than {self.max_reply} bytes")
+        return eol
 
     def _eof(self) -> int:
         """The server closed: replies that EOF completes (HTTP read-to-close)."""
@@ -133,6 +173,16 @@ class ClientCodec:
         (one byte of slack: the CR of a CRLF may have come without its LF)."""
         if len(buf) - start > self.max_reply + 1:
             raise ProtocolError(f"a {self.protocol} line longer than {self.max_reply} bytes")
+
+
+def whole_number(raw: Buffer, what: str, shown: Buffer | None = None, signed: bool = False) -> int:
+    """A number a reply states in decimal digits (after a "-" if ``signed``);
+    else a ProtocolError naming ``what`` and showing ``shown`` (or ``raw``)."""
+    digits = raw[1:] if signed and raw[:1] == b"-" else raw
+    if not digits.isdigit():
+        kind = "an integer" if signed else "a number"
+        raise ProtocolError(f"{what} is not {kind}: {bytes((raw if shown is None else shown)[:60])!r}")
+    return int(raw)
 
 
 def encode_text(text: str, what: str) -> bytes:

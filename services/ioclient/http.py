@@ -42,18 +42,13 @@ from urllib.parse import quote
 
 from ioproto.commands import COMMANDS
 
-from .base import MAX_REPLY, Buffer, ClientCodec, ProtocolError
+from .base import MAX_REPLY, Buffer, ClientCodec, Incomplete, ProtocolError
 
 MAX_HEAD = 64 << 10
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([^\r\n]*))?")
 _HEADERS = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?")
 _PATH_SAFE = "/%?=&:@!$'()*+,;~-._"
-
-
-class _Incomplete(Exception):
-    def __init__(self, need: int) -> None:
-        self.need = need
 
 
 # (status, reason, Content-Length or None, chunked?, closes the connection?)
@@ -126,21 +121,10 @@ class HttpClient(ClientCodec):
                 path = "/" + quote(text, safe="")
         return f"{self.method} {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode()
 
-    def _parse(self, buf: Buffer) -> tuple[int, int]:
-        n = pos = 0
-        size = len(buf)
-        while pos < size:
-            if self.closing:
-                raise ProtocolError("bytes after a response that closes the connection")
-            try:
-                end, done = self._response(buf, pos, eof=False)
-            except _Incomplete as wait:
-                self._need = wait.need - pos
-                return n, pos
-            pos = end
-            n += done
-        self._need = 1
-        return n, pos
+    def _reply_at(self, buf: Buffer, pos: int) -> tuple[int, int]:
+        if self.closing:
+            raise ProtocolError("bytes after a response that closes the connection")
+        return self._response(buf, pos, eof=False)
 
     def _eof(self) -> int:
         if not self._to_eof or not self._buf:
@@ -152,6 +136,22 @@ class HttpClient(ClientCodec):
     def _response(self, buf: Buffer, pos: int, eof: bool) -> tuple[int, int]:
         """Parse the response at ``pos``: (where it ends, 1 if it is a reply
         or 0 if it was an interim 1xx)."""
+        start, (status, reason, length, chunked, close) = self._head(buf, pos)
+        if status < 200:
+            if status == 101:
+                raise ProtocolError("the server switched protocols; this codec never asks to")
+            return start, 0
+        end, body, to_eof = self._body(buf, start, status, length, chunked, eof)
+        self.closing = close or to_eof
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status >= 400:
+            self.error_replies += 1
+        if self.keep:
+            self._texts.append(self._text(status, reason, bytes(body)))
+        return end, 1
+
+    def _head(self, buf: Buffer, pos: int) -> tuple[int, _Head]:
+        """The head at ``pos``, checked: where the body starts, and its framing."""
         head_end = buf.find(b"\r\n\r\n", pos + self._searched)
         if head_end < 0 or head_end - pos > MAX_HEAD:
             # Refuse a head still arriving only once it must be too long:
@@ -161,57 +161,41 @@ class HttpClient(ClientCodec):
             if buf.find(b"\n\n", pos + self._searched) >= 0:
                 raise ProtocolError("an HTTP response head with lines not ended by CRLF")
             self._searched = max(0, len(buf) - pos - 3)  # resume there: heads may trickle in
-            raise _Incomplete(len(buf) + 1)
+            raise Incomplete(len(buf) + 1)
         self._searched = 0
         head = bytes(buf[pos:head_end])
-        if head == self._last_head:  # keep-alive servers repeat their heads
-            status, reason, length, chunked, close = self._last_parsed
-        else:
-            status, reason, length, chunked, close = self._last_parsed = _parse_head(
-                head, self.max_reply)
+        if head != self._last_head:  # keep-alive servers repeat their heads
+            self._last_parsed = _parse_head(head, self.max_reply)
             self._last_head = head
-        start = head_end + 4
-        if status < 200:
-            if status == 101:
-                raise ProtocolError("the server switched protocols; this codec never asks to")
-            return start, 0
-        body: Buffer = b""
+        return head_end + 4, self._last_parsed
+
+    def _body(self, buf: Buffer, start: int, status: int, length: int | None, chunked: bool,
+              eof: bool) -> tuple[int, Buffer, bool]:
+        """The body from ``start``: where it ends, its bytes (if kept), and
+        whether it was read to the close of the connection."""
         if self.method == "HEAD" or status in (204, 304):
-            end = start
-        elif chunked:
+            return start, b"", False
+        if chunked:
             end, body = self._chunked(buf, start)
-        elif length is not None:
+            return end, body, False
+        if length is not None:
             end = start + length
             if len(buf) < end:
-                raise _Incomplete(end)
-            if self.keep:
-                body = buf[start:end]
-        else:  # the body is whatever comes before EOF
-            self._to_eof = close = True
-            if len(buf) - start > self.max_reply:
-                raise ProtocolError(f"an HTTP body over {self.max_reply} bytes")
-            if not eof:
-                raise _Incomplete(start + self.max_reply + 1)
-            end, body = len(buf), buf[start:]
-        self.closing = close
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if status >= 400:
-            self.error_replies += 1
-        if self.keep:
-            self._texts.append(self._text(status, reason, bytes(body)))
-        return end, 1
+                raise Incomplete(end)
+            return end, buf[start:end] if self.keep else b"", False
+        self._to_eof = True  # the body is whatever comes before EOF
+        if len(buf) - start > self.max_reply:
+            raise ProtocolError(f"an HTTP body over {self.max_reply} bytes")
+        if not eof:
+            raise Incomplete(start + self.max_reply + 1)
+        return len(buf), buf[start:], True
 
     def _chunked(self, buf: Buffer, pos: int) -> tuple[int, Buffer]:
         """A chunked body from ``pos``: (where it ends, its data)."""
         parts: list[Buffer] = []
         total = 0
         while True:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                self._check_line(buf, pos)
-                raise _Incomplete(len(buf) + 1)
-            if eol - pos > self.max_reply:
-                raise ProtocolError(f"a chunk size line longer than {self.max_reply} bytes")
+            eol = self._line_end(buf, pos)
             size_line = _CHUNK_SIZE.fullmatch(buf, pos, eol)
             if size_line is None:
                 raise ProtocolError(f"malformed chunk size line: {bytes(buf[pos:eol][:40])!r}")
@@ -224,7 +208,7 @@ class HttpClient(ClientCodec):
                 return self._trailers(buf, pos), b"".join(parts)
             end = pos + size
             if len(buf) < end + 2:
-                raise _Incomplete(end + 2)
+                raise Incomplete(end + 2)
             if buf[end:end + 2] != b"\r\n":
                 raise ProtocolError("chunk data not followed by CRLF")
             if self.keep:
@@ -240,7 +224,7 @@ class HttpClient(ClientCodec):
         if end - pos > MAX_HEAD or (end < 0 and len(buf) - pos > MAX_HEAD + 3):
             raise ProtocolError(f"HTTP trailers over {MAX_HEAD} bytes")
         if end < 0:
-            raise _Incomplete(len(buf) + 1)
+            raise Incomplete(len(buf) + 1)
         if _HEADERS.fullmatch(b"\r\n" + bytes(buf[pos:end])) is None:
             raise ProtocolError("malformed HTTP trailer line")
         return end + 4

@@ -30,7 +30,7 @@ Replies are walked one at a time, line by line (never byte by byte).
 
 from __future__ import annotations
 
-from .base import MAX_REPLY, Buffer, ClientCodec, ProtocolError, encode_text
+from .base import Buffer, ClientCodec, Incomplete, ProtocolError, encode_text, whole_number
 
 # Where a storage command line names its data size (word index).
 _SIZE_WORD = {b"set": 4, b"add": 4, b"replace": 4, b"append": 4, b"prepend": 4,
@@ -39,22 +39,8 @@ _LISTING = (b"STAT ", b"ITEM ", b"PREFIX ", b"key=")
 _ERRORS = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
 
 
-class _Incomplete(Exception):
-    def __init__(self, need: int) -> None:
-        self.need = need
-
-
-def _size(word: Buffer, line: Buffer) -> int:
-    if not word.isdigit():
-        raise ProtocolError(f"memcached data size is not a number: {bytes(line[:60])!r}")
-    return int(word)
-
-
 class MemcachedClient(ClientCodec):
     protocol = "memcached"
-
-    def __init__(self, *, keep: bool = True, max_reply: int = MAX_REPLY) -> None:
-        super().__init__(keep=keep, max_reply=max_reply)
 
     def request(self, text: str) -> bytes:
         raw = text.encode()
@@ -77,30 +63,15 @@ class MemcachedClient(ClientCodec):
             raise ValueError(f"a memcached command line is one line: {text[:60]!r}")
         return line + b"\r\n" + data + b"\r\n"
 
-    def _parse(self, buf: Buffer) -> tuple[int, int]:
-        n = pos = 0
-        size = len(buf)
-        while pos < size:
-            try:
-                end = self._reply(buf, pos)
-            except _Incomplete as wait:
-                self._need = wait.need - pos
-                return n, pos
-            if self.keep:
-                self._texts.append(bytes(buf[pos:end - 2]))
-            pos = end
-            n += 1
-        self._need = 1
-        return n, pos
+    def _reply_at(self, buf: Buffer, pos: int) -> tuple[int, int]:
+        end = self._reply(buf, pos)
+        if self.keep:
+            self._texts.append(bytes(buf[pos:end - 2]))
+        return end, 1
 
     def _line(self, buf: Buffer, pos: int) -> int:
         """Where the line at ``pos`` ends (its CR)."""
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            self._check_line(buf, pos)
-            raise _Incomplete(len(buf) + 1)
-        if eol - pos > self.max_reply:
-            raise ProtocolError(f"a memcached line longer than {self.max_reply} bytes")
+        eol = self._line_end(buf, pos)
         if eol == pos:
             raise ProtocolError("memcached sent an empty line")
         return eol
@@ -143,12 +114,12 @@ class MemcachedClient(ClientCodec):
         words = line.split(b" ")
         if len(words) <= word or (word == 3 and len(words) > 5):
             raise ProtocolError(f"malformed memcached line: {bytes(line[:60])!r}")
-        size = _size(words[word], line)
+        size = whole_number(words[word], "memcached data size", shown=line)
         if size > self.max_reply:
             raise ProtocolError(f"memcached data of {size} bytes is over the limit")
         end = eol + 2 + size
         if len(buf) < end + 2:
-            raise _Incomplete(end + 2)
+            raise Incomplete(end + 2)
         if buf[end:end + 2] != b"\r\n":
             raise ProtocolError("memcached data not followed by CRLF")
         return end + 2

@@ -27,31 +27,18 @@ anything else is walked value by value (never byte by byte).
 
 from __future__ import annotations
 
-from .base import MAX_REPLY, Buffer, ClientCodec, ProtocolError, encode_text
+from .base import Buffer, ClientCodec, Incomplete, ProtocolError, encode_text, whole_number
 
 MAX_DEPTH = 32
 _NIL = b"(nil)"
 
 
-class _Incomplete(Exception):
-    """The value continues past the buffer; ``need`` is the length to wait for."""
-
-    def __init__(self, need: int) -> None:
-        self.need = need
-
-
 def _number(raw: Buffer, what: str) -> int:
-    digits = raw[1:] if raw[:1] == b"-" else raw
-    if not digits.isdigit():
-        raise ProtocolError(f"redis {what} is not an integer: {bytes(raw[:40])!r}")
-    return int(raw)
+    return whole_number(raw, f"redis {what}", signed=True)
 
 
 class RedisClient(ClientCodec):
     protocol = "redis"
-
-    def __init__(self, *, keep: bool = True, max_reply: int = MAX_REPLY) -> None:
-        super().__init__(keep=keep, max_reply=max_reply)
 
     def request(self, text: str) -> bytes:
         data = encode_text(text, "redis")
@@ -61,22 +48,13 @@ class RedisClient(ClientCodec):
 
     def _parse(self, buf: Buffer) -> tuple[int, int]:
         fast = self._simple_lines(buf)
-        if fast is not None:
-            return fast
-        n = pos = 0
-        size = len(buf)
-        while pos < size:
-            try:
-                end, text = self._value(buf, pos, 0)
-            except _Incomplete as wait:
-                self._need = wait.need - pos
-                return n, pos
-            if self.keep:
-                self._texts.append(text)
-            pos = end
-            n += 1
-        self._need = 1
-        return n, pos
+        return fast if fast is not None else self._each_reply(buf)
+
+    def _reply_at(self, buf: Buffer, pos: int) -> tuple[int, int]:
+        end, text = self._value(buf, pos, 0)
+        if self.keep:
+            self._texts.append(text)
+        return end, 1
 
     def _simple_lines(self, buf: Buffer) -> tuple[int, int] | None:
         """Count a buffer of simple-string lines in C; None: walk it instead."""
@@ -93,12 +71,7 @@ class RedisClient(ClientCodec):
 
     def _value(self, buf: Buffer, pos: int, depth: int) -> tuple[int, bytes]:
         """Decode the value at ``pos``: (where it ends, its text)."""
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            self._check_line(buf, pos)
-            raise _Incomplete(len(buf) + 1)
-        if eol - pos > self.max_reply:
-            raise ProtocolError(f"a redis line longer than {self.max_reply} bytes")
+        eol = self._line_end(buf, pos)
         kind = buf[pos]
         line = buf[pos + 1:eol]
         if kind == 43:  # + simple string
@@ -110,32 +83,38 @@ class RedisClient(ClientCodec):
             _number(line, "integer")
             return eol + 2, bytes(line) if self.keep else b""
         if kind == 36:  # $ bulk string
-            length = _number(line, "bulk length")
-            if length == -1:
-                return eol + 2, _NIL
-            if not 0 <= length <= self.max_reply:
-                raise ProtocolError(f"redis bulk length {length} out of range")
-            start = eol + 2
-            end = start + length
-            if len(buf) < end + 2:
-                raise _Incomplete(end + 2)
-            if buf[end:end + 2] != b"\r\n":
-                raise ProtocolError("redis bulk string not followed by CRLF")
-            return end + 2, bytes(buf[start:end]) if self.keep else b""
+            return self._bulk(buf, eol, _number(line, "bulk length"))
         if kind == 42:  # * array
-            count = _number(line, "array length")
-            if count == -1:
-                return eol + 2, _NIL
-            if count < -1:
-                raise ProtocolError(f"redis array length {count} out of range")
-            if depth >= MAX_DEPTH:
-                raise ProtocolError(f"redis arrays nested deeper than {MAX_DEPTH}")
-            pos = eol + 2
-            texts = []
-            for _ in range(count):
-                pos, text = self._value(buf, pos, depth + 1)
-                texts.append(text)
-            if not self.keep:
-                return pos, b""
-            return pos, b"\n".join(texts) if texts else b"(empty array)"
+            return self._array(buf, eol, _number(line, "array length"), depth)
         raise ProtocolError(f"redis reply starts with {bytes([kind])!r}, not a RESP2 type")
+
+    def _bulk(self, buf: Buffer, eol: int, length: int) -> tuple[int, bytes]:
+        """A bulk string of ``length`` bytes after the line ending at ``eol``."""
+        if length == -1:
+            return eol + 2, _NIL
+        if not 0 <= length <= self.max_reply:
+            raise ProtocolError(f"redis bulk length {length} out of range")
+        start = eol + 2
+        end = start + length
+        if len(buf) < end + 2:
+            raise Incomplete(end + 2)
+        if buf[end:end + 2] != b"\r\n":
+            raise ProtocolError("redis bulk string not followed by CRLF")
+        return end + 2, bytes(buf[start:end]) if self.keep else b""
+
+    def _array(self, buf: Buffer, eol: int, count: int, depth: int) -> tuple[int, bytes]:
+        """An array of ``count`` values after the line ending at ``eol``."""
+        if count == -1:
+            return eol + 2, _NIL
+        if count < -1:
+            raise ProtocolError(f"redis array length {count} out of range")
+        if depth >= MAX_DEPTH:
+            raise ProtocolError(f"redis arrays nested deeper than {MAX_DEPTH}")
+        pos = eol + 2
+        texts = []
+        for _ in range(count):
+            pos, text = self._value(buf, pos, depth + 1)
+            texts.append(text)
+        if not self.keep:
+            return pos, b""
+        return pos, b"\n".join(texts) if texts else b"(empty array)"

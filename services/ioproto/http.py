@@ -71,8 +71,22 @@ def looks_like_request_line(line: bytes) -> bool:
 def parse_head(raw: bytes, max_body: int) -> Head:
     """Parse a request head (without the blank line that ends it)."""
     lines = raw.split(b"\n")
-    request_line = lines[0].rstrip(b"\r")
-    parts = request_line.split(b" ")
+    method, target, version = _request_line(lines[0].rstrip(b"\r"))
+    headers, lengths = _headers(lines[1:])
+    if b"transfer-encoding" in headers:
+        raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
+    length = _content_length(lengths, max_body)
+    connection = headers.get(b"connection", b"").lower()
+    if version == b"HTTP/1.1":
+        keep_alive = b"close" not in connection
+    else:
+        keep_alive = b"keep-alive" in connection
+    return Head(method, target, version[5:], keep_alive, length)
+
+
+def _request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
+    """Method, target and version of a request line we speak."""
+    parts = line.split(b" ")
     if len(parts) != 3 or not parts[1]:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
@@ -82,9 +96,14 @@ def parse_head(raw: bytes, max_body: int) -> Head:
         raise HttpError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
     if method not in METHODS:
         raise HttpError(501, "method not implemented")
+    return method, target, version
+
+
+def _headers(lines: list[bytes]) -> tuple[dict[bytes, bytes], set[bytes]]:
+    """The header lines by (lower-case) name, and every Content-Length given."""
     headers: dict[bytes, bytes] = {}
     lengths: set[bytes] = set()
-    for line in lines[1:]:
+    for line in lines:
         line = line.rstrip(b"\r")
         name, colon, value = line.partition(b":")
         if not colon or not name or not set(name) <= _TOKEN:
@@ -94,21 +113,19 @@ def parse_head(raw: bytes, max_body: int) -> Head:
         if name == b"content-length":
             lengths.add(value)
         headers[name] = value
-    if b"transfer-encoding" in headers:
-        raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
-    length = 0
-    if lengths:
-        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
-            raise HttpError(400, "malformed Content-Length")
-        length = int(next(iter(lengths)))
-        if length > max_body:
-            raise HttpError(413, f"body over the limit of {max_body} bytes")
-    connection = headers.get(b"connection", b"").lower()
-    if version == b"HTTP/1.1":
-        keep_alive = b"close" not in connection
-    else:
-        keep_alive = b"keep-alive" in connection
-    return Head(method, target, version[5:], keep_alive, length)
+    return headers, lengths
+
+
+def _content_length(lengths: set[bytes], max_body: int) -> int:
+    """The body's length: one Content-Length (repeated alike), or none (0)."""
+    if not lengths:
+        return 0
+    if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+        raise HttpError(400, "malformed Content-Length")
+    length = int(next(iter(lengths)))
+    if length > max_body:
+        raise HttpError(413, f"body over the limit of {max_body} bytes")
+    return length
 
 
 def request_line(head: Head, body: bytes) -> bytes:

@@ -133,13 +133,8 @@ class Connection:
         reply = None if self.outbox else self.core.quick_echo(data)
         if reply is not None:  # the common case: one whole line to echo, nothing waiting
             self.served += 1
-            try:
-                sent = self.sock.send(reply)
-            except BlockingIOError:
-                self.state.count("wouldblock")
-                sent = 0
-            except OSError as exc:
-                self._fail(close_reason(exc))
+            sent = self._send(reply)
+            if sent < 0:
                 return True
             if self.msgs and sent:
                 self.trace.msg("send", self.peer, reply[:sent])
@@ -162,14 +157,9 @@ class Connection:
         send() would block (EAGAIN): the peer is not reading fast enough."""
         if not self.outbox:
             return False
-        try:
-            sent = self.sock.send(self.outbox)
-        except BlockingIOError:
-            self.state.count("wouldblock")
-            return False
-        except OSError as exc:
-            self._fail(close_reason(exc))
-            return True
+        sent = self._send(self.outbox)
+        if sent <= 0:
+            return sent < 0  # 0: it would block
         if self.msgs:
             with memoryview(self.outbox) as view:  # released before the outbox shrinks
                 self.trace.msg("send", self.peer, view[:sent])
@@ -197,6 +187,19 @@ class Connection:
         self.trace.conn("close", self.peer, reason=self.reason, requests=self.served)
 
     # -- inside --------------------------------------------------------------
+    def _send(self, data: bytes | bytearray) -> int:
+        """One send(): the bytes it took; 0 when it would block (EAGAIN: a
+        non-blocking send of something never takes nothing), -1 when the
+        connection failed."""
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            self.state.count("wouldblock")
+            return 0
+        except OSError as exc:
+            self._fail(close_reason(exc))
+            return -1
+
     def _refresh(self) -> None:
         """Recompute reading, writing and done after a change."""
         waiting = len(self.outbox)

@@ -48,7 +48,9 @@ from itertools import accumulate
 from json.encoder import encode_basestring_ascii as _quote  # a str as a JSON string literal, in C
 from typing import Any
 
-LEVELS = {"off": 0, "conn": 1, "msg": 2}
+from ioschema import TRACE_LEVELS
+
+LEVELS = {name: rank for rank, name in enumerate(TRACE_LEVELS)}  # off 0, conn 1, msg 2
 PREVIEW = 80  # bytes of payload shown in msg-level events
 PIPE_BUF = select.PIPE_BUF  # 4096 on Linux: a pipe write up to this size is never split
 _LINE_MAX = 4000  # below PIPE_BUF: one write, never torn

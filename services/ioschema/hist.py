@@ -17,6 +17,11 @@ is within 0.1 % (3 significant digits) of every sample in it.
     index(v) = v                          if v < 2048
              = (b << 10) + (v >> b)       with b = v.bit_length() - 11
 
+A value below 0 cannot be a latency (both ends are read from one monotonic
+clock): it is counted as 0, and in ``clamped``, so that a clock that ever
+misbehaved shows in the results instead of vanishing.  fastpath.c keeps
+this layout and this rule in C; a unit test holds the two equal.
+
 Percentiles use the nearest-rank definition (the smallest recorded value with
 at least p % of the samples at or below it) and report the highest value
 equivalent to that sample's bucket, clipped to the exact maximum, as
@@ -42,7 +47,8 @@ PERCENTILES: tuple[tuple[str, float], ...] = (
 
 
 def index_of(value: int) -> int:
-    """The bucket index a (non-negative integer) value is counted in."""
+    """The bucket index a (non-negative integer) value is counted in: the
+    only place it is computed in Python (fastpath.c's bucket_of in C)."""
     shift = value.bit_length() - SUB_BITS
     if shift <= 0:
         return value
@@ -74,9 +80,7 @@ def rank(percentile: float, total: int) -> int:
 class Histogram:
     """Counts of integer values in HdrHistogram buckets, mergeable by addition."""
 
-    # The swarm's hot path (book.Ledger.replied) records by hand into these
-    # fields, as record() does: counts, total, sum, max, low.
-    __slots__ = ("counts", "total", "sum", "low", "max")
+    __slots__ = ("counts", "total", "sum", "low", "max", "clamped")
 
     def __init__(self) -> None:
         # A flat list is the fastest thing CPython can index and add to; it
@@ -86,17 +90,18 @@ class Histogram:
         self.sum = 0
         self.low = _NONE  # the smallest value, without a test for "empty" per sample
         self.max = 0
+        self.clamped = 0  # values below 0, counted as 0
 
     @property
     def min(self) -> int:
         return self.low if self.total else 0
 
     def record(self, value: int, n: int = 1) -> None:
-        """Count ``value`` (clamped at 0) ``n`` times."""
+        """Count ``value`` ``n`` times (below 0: as 0, and in ``clamped``)."""
         if value < 0:
             value = 0
-        shift = value.bit_length() - SUB_BITS
-        self.counts[value if shift <= 0 else (shift << HALF_BITS) + (value >> shift)] += n
+            self.clamped += n
+        self.counts[index_of(value)] += n
         if value < self.low:
             self.low = value
         if value > self.max:
@@ -115,6 +120,7 @@ class Histogram:
         self.max = max(self.max, other.max)
         self.total += other.total
         self.sum += other.sum
+        self.clamped += other.clamped
         return self
 
     def buckets(self) -> Iterator[tuple[int, int]]:
@@ -160,6 +166,7 @@ class Histogram:
             "min": self.min,
             "max": self.max,
             "buckets": [[lowest_equivalent(i), n] for i, n in self.buckets()],
+            "clamped": self.clamped,
         }
 
     @classmethod
@@ -171,6 +178,19 @@ class Histogram:
         hist.sum = int(data["sum"])
         hist.low = int(data["min"]) if hist.total else _NONE
         hist.max = int(data["max"])
+        hist.clamped = int(data.get("clamped", 0))  # absent before it was counted
+        return hist
+
+    @classmethod
+    def from_counts(cls, counts: Iterable[int], total: int, total_sum: int, low: int, high: int,
+                    clamped: int) -> "Histogram":
+        """A histogram kept elsewhere in this layout (fastpath.c's), as one of ours."""
+        hist = cls()
+        hist.counts = list(counts)
+        if len(hist.counts) != SIZE:
+            raise ValueError(f"{len(hist.counts)} buckets, not {SIZE}: another layout")
+        hist.total, hist.sum, hist.max, hist.clamped = total, total_sum, high, clamped
+        hist.low = low if total else _NONE
         return hist
 
     @classmethod

@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flags.h"
+
 #define MAX_LINE (1 << 20)      /* the lab's longest request line */
 #define READ_CHUNK 65536        /* bytes read per readiness report */
 #define OUT_HIGH (256 * 1024)   /* stop reading while this much waits to be sent */
@@ -352,23 +354,15 @@ static long read_somaxconn(void) {
 int main(int argc, char **argv) {
     long port = 12345, backlog = 128;
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL;
+        const char *value;
         char flag[32];
-        const char *eq = strchr(arg, '=');
-        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (flen >= sizeof flag)
+        if (next_flag(argc, argv, &i, flag, sizeof flag, &value) < 0)
             usage("unknown flag");
-        memcpy(flag, arg, flen);
-        flag[flen] = 0;
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
             printf("usage: iolab-echo [--port N] [--backlog N] [--trace off|conn|msg]\n");
             return 0;
         }
-        if (eq)
-            value = eq + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else {
+        if (!value) {
             char why[64];
             snprintf(why, sizeof why, "%s needs a value", flag);
             usage(why);

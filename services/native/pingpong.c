@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flags.h"
+
 #define MAX_EVENTS 512
 #define READ_CHUNK 65536
 /* Latency histogram: HdrHistogram-style buckets, 3 significant digits
@@ -181,19 +183,11 @@ int main(int argc, char **argv) {
     long connections = 100;
     double duration = 10, warmup = 1, connect_timeout = 5;
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL;
+        const char *value;
         char flag[32];
-        const char *eq = strchr(arg, '=');
-        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (flen >= sizeof flag)
+        if (next_flag(argc, argv, &i, flag, sizeof flag, &value) < 0)
             usage("unknown flag");
-        memcpy(flag, arg, flen);
-        flag[flen] = 0;
-        if (eq)
-            value = eq + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else
+        if (!value)
             usage("every flag needs a value");
         if (!strcmp(flag, "--target"))
             target = value;

@@ -80,13 +80,19 @@ def main(argv: list[str]) -> int:
     except socket.gaierror as exc:
         sys.stderr.write(f"iolab-pyfloor: cannot resolve {a.target}: {exc}\n")
         return 2
-    line = (b"pingpong" + b"." * a.size)[: a.size - 1] + b"\n"
-    batch = line * a.pipeline
     errors = dict.fromkeys(KINDS, 0)
-    socks: dict[int, socket.socket] = {}
-    sent_at: dict[int, float] = {}
     t0 = monotonic()
-    for _ in range(a.connections):  # blocking connects: set-up, outside the measured window
+    socks = connect_all(a, addr, t0, errors)
+    connected = len(socks)
+    hist, replies, lat_max, cpu_s = pingpong(a, socks, t0, errors)
+    report(a, connected, hist, replies, lat_max, cpu_s, errors)
+    return 0 if connected else 1
+
+
+def connect_all(a: argparse.Namespace, addr: tuple, t0: float, errors: dict[str, int]) -> dict[int, socket.socket]:
+    """Blocking connects: set-up, outside the measured window."""
+    socks: dict[int, socket.socket] = {}
+    for _ in range(a.connections):
         s = socket.socket(addr[0], socket.SOCK_STREAM)
         s.settimeout(max(0.001, t0 + a.connect_timeout - monotonic()))
         try:
@@ -98,20 +104,34 @@ def main(argv: list[str]) -> int:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         socks[s.fileno()] = s
-    connected = len(socks)
+    return socks
+
+
+def first_sends(socks: dict[int, socket.socket], batch: bytes) -> tuple[select.epoll, dict[int, float]]:
+    """Every connection watched, and its first batch sent: when."""
+    sent_at: dict[int, float] = {}
     ep = select.epoll()
     for fd, s in socks.items():
         ep.register(fd, select.EPOLLIN)
         sent_at[fd] = monotonic()
         s.send(batch)
+    return ep, sent_at
 
+
+def pingpong(a: argparse.Namespace, socks: dict[int, socket.socket], t0: float,
+             errors: dict[str, int]) -> tuple[list[int], int, int, tuple[float, float]]:
+    """The measured loop, all of it inline (that is the floor): the
+    histogram, replies, the highest latency, and (user, sys) CPU seconds
+    after the warm-up."""
+    line = (b"pingpong" + b"." * a.size)[: a.size - 1] + b"\n"
+    batch = line * a.pipeline
+    ep, sent_at = first_sends(socks, batch)
     hist = [0] * HIST_US
     top = HIST_US - 1
     buf = bytearray(65536)
     count, poll, get = buf.count, ep.poll, socks.get
     warm_end, t_end = t0 + a.warmup, t0 + a.duration
-    replies = 0
-    lat_max = 0
+    replies = lat_max = 0
     ru0 = None
     while socks:
         now = monotonic()
@@ -146,10 +166,14 @@ def main(argv: list[str]) -> int:
                 sent_at[fd] = now
                 s.send(batch if k == a.pipeline else line * k)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    if ru0 is not None:
-        user, sys_s = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
-    else:
-        user = sys_s = 0.0
+    cpu_s = (ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime) if ru0 is not None else (0.0, 0.0)
+    return hist, replies, lat_max, cpu_s
+
+
+def report(a: argparse.Namespace, connected: int, hist: list[int], replies: int, lat_max: int,
+           cpu_s: tuple[float, float], errors: dict[str, int]) -> None:
+    """iolab-pingpong's JSON, on stdout."""
+    user, sys_s = cpu_s
     window = a.duration - a.warmup
     measured = sum(hist)  # every reply after the warm-up has its sample
     lat = {"count": measured, "max_us": lat_max}
@@ -165,7 +189,6 @@ def main(argv: list[str]) -> int:
         "cpu_us_per_reply": round((user + sys_s) * 1e6 / measured, 2) if measured else 0.0,
         "latency": lat}, sys.stdout)
     sys.stdout.write("\n")
-    return 0 if connected else 1
 
 
 if __name__ == "__main__":

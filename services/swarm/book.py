@@ -1,9 +1,12 @@
 """The swarm's bookkeeping: what is in flight, what each reply took, what to report.
 
-No sockets and no clock here: the engine (engine.py) passes every time in,
-so all of this is tested by replaying sends and replies (tests/unit).
+No sockets and no clock here: the worker (worker.py) passes every time in,
+so all of this is tested by replaying sends and replies (tests/unit).  Only
+this module writes a Ledger: the worker's reply step books through
+``Ledger.replied``, and what the C fast path did to a connection comes back
+as a delta (fastpath.c's struct) that ``Ledger.apply`` adds in.
 
-Rules the engine relies on:
+Rules the worker relies on:
 
 - Replies come back in request order (the line protocol answers in order,
   and so do the protocols the codecs speak), so the oldest request in
@@ -22,11 +25,14 @@ Rules the engine relies on:
   requests went out before it on the same connection, so the reply that
   arrives when exactly that many pattern replies have been matched is the
   action's.
-- Latency is ``reply time - send time``; for open-loop batches the send
+- Latency is ``reply time - send time`` in whole microseconds (truncated),
+  taken in one place (``Ledger._took``); for open-loop batches the send
   time is the *intended* one, so a late swarm or a stalled server shows up
   in the figures (coordinated omission corrected, as wrk2 does).  Replies
   before ``warm_end`` count for the connection but stay out of the
-  histogram.
+  histogram.  Below 0 (impossible on one monotonic clock; float rounding
+  of an intended time at most) a latency counts as 0, and the histogram
+  counts how many did (``clamped``).  fastpath.c follows the same rules.
 - The timeline keeps [send, reply] pairs for the first requests of each
   connection (``per_conn``) and at most ``timeline_max`` per worker;
   ``capped`` says when some were left out.
@@ -35,39 +41,52 @@ Rules the engine relies on:
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Iterable, Protocol
 
 from ioschema import ERROR_KINDS
-from ioschema.hist import HALF_BITS, SUB_BITS, Histogram
+from ioschema.hist import Histogram
 from swarm.patterns import Action
 
-# How a connection can fail or end against our will (SCHEMA.md); the lab
-# keeps a copy (lab/checks/analysis.py), and a unit test holds them equal.
 TIMELINE_CHUNK = 64  # timeline pairs a connection reserves from its worker's share at a time
 
 
+@dataclass(slots=True)
 class Batch:
     """``n`` pattern requests in flight, the j-th sent (or due) at ``t + j*step``."""
 
-    __slots__ = ("t", "n", "step")
-
-    def __init__(self, t: float, n: int, step: float) -> None:
-        self.t = t
-        self.n = n
-        self.step = step
-
-    def __repr__(self) -> str:
-        return f"Batch(t={self.t}, n={self.n}, step={self.step})"
+    t: float
+    n: int
+    step: float = 0.0
 
 
+@dataclass(slots=True)
 class ActionSent:
     """A scripted request on the wire, behind ``before`` pattern requests."""
 
-    __slots__ = ("action", "before")
+    action: Action
+    before: int
 
-    def __init__(self, action: Action, before: int) -> None:
-        self.action = action
-        self.before = before
+
+class Delta(Protocol):
+    """What the C fast path did to one connection since it took it
+    (fastpath.Delta, fastpath.c's ``delta``): counts to add, and the batch in
+    flight now (sent at ``t``; its size never changes there)."""
+
+    t: float
+    first: float  # < 0: no reply there
+    last: float
+    sent: int  # requests booked and refilled, one per reply
+    bytes_in: int
+    lat_sum: int
+    lat_max: int
+    pairs: int  # timeline pairs kept, in the pairs handed over with it
+
+
+class Pair(Protocol):
+    sent: float
+    reply: float
 
 
 class Ledger:
@@ -135,6 +154,16 @@ class Ledger:
         """Is the next reply on the wire the oldest scripted action's?"""
         return bool(self.actions) and self.actions[0].before == self.answered
 
+    def take_action(self) -> Action:
+        """The oldest scripted action in flight: its reply has come."""
+        return self.actions.popleft().action
+
+    def drop_actions(self) -> list[Action]:
+        """The connection ends: the scripted actions still waiting on it."""
+        waiting = [sent.action for sent in self.actions]
+        self.actions.clear()
+        return waiting
+
     # -- replies ---------------------------------------------------------------
     def replied(self, k: int, now: float, measure: bool, refill: bool = False) -> int:
         """Match ``k`` replies that arrived at ``now`` with the oldest pattern
@@ -143,34 +172,19 @@ class Ledger:
         matched reply buys a new request, sent at ``now`` (closed loop)."""
         if k == self.n and self.step == 0.0 and not self.later:
             # The common case of a closed loop: the one batch in flight is
-            # answered whole.  Its refill is the same batch again, sent now.
-            us = int((now - self.t) * 1e6)
-            if us < 0:  # never on one clock; a negative index would land in the top bucket
-                us = 0
-            self.lat_sum += us * k
-            if us > self.lat_max:
-                self.lat_max = us
-            if measure:
-                # Histogram.record, inlined: this runs once per read
-                hist = self.hist
-                shift = us.bit_length() - SUB_BITS
-                hist.counts[us if shift <= 0 else (shift << HALF_BITS) + (us >> shift)] += k
-                hist.total += k
-                hist.sum += us * k
-                if us > hist.max:
-                    hist.max = us
-                if us < hist.low:
-                    hist.low = us
+            # answered whole.  Its refill is the same batch again, sent now:
+            # a few fields change, nothing is allocated (past the timeline).
+            t = self.t
+            self._took(now - t, k, measure)
             if self.tl_on:
                 if self.tl_left >= k:
-                    pair = (self.t, now)
                     if k == 1:
-                        self.tl.append(pair)
+                        self.tl.append((t, now))
                     else:
-                        self.tl.extend([pair] * k)
+                        self.tl.extend([(t, now)] * k)
                     self.tl_left -= k
                 else:
-                    self._timeline(self.t, 0.0, k, now)
+                    self._timeline(t, 0.0, k, now)
             if self.first is None:
                 self.first = now
             self.last = now
@@ -185,9 +199,21 @@ class Ledger:
             self.sent_batch(now, done)
         return done
 
+    def _took(self, elapsed: float, m: int, measure: bool) -> None:
+        """``m`` replies took ``elapsed`` seconds each: the one place a
+        latency is taken (fastpath.c's ``took`` does the same)."""
+        us = int(elapsed * 1e6)
+        if measure:
+            self.hist.record(us, m)  # below 0: counted as 0, and as clamped
+        if us < 0:
+            us = 0
+        self.lat_sum += us * m
+        if us > self.lat_max:
+            self.lat_max = us
+
     def _match(self, k: int, now: float, measure: bool) -> int:
+        """Any other case: oldest batches first, part of one if need be."""
         left = k
-        hist = self.hist
         while left:
             n = self.n
             if not n:
@@ -200,20 +226,10 @@ class Ledger:
             step = self.step
             m = n if n <= left else left
             if step == 0.0:
-                us = int((now - t) * 1e6)
-                self.lat_sum += us * m
-                if us > self.lat_max:
-                    self.lat_max = us
-                if measure:
-                    hist.record(us, m)
+                self._took(now - t, m, measure)
             else:
                 for j in range(m):
-                    us = int((now - t - j * step) * 1e6)
-                    self.lat_sum += us
-                    if us > self.lat_max:
-                        self.lat_max = us
-                    if measure:
-                        hist.record(us)
+                    self._took(now - t - j * step, 1, measure)
                 self.t = t + m * step
             if self.tl_on:
                 self._timeline(t, step, m, now)
@@ -253,6 +269,23 @@ class Ledger:
         if not tally.tl_room:
             self.tl_quota = 0  # nothing more to ask for
 
+    # -- what the C fast path did ---------------------------------------------------
+    def apply(self, d: Delta, pairs: Iterable[Pair]) -> None:
+        """Add in what fastpath.c booked while it had this connection: every
+        reply there answered the whole batch in flight and refilled it."""
+        self.t = d.t
+        self.sent += d.sent
+        self.lat_sum += d.lat_sum
+        if d.lat_max > self.lat_max:
+            self.lat_max = d.lat_max
+        if d.first >= 0 and self.first is None:
+            self.first = d.first
+        if d.last >= 0:
+            self.last = d.last
+        if d.pairs:
+            self.tl.extend((p.sent, p.reply) for p in islice(pairs, d.pairs))
+            self.tl_left -= d.pairs
+
     # -- what is left ------------------------------------------------------------
     @property
     def inflight(self) -> int:
@@ -264,10 +297,10 @@ class Ledger:
         """Pattern replies matched with a request (no counter to keep per reply)."""
         return self.sent - self.n - sum(b.n for b in self.later)
 
-    def pending(self) -> list[tuple[float, int, float]]:
-        """The unanswered batches, oldest first: (t, n, step)."""
-        head = [(self.t, self.n, self.step)] if self.n else []
-        return head + [(b.t, b.n, b.step) for b in self.later]
+    def pending(self) -> list[Batch]:
+        """The unanswered batches, oldest first."""
+        head = [Batch(self.t, self.n, self.step)] if self.n else []
+        return head + [Batch(b.t, b.n, b.step) for b in self.later]
 
 
 class Tally:
@@ -294,6 +327,22 @@ class Tally:
     def finished(self, record: dict[str, Any], ledger: Ledger, sends: bool) -> None:
         """Add one finished connection: its counts to the totals, its record
         and timeline (with its unanswered requests as [sent, null]) if room."""
+        self._count(record)
+        # room it reserved and did not use goes back to the worker's share;
+        # its unanswered requests may take what is left of its own allowance
+        allowance = ledger.tl_left + ledger.tl_quota
+        self.tl_room += ledger.tl_left
+        ledger.tl_left = ledger.tl_quota = 0
+        ledger.tl_on = False
+        kept, ledger.tl = ledger.tl, []
+        if len(self.records) >= self.records_max:
+            self.records_dropped += 1
+            return
+        self.records.append(record)
+        if sends and (kept or ledger.inflight):  # its timeline goes with its record (storm makes many)
+            self._timeline(record, kept, ledger.pending(), allowance)
+
+    def _count(self, record: dict[str, Any]) -> None:
         totals = self.totals
         totals["attempted"] += 1
         if record["connect_end"] is not None:
@@ -303,37 +352,23 @@ class Tally:
         if record["tcp_connect_end"] is not None:
             totals["tcp_connected"] += 1
         totals["error_replies"] += record["error_replies"] or 0
-        totals["sent"] += record["sent"]
-        totals["replies"] += record["replies"]
         totals["unexpected"] += record.pop("unexpected", 0)
-        totals["bytes_sent"] += record["bytes_sent"]
-        totals["bytes_received"] += record["bytes_received"]
-        totals["unanswered"] += record["unanswered"]
+        for key in ("sent", "replies", "bytes_sent", "bytes_received", "unanswered"):
+            totals[key] += record[key]
         for kind, n in record["errors"].items():
             self.errors[kind] = self.errors.get(kind, 0) + n
         self.closed_by[record["close"]] = self.closed_by.get(record["close"], 0) + 1
-        # room it reserved and did not use goes back to the worker's share;
-        # its unanswered requests may take what is left of its own allowance
-        allowance = ledger.tl_left + ledger.tl_quota
-        self.tl_room += ledger.tl_left
-        ledger.tl_left = ledger.tl_quota = 0
-        ledger.tl_on = False
-        if len(self.records) >= self.records_max:
-            self.records_dropped += 1
-            ledger.tl = []
-            return
-        self.records.append(record)
-        # a connection's timeline goes with its record (storm makes many)
-        if sends and (ledger.tl or ledger.inflight):
-            pairs: list[list[float | None]] = [[round(s, 6), round(r, 6)] for s, r in ledger.tl]
-            room = min(allowance, self.tl_room)
-            for t, n, step in ledger.pending():
-                take = min(n, room)
-                pairs.extend([round(t + j * step, 6), None] for j in range(take))
-                room -= take
-                self.tl_room -= take
-                if take < n:
-                    self.tl_capped = True
-            if pairs:
-                self.timeline.append({"client": record["client"], "conn": record["conn"], "pairs": pairs})
-        ledger.tl = []
+
+    def _timeline(self, record: dict[str, Any], kept: list[tuple[float, float]], unanswered: list[Batch],
+                  allowance: int) -> None:
+        pairs: list[list[float | None]] = [[round(s, 6), round(r, 6)] for s, r in kept]
+        room = min(allowance, self.tl_room)
+        for b in unanswered:
+            take = min(b.n, room)
+            pairs.extend([round(b.t + j * b.step, 6), None] for j in range(take))
+            room -= take
+            self.tl_room -= take
+            if take < b.n:
+                self.tl_capped = True
+        if pairs:
+            self.timeline.append({"client": record["client"], "conn": record["conn"], "pairs": pairs})

@@ -1,10 +1,11 @@
-"""One client connection and the plan a worker runs: the engine's data.
+"""One client connection, and a worker's share of the swarm: a worker's data.
 
 A ``Conn`` is one TCP connection of one client (storm makes many per
 client): its socket's bound methods (looked up once, the fast path calls
 them), its send budget, what waits to be written, and its Ledger
-(book.py: what is in flight and what the replies took).  A ``Plan`` is
-everything one worker needs, built by the parent before fork().
+(book.py: what is in flight and what the replies took).  A ``Share`` is
+one worker's share of the clients and every setting it runs them with,
+built by the parent before fork().
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from swarm.book import Ledger
+from swarm.book import Delta, Ledger, Pair
 from swarm.patterns import Action, Pattern, PingPong
 from swarm.wire import Codec, Reader
 
@@ -42,8 +43,9 @@ def errno_name(err: int | None) -> str:
 
 
 @dataclass
-class Plan:
-    """Everything one worker needs; built by the parent before fork()."""
+class Share:
+    """One worker's share of the clients, and its settings; built by the
+    parent before fork()."""
 
     worker: int
     clients: list[int]  # client numbers this worker runs, ascending
@@ -69,6 +71,11 @@ class Plan:
     # and its fast path.  ``message`` then returns codec-encoded requests.
     codec: Callable[[], Codec] | None = None
     fast_path: bool = True  # ping-pong's steady state in C, where the library is built (fastpath.py)
+
+    @property
+    def active_clients(self) -> int:
+        """How many of this share's clients run the pattern."""
+        return sum(1 for c in self.clients if c <= self.active)
 
 
 class Conn:
@@ -126,6 +133,13 @@ class Conn:
         self.recv_into: Callable[..., int] = _not_open
         self.send: Callable[[Any], int] = _not_open
 
+    def apply(self, d: Delta, pairs: Iterable[Pair]) -> None:
+        """What the C fast path did while it had this connection: its
+        ledger's part (book.py), and the budget and bytes it used."""
+        self.ledger.apply(d, pairs)
+        self.left -= d.sent
+        self.bytes_in += d.bytes_in
+
     @property
     def bytes_out(self) -> int:
         """Bytes written: every request sent or owed, less what never left."""
@@ -160,7 +174,6 @@ class Conn:
             "error_replies": None if self.codec is None else self.codec.error_replies,
             "unexpected": self.unexpected,  # into the totals, not the record
         }
-
 
     def handshake_us(self) -> int | None:
         """TCP connect to ready, for a protocol with a handshake (else None)."""

@@ -2,12 +2,13 @@
  *
  * Why: a CPython loop spends more per reply (about 10 us on a 2-core VM)
  * than the fastest servers the lab measures, so the swarm, not the model,
- * would set the figure.  This library runs the engine's steady state in C,
+ * would set the figure.  This library runs a worker's steady state in C,
  * called through ctypes (no Python headers, so any CPython 3 runs it):
- * epoll_wait, read, count the replies, time them, refill, write.  It does
- * nothing the Python fast path (engine.py, book.Ledger.replied) does not do
- * the same way: one clock read per epoll turn, latency from the batch's send
- * to that turn, HdrHistogram buckets (hist.py), the same timeline pairs.
+ * epoll_wait, read, count the replies, time them, refill, write.  It follows
+ * the rules of the Python side: one clock read per epoll turn, latency from
+ * the batch's send to that turn, truncated to whole microseconds, below 0
+ * counted as 0 and as clamped (book.Ledger._took); ioschema/hist.py's
+ * buckets (bucket_of is its index_of; fp_layout lets a unit test compare).
  *
  * A connection is *owned* here between fp_put and fp_take, and only while
  * its ledger is the simple case: one batch of n requests in flight, each
@@ -17,14 +18,11 @@
  * here and goes back to Python as a *leftover*, with the turn's clock; so
  * does every event of a socket this library does not own (connects, the
  * signal wake-up, EPOLLOUT, other patterns).  Python then takes the
- * connection back (fp_take: what changed, as deltas) and handles it.
+ * connection back: fp_take hands over what changed since fp_put as a
+ * `delta` and the timeline `pair`s kept, which book.Ledger.apply adds in.
  *
- * Leftovers are (fd, word) pairs: word is the epoll event mask for a plain
- * event, or code << 32 | arg for one this library began:
- *   FP_LOST      arg = errno of the read, 0 at EOF
- *   FP_REPLIED   arg = replies read but not booked (k != n, budget, room)
- *   FP_SHORT     arg = bytes the refill's write took (it was booked), or
- *                (1 << 31) | errno when the write failed
+ * Everything crosses as arrays of the structs below (fastpath.py mirrors
+ * them with ctypes): a turn's leftovers, a connection's delta and pairs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,25 +33,47 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* ioschema/hist.py's layout: SUB_BITS, HALF_BITS and values up to 2^63 - 1 */
 #define SUB_BITS 11
 #define HALF_BITS (SUB_BITS - 1)
-#define FP_LOST 1LL
-#define FP_REPLIED 2LL
-#define FP_SHORT 3LL
+#define MAX_BITS 63
+#define HIST_SIZE ((((int64_t)MAX_BITS - SUB_BITS + 1) << HALF_BITS) + ((int64_t)1 << HALF_BITS))
+
+/* What a leftover is (fastpath.py: EVENT, LOST, REPLIED, SHORT). */
+enum { FP_EVENT = 0, FP_LOST = 1, FP_REPLIED = 2, FP_SHORT = 3 };
+
+/* One socket's turn that Python must finish. */
+typedef struct {
+    int32_t fd;
+    uint32_t events;  /* the epoll events reported */
+    int32_t kind;     /* FP_EVENT: a plain event, nothing done here; else what was begun: */
+    int32_t err;      /* FP_LOST: errno of the read (0: end of file); FP_SHORT: of the write (0: none) */
+    int64_t n;        /* FP_REPLIED: replies read and not booked; FP_SHORT: bytes of the booked refill written */
+} leftover;
+
+/* What changed on a connection since fp_put (book.Ledger.apply adds it in). */
+typedef struct {
+    double t;          /* the batch in flight was sent at t (its size n never changes here) */
+    double first, last; /* replies' times; -1: none */
+    int64_t sent;      /* requests booked and refilled: one per reply, each answered the whole batch */
+    int64_t bytes_in, lat_sum, lat_max;
+    int64_t pairs;     /* timeline pairs kept */
+} delta;
+
+typedef struct {
+    double sent, reply;
+} pair;
 
 typedef struct {
     int on;
-    double t;          /* the batch in flight: sent at t */
-    int64_t n;         /* requests in it */
+    int64_t n;         /* requests in the batch in flight */
     int64_t left;      /* the send budget */
     char *req;         /* n requests, prebuilt */
     size_t reqlen;
-    int tl_on;         /* timeline pairs still wanted (Python reserves room) */
-    int64_t tl_room, tl_used;
-    double *tl;        /* (send, reply) pairs */
-    /* what changed since fp_put: fp_take hands these back */
-    int64_t sent, bytes_in, lat_sum, lat_max;
-    double first, last; /* -1: none */
+    int tl_on;         /* timeline pairs still wanted (Python reserves the room) */
+    int64_t tl_room;
+    pair *tl;
+    delta d;
 } slot;
 
 typedef struct {
@@ -64,16 +84,10 @@ typedef struct {
     slot *slots;       /* by fd */
     int nslots;
     int64_t *counts;   /* the histogram of measured replies (hist.py's layout) */
-    int64_t size, total, sum, max, low;
-    int64_t *out;      /* leftovers of the last turn: (fd, word) */
+    int64_t total, sum, max, low, clamped;
+    leftover *out;     /* the leftovers of the last turn */
     double now;
 } loop;
-
-/* The struct fp_take fills: Python's ctypes mirror is fastpath.Taken. */
-typedef struct {
-    double t, first, last;
-    int64_t n, left, sent, bytes_in, lat_sum, lat_max, tl_used;
-} taken;
 
 static double clock_now(void) {
     struct timespec ts;
@@ -83,18 +97,27 @@ static double clock_now(void) {
 
 static int bit_length(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
-void *fp_new(int epfd, int max_events, int64_t bufsize, int64_t hist_size) {
+/* hist.index_of: the bucket a non-negative value is counted in. */
+static int64_t bucket_of(int64_t v) {
+    int shift = bit_length((uint64_t)v) - SUB_BITS;
+    return shift <= 0 ? v : ((int64_t)shift << HALF_BITS) + (v >> shift);
+}
+
+/* For the unit test that holds this file to ioschema/hist.py. */
+void fp_layout(int64_t *out) { out[0] = SUB_BITS; out[1] = HALF_BITS; out[2] = HIST_SIZE; }
+int64_t fp_bucket_of(int64_t v) { return bucket_of(v); }
+
+void *fp_new(int epfd, int max_events, int64_t bufsize) {
     loop *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->epfd = epfd;
     l->max_events = max_events;
     l->bufsize = (size_t)bufsize;
-    l->size = hist_size;
     l->low = INT64_MAX;
     l->events = calloc((size_t)max_events, sizeof *l->events);
-    l->out = calloc((size_t)max_events * 2, sizeof *l->out);
+    l->out = calloc((size_t)max_events, sizeof *l->out);
     l->buf = malloc(l->bufsize);
-    l->counts = calloc((size_t)hist_size, sizeof *l->counts);
+    l->counts = calloc((size_t)HIST_SIZE, sizeof *l->counts);
     if (!l->events || !l->out || !l->buf || !l->counts) {
         free(l->events); free(l->out); free(l->buf); free(l->counts); free(l);
         return NULL;
@@ -127,80 +150,88 @@ int fp_put(loop *l, int fd, double t, int64_t n, int64_t left, const char *req, 
     slot *s = &l->slots[fd];
     drop(s);
     s->req = malloc((size_t)reqlen);
-    s->tl = tl_room > 0 ? malloc((size_t)tl_room * 2 * sizeof(double)) : NULL;
+    s->tl = tl_room > 0 ? malloc((size_t)tl_room * sizeof *s->tl) : NULL;
     if (!s->req || (tl_room > 0 && !s->tl)) { drop(s); return -1; }
     memcpy(s->req, req, (size_t)reqlen);
     s->reqlen = (size_t)reqlen;
-    s->t = t; s->n = n; s->left = left;
+    s->n = n; s->left = left;
     s->tl_on = tl_on; s->tl_room = tl_room;
-    s->first = s->last = -1.0;
+    s->d.t = t;
+    s->d.first = s->d.last = -1.0;
     s->on = 1;
     return 0;
 }
 
-/* Give fd back: its state into *out, its timeline pairs into tl (room for
- * the tl_room pairs fp_put was given).  1 if it was owned, else 0. */
-int fp_take(loop *l, int fd, taken *out, double *tl) {
+/* Give fd back: what changed into *out, its timeline pairs into tl (room
+ * for the tl_room pairs fp_put was given).  1 if it was owned, else 0. */
+int fp_take(loop *l, int fd, delta *out, pair *tl) {
     if (fd < 0 || fd >= l->nslots || !l->slots[fd].on) return 0;
     slot *s = &l->slots[fd];
-    *out = (taken){s->t, s->first, s->last, s->n, s->left, s->sent, s->bytes_in, s->lat_sum,
-                   s->lat_max, s->tl_used};
-    if (s->tl_used) memcpy(tl, s->tl, (size_t)s->tl_used * 2 * sizeof(double));
+    *out = s->d;
+    if (s->d.pairs) memcpy(tl, s->tl, (size_t)s->d.pairs * sizeof *tl);
     drop(s);
     return 1;
 }
 
+/* Histogram.record: a value below 0 counts as 0, and as clamped. */
 static void record(loop *l, int64_t us, int64_t k) {
-    int shift = bit_length((uint64_t)us) - SUB_BITS;
-    int64_t i = shift <= 0 ? us : ((int64_t)shift << HALF_BITS) + (us >> shift);
-    if (i < l->size) l->counts[i] += k;
+    if (us < 0) { us = 0; l->clamped += k; }
+    int64_t i = bucket_of(us);
+    if (i < HIST_SIZE) l->counts[i] += k;
     l->total += k;
     l->sum += us * k;
     if (us > l->max) l->max = us;
     if (us < l->low) l->low = us;
 }
 
-/* One owned socket is readable: 0 handled, else a leftover word. */
-static int64_t readable(loop *l, int fd, slot *s, int measure) {
+/* book.Ledger's common case: the k replies of the batch in flight, answered
+ * whole at now, timed, and the batch refilled (sent now). */
+static void book(loop *l, slot *s, int64_t k, int measure) {
+    double now = l->now;
+    int64_t us = (int64_t)((now - s->d.t) * 1e6);  /* truncated, as Python's int() */
+    if (measure) record(l, us, k);
+    if (us < 0) us = 0;
+    s->d.lat_sum += us * k;
+    if (us > s->d.lat_max) s->d.lat_max = us;
+    for (int64_t j = 0; s->tl_on && j < k; j++, s->d.pairs++)
+        s->tl[s->d.pairs] = (pair){s->d.t, now};
+    if (s->d.first < 0) s->d.first = now;
+    s->d.last = now;
+    s->d.t = now;
+    s->d.sent += k;
+    s->left -= k;
+}
+
+/* One owned socket is readable: 1 when handled here, else 0 with *o filled. */
+static int readable(loop *l, int fd, slot *s, int measure, leftover *o) {
     ssize_t got;
     do got = recv(fd, l->buf, l->bufsize, 0); while (got < 0 && errno == EINTR);
-    if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : FP_LOST << 32 | errno;
-    if (got == 0) return FP_LOST << 32;
-    s->bytes_in += got;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+    if (got <= 0) { o->kind = FP_LOST; o->err = got < 0 ? errno : 0; return 0; }
+    s->d.bytes_in += got;
     int64_t k = 0;
     for (const char *p = l->buf, *end = l->buf + got; (p = memchr(p, '\n', (size_t)(end - p))); p++) k++;
-    if (!k) return 0;
-    if (k != s->n || s->left < k || (s->tl_on && s->tl_used + k > s->tl_room))
-        return FP_REPLIED << 32 | k;  /* not the simple case: Python books them */
-    double now = l->now;
-    int64_t us = (int64_t)((now - s->t) * 1e6);  /* truncated, as Python's int() */
-    if (us < 0) us = 0;
-    s->lat_sum += us * k;
-    if (us > s->lat_max) s->lat_max = us;
-    if (measure) record(l, us, k);
-    if (s->tl_on) {
-        for (int64_t j = 0; j < k; j++, s->tl_used++) {
-            s->tl[2 * s->tl_used] = s->t;
-            s->tl[2 * s->tl_used + 1] = now;
-        }
+    if (!k) return 1;
+    if (k != s->n || s->left < k || (s->tl_on && s->d.pairs + k > s->tl_room)) {
+        o->kind = FP_REPLIED;  /* not the simple case: Python books them */
+        o->n = k;
+        return 0;
     }
-    if (s->first < 0) s->first = now;
-    s->last = now;
-    s->t = now;
-    s->sent += k;
-    s->left -= k;
+    book(l, s, k, measure);
     ssize_t w;
     do w = send(fd, s->req, s->reqlen, MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
-    if (w == (ssize_t)s->reqlen) return 0;
-    if (w < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? FP_SHORT << 32 : FP_SHORT << 32 | 1LL << 31 | errno;
-    return FP_SHORT << 32 | w;
+    if (w == (ssize_t)s->reqlen) return 1;
+    o->kind = FP_SHORT;  /* booked; Python keeps the rest, or ends the connection */
+    o->err = w < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? errno : 0;
+    o->n = w < 0 ? 0 : w;
+    return 0;
 }
 
 /* Turns of the loop until one leaves something for Python, or ``until``
  * (the next timer; < 0: none) or ``t_end`` comes, or a signal interrupts.
- * Returns the leftovers (in l->out), or -1 with errno; l->now is the clock of
- * the last turn.  At t_end the turn's events are left unread, as Python's
- * loop leaves them: the run is over. */
+ * Returns how many leftovers (in fp_out), or -1 with errno; l->now is the
+ * clock of the last turn.  At t_end the turn's events are left unread, as
+ * Python's loop leaves them: the run is over. */
 int fp_turn(loop *l, double until, double warm_end, double t_end) {
     for (;;) {
         int timeout = -1;
@@ -217,21 +248,20 @@ int fp_turn(loop *l, double until, double warm_end, double t_end) {
         for (int i = 0; i < ready; i++) {
             int fd = l->events[i].data.fd;
             uint32_t ev = l->events[i].events;
-            int64_t word = ev;
-            if (ev == EPOLLIN && fd < l->nslots && l->slots[fd].on) {
-                word = readable(l, fd, &l->slots[fd], measure);
-                if (!word) continue;
-            }
-            l->out[2 * left] = fd;
-            l->out[2 * left + 1] = word;
+            leftover *o = &l->out[left];
+            *o = (leftover){fd, ev, FP_EVENT, 0, 0};
+            if (ev == EPOLLIN && fd < l->nslots && l->slots[fd].on && readable(l, fd, &l->slots[fd], measure, o))
+                continue;
             left++;
         }
         if (left || (until >= 0 && l->now >= until)) return left;
     }
 }
 
-/* The histogram of measured replies: hist.py's counts, total, sum, max, low. */
+/* The histogram of measured replies: hist.py's counts, and total, sum, max, low, clamped. */
 int64_t *fp_counts(loop *l) { return l->counts; }
-void fp_totals(loop *l, int64_t *out) { out[0] = l->total; out[1] = l->sum; out[2] = l->max; out[3] = l->low; }
+void fp_totals(loop *l, int64_t *out) {
+    out[0] = l->total; out[1] = l->sum; out[2] = l->max; out[3] = l->low; out[4] = l->clamped;
+}
 double fp_now(loop *l) { return l->now; }
-int64_t *fp_out(loop *l) { return l->out; }
+leftover *fp_out(loop *l) { return l->out; }

@@ -1,10 +1,10 @@
 """What the clients do: the load patterns and the scripted actions.
 
-A pattern decides *what to send when*; the engine (engine.py) owns the
+A pattern decides *what to send when*; the worker (worker.py) owns the
 sockets, the clock and the bookkeeping.  Each pattern reacts to three
-moments of a connection's life, and asks the engine to send through
-``Engine.send_batch(conn, n, t, step)`` (``n`` requests at once, the j-th
-intended for ``t + j * step``) and to wake it through ``Engine.arm``:
+moments of a connection's life, and asks the worker to send through
+``Worker.send_batch(conn, n, t, step)`` (``n`` requests at once, the j-th
+intended for ``t + j * step``) and to wake it through ``Worker.arm``:
 
     opened(conn, now)        the connection is established
     answered(conn, k, now)   k pattern replies arrived (conn still open)
@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from ioschema import PATTERNS
 
-if TYPE_CHECKING:  # engine imports this module; the reverse is for typing only
-    from swarm.engine import Conn, Engine
+if TYPE_CHECKING:  # the worker imports this module; the reverse is for typing only
+    from swarm.conn import Conn
+    from swarm.worker import Worker
 
 NAMES = PATTERNS
 UNLIMITED = 1 << 62  # "no --count": a send budget that never runs out
@@ -51,13 +52,13 @@ class Pattern:
     sends = False  # whether clients running it send anything
     done_reason = "count"  # close reason when a connection's budget is spent
 
-    def opened(self, eng: "Engine", conn: "Conn", now: float) -> None:
+    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
         pass
 
-    def answered(self, eng: "Engine", conn: "Conn", k: int, now: float) -> None:
+    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
         pass
 
-    def due(self, eng: "Engine", conn: "Conn", now: float) -> None:
+    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
         pass
 
     def budget(self, count: int | None) -> int:
@@ -82,20 +83,20 @@ class Scheduled(Pattern):
     def phase(self, conn: "Conn") -> float:
         return 0.0
 
-    def opened(self, eng: "Engine", conn: "Conn", now: float) -> None:
+    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
         conn.next_due = now + self.phase(conn)
-        self.due(eng, conn, now)
+        self.due(w, conn, now)
 
-    def due(self, eng: "Engine", conn: "Conn", now: float) -> None:
+    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
         first = conn.next_due
         if now < first:
-            eng.arm(conn, first)
+            w.arm(conn, first)
             return
         n = int((now - first) / self.period) + 1
-        sent = eng.send_batch(conn, n, first, self.period)
+        sent = w.send_batch(conn, n, first, self.period)
         conn.next_due = first + sent * self.period
         if conn.left > 0:
-            eng.arm(conn, conn.next_due)  # ignored if the write closed conn
+            w.arm(conn, conn.next_due)  # ignored if the write closed conn
 
 
 class Interval(Scheduled):
@@ -124,23 +125,23 @@ class PingPong(Pattern):
     def __init__(self, depth: int) -> None:
         self.depth = depth
 
-    def opened(self, eng: "Engine", conn: "Conn", now: float) -> None:
-        eng.send_batch(conn, self.depth, now, 0.0)
+    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+        w.send_batch(conn, self.depth, now, 0.0)
 
-    def answered(self, eng: "Engine", conn: "Conn", k: int, now: float) -> None:
-        eng.send_batch(conn, k, now, 0.0)  # one write refills the pipeline
+    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
+        w.send_batch(conn, k, now, 0.0)  # one write refills the pipeline
 
 
 class Storm(Pattern):
     """Each connection carries one request; ``--count`` is the number of
-    connections per slot.  The engine reconnects the slot after a close."""
+    connections per slot.  The worker reconnects the slot after a close (connect.py)."""
 
     name = "storm"
     sends = True
     done_reason = "done"
 
-    def opened(self, eng: "Engine", conn: "Conn", now: float) -> None:
-        eng.send_batch(conn, 1, now, 0.0)
+    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+        w.send_batch(conn, 1, now, 0.0)
 
     def budget(self, count: int | None) -> int:
         return 1

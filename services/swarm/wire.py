@@ -1,19 +1,19 @@
 """How the swarm frames requests and counts replies: the protocols it speaks.
 
-The engine needs two things of a protocol: the bytes of a request, and how
+The worker needs two things of a protocol: the bytes of a request, and how
 many complete replies the bytes just received finished.  Reply *texts* are
 needed only on the slow path: a scripted action (its reply is kept) and
 msg-level traces (every reply is shown).
 
 The lab's line protocol needs no object on its fast path: a reply is one
-newline, so the engine counts newlines in its receive buffer and never
+newline, so the worker counts newlines in its receive buffer and never
 looks at the text.  ``LineReader`` is its slow path.
 
 Every other protocol (--protocol http, redis, memcached, postgres) is a
 sans-I/O client codec from services/ioclient, one per connection, made
-with ``keep=False`` so that it only counts.  The engine turns ``keep`` on
+with ``keep=False`` so that it only counts.  The worker turns ``keep`` on
 while the connection is on the slow path and off again when it leaves it;
-``CodecReader`` is the same two methods over a codec.  What the engine
+``CodecReader`` is the same two methods over a codec.  What the worker
 reads of a codec besides them (the ``Codec`` protocol below):
 
     handshake() -> bytes     written right after the TCP connect (b"": none)
@@ -37,10 +37,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Protocol
 
-from ioclient import CODECS, ProtocolError, Refused, make
+from ioclient import ProtocolError, Refused, make
+from ioschema import PROTOCOLS  # "line" first: the default
 from ioproto import LineClient
 
-PROTOCOLS = tuple(CODECS)  # "line" first: the default
 DEFAULT_MESSAGES = {
     "line": "client {i}",
     "http": "/client{i}",  # GET /client7: the lab's servers echo the path
@@ -111,7 +111,7 @@ class LineReader:
 
 class CodecReader:
     """Any other protocol: the codec counts; the texts are there while the
-    engine has set ``codec.keep`` (the slow path)."""
+    worker has set ``codec.keep`` (the slow path)."""
 
     __slots__ = ("codec", "count")
 

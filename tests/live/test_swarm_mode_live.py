@@ -247,7 +247,7 @@ def test_logs_of_a_swarm_mode_run_need_no_flag(swarm, engine) -> None:
 
 
 def test_plain_stack_deploy_runs_a_model_and_the_swarm_with_no_lab(swarm, engine, app_image) -> None:
-    """stack.yaml, as the README shows it: `docker stack deploy` alone; the
+    """stack.yaml, as docs/swarm-mode.md shows it: `docker stack deploy` alone; the
     swarm's two replicas end by themselves, each having been answered; the
     stack's services carry the lab's labels, so `lab down --all` finds them."""
     import time

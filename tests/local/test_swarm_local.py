@@ -22,14 +22,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import jsonschema
 import pytest
 
 from ioschema import ERROR_KINDS as SHARED_ERROR_KINDS
+from ioschema.schemas import SWARM_RESULTS
 
 from .model_process import SERVICES, ModelProcess
 
 SWARM = SERVICES / "swarm" / "swarm.py"
 ERROR_KINDS = set(SHARED_ERROR_KINDS)
+RESULTS = jsonschema.Draft202012Validator(SWARM_RESULTS)
 
 
 class Swarm:
@@ -145,8 +148,11 @@ def complete(run: Callable[..., Swarm], *args: Any, code: int = 0, timeout: floa
 
 
 def check_shape(doc: dict[str, Any]) -> None:
-    """What every results.json has, whatever the pattern."""
+    """What every results.json has, whatever the pattern: its schema
+    (ioschema.schemas), and how its figures relate."""
     assert doc["schema"] == "iolab.swarm/1"
+    broken = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in RESULTS.iter_errors(doc)]
+    assert not broken, broken[:5]
     for key in ("ok", "failures", "warnings", "config", "environment", "limits", "started", "ended",
                 "duration_s", "warmup_s", "measure_window_s", "summary", "cpu", "workers",
                 "histograms", "connections", "connections_capped", "timeline", "actions", "exit_code"):

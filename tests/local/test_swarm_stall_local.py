@@ -5,7 +5,7 @@ against a healthy server, then continued.  The requests that fell due
 meanwhile leave late, all at once, and are answered at once; the swarm must
 count each from the time it was *due*, so the stall appears in the
 latencies and in the timeline.  Timed from the actual write, they would all
-look fast and this test fails (tests/unit/test_swarm_engine.py proves the
+look fast and this test fails (tests/unit/test_swarm_worker.py proves the
 same without processes).
 """
 

@@ -1,39 +1,45 @@
 """classify's inference rules on recorded observations, without Docker.
 
 tests/fixtures/classify-observations.json holds what `lab classify --json`
-observed of every lab model and real server on a 2-core machine; infer()
-must name each as its model.yaml declares, though it never reads one.  Then
-each class from a small hand-made observation, and the ambiguous cases,
-which must say "uncertain" (with the candidates) rather than guess; and the
-verb's bad input, one line and exit 2, before any container.
+observed of every lab model and real server on a 2-core machine (as_fixture
+below made it); infer() must name each as its model.yaml declares, though
+it never reads one.  The same observations without the process table must
+still give the right bound.  Then each class from a small hand-made
+observation, the ambiguous cases (uncertain, with the candidates: never a
+guess), the readers of /proc, and the verb's bad input (one line, exit 2,
+before anything is probed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lab.observe import classify, probes as observe
-from lab.observe.classify import CONCURRENT, POOL, UNCERTAIN, Observation, Stall
+from lab.observe import classify, local, tasks
+from lab.observe.classify import CONCURRENT, POOL, UNCERTAIN, Held, Observation
 from lab.plan import models
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "classify-observations.json"
 
 
-def recorded() -> dict[str, Observation]:
-    found = {}
-    for name, doc in json.loads(RECORDED.read_text()).items():
-        stalls = [Stall(**s) for s in doc.pop("stalls")]
-        doc = {k: tuple(v) if k in ("processes", "threads") and v else v for k, v in doc.items()}
-        found[name] = Observation(**{**doc, "stalls": stalls})
-    return found
+def observation(doc: dict[str, Any]) -> Observation:
+    doc = dict(doc)
+    steps = [Held(**s) for s in doc.pop("steps")]
+    base = tuple(doc.pop("base")) if doc.get("base") else None
+    return Observation(**{**doc, "steps": steps, "base": base})
 
 
-RECORDINGS = recorded()
+def as_fixture(doc: dict[str, Any]) -> dict[str, Any]:
+    """How tests/fixtures/classify-observations.json was made from `lab classify --json`."""
+    return {t["target"]: t["observed"] for t in doc["targets"]}
+
+
+RECORDINGS = {name: observation(doc) for name, doc in json.loads(RECORDED.read_text()).items()}
 
 
 def test_every_lab_model_and_real_server_was_recorded() -> None:
@@ -50,148 +56,146 @@ def test_recorded_observations_are_classified_as_declared(name: str) -> None:
     assert found.confidence == "high" and found.evidence[-1].startswith("so: ")
 
 
-def test_the_same_observations_without_the_process_table_say_less() -> None:
-    """Timing alone (a server the lab cannot look into): one at a time and
-    pools still show, an event loop shows where a slow request stalls
-    everyone, and the rest is 'concurrent', at a lower confidence."""
-    blind = {n: replace(o, table=False, processes=None, threads=None, ticks=None, serving_threads=None,
-                        serving_processes=None, idle_cores=None) for n, o in RECORDINGS.items()}
-    got = {n: (f.cls, f.n, f.confidence) for n, o in blind.items() for f in [classify.infer(o)]}
-    assert got["blocking"] == ("one-at-a-time", 1, "medium")
-    assert got["prefork"] == got["apache-worker"] == (POOL, 4, "medium")
-    assert got["redis"] == got["epoll"] == got["asyncio"] == ("event-loop", None, "medium")
-    assert got["threads"] == got["postgres"] == got["forking"] == (CONCURRENT, None, "low")
-    assert got["nginx"][0] == got["memcached"][0] == CONCURRENT  # HTTP and memcached offer no slow request
+@pytest.mark.parametrize("name", sorted(RECORDINGS))
+def test_without_the_process_table_the_bound_is_still_right(name: str) -> None:
+    """Timing alone: one at a time, a pool of N (processes or threads), or no
+    bound within reach (candidates), at medium confidence."""
+    blind = replace(RECORDINGS[name], table=False, base=None, load_threads=None, load_processes=None,
+                    idle_cores=None, steps=[replace(s, processes=None, threads=None, readers=None,
+                                                    reader_processes=None) for s in RECORDINGS[name].steps])
+    found = classify.infer(blind)
+    cls, n = classify.declared(models.get(name))
+    want = {"one-at-a-time": "one-at-a-time", "process-pool": POOL, "thread-pool": POOL}.get(cls, CONCURRENT)
+    assert (found.cls, found.confidence) == (want, "medium"), found.evidence
+    assert found.bound == (1 if cls == "one-at-a-time" else n if want == POOL else None)
+    assert found.candidates or want == "one-at-a-time"
 
 
-# -- each class, from a small observation --------------------------------------------------
+# -- each class, from a small hand-made observation -----------------------------------------
 
-def seen(peak: int = 6, *, waited: bool | None = None, processes: tuple[int, int] | None = (1, 1),
-         threads: tuple[int, int] | None = (1, 1), serving: int | None = 1, in_processes: int | None = 1,
-         stalls: list[Stall] | None = None, answered: int = 6, idle: float | None = 0.0, closed: int = 0) -> Observation:
-    table = processes is not None
-    return Observation("t", "line", clients=6, connected=6, answered=answered, peak=peak, waited=waited,
-                       closed_by_server=closed,
-                       table=table, processes=processes, threads=threads, load_clients=8,
-                       ticks=None if serving is None else 50, serving_threads=serving,
-                       serving_processes=in_processes if serving is not None else None, idle_cores=idle,
-                       stalls=stalls or [])
+def step(k: int, answered: bool, p: int, t: int, readers: int | None = None, rp: int | None = None,
+         mode: str = "unfinished") -> Held:
+    return Held(k, mode, k, answered, 1.0 if answered else None, processes=p, threads=t, readers=readers,
+                reader_processes=rp if rp is not None else (1 if readers else readers))
 
 
-def stall(kind: str, worst: float | None, ms: float = 500, skipped: str | None = None) -> Stall:
-    return Stall(kind, {"blocking": "BLOCK 500", "cooperative": "SLEEP 500", "cpu": "WORK 2000000"}[kind], ms,
-                 worst, skipped)
+def seen(base: tuple[int, int], steps: list[Held], bound: int | None = None, **kw: Any) -> Observation:
+    return Observation("x", "line", table=True, base=base, steps=steps, bound=bound,
+                       reach=max(s.k for s in steps), **kw)
 
 
-STALLED, FREE = [stall("blocking", 490), stall("cpu", 700, 720)], [stall("blocking", 4), stall("cpu", 30, 900)]
-CLASSES = [
-    ("one-at-a-time", seen(1, waited=True), ("one-at-a-time", 1, "high")),
-    ("process-per-connection", seen(processes=(7, 13), threads=(7, 13), serving=8, in_processes=8),
-     ("process-per-connection", None, "high")),
-    ("thread-per-connection", seen(threads=(1, 7), serving=8, stalls=FREE), ("thread-per-connection", None, "high")),
-    ("process-pool", seen(4, waited=True, processes=(5, 5), threads=(5, 5), serving=4, in_processes=4),
-     ("process-pool", 4, "high")),
-    ("thread-pool", seen(4, waited=True, threads=(9, 9), serving=4, in_processes=2), ("thread-pool", 4, "high")),
-    ("event-loop", seen(stalls=STALLED), ("event-loop", None, "high")),
-    ("event-loop-busy-polling", seen(idle=0.98), ("event-loop", None, "high")),
-    ("event-loop-cooperative-blocking", seen(stalls=[stall("blocking", 5), stall("cpu", 700, 720)]),
-     ("event-loop", None, "high")),
-    ("event-loop-workers", seen(threads=(10, 10), serving=4), ("event-loop-workers", 4, "high")),
-    # Apache event closed two idle keep-alive clients after answering them: left out, the other 4 at once
-    ("event-loop-workers-closing-idle-clients", seen(4, closed=2, threads=(9, 9), serving=4, in_processes=2),
-     ("event-loop-workers", 4, "high")),
-    ("pool-timing-alone", seen(4, waited=True, processes=None, threads=None, serving=None), (POOL, 4, "medium")),
-    ("event-loop-timing-alone", seen(processes=None, threads=None, serving=None, stalls=STALLED),
-     ("event-loop", None, "medium")),
-    ("concurrent-timing-alone", seen(processes=None, threads=None, serving=None, stalls=FREE),
-     (CONCURRENT, None, "low")),
-]
+CLASSES = {
+    "blocking": (seen((1, 1), [step(1, False, 1, 1, 1)], bound=1), ("one-at-a-time", 1, None)),
+    "forking": (seen((1, 1), [step(1, True, 2, 2, 1, 1), step(2, True, 3, 3, 2, 2), step(8, True, 9, 9, 8, 8)]),
+                ("process-per-connection", None, 1)),
+    "socat fork+exec": (seen((1, 1), [step(1, True, 3, 3, 1, 1), step(4, True, 9, 9, 4, 4),
+                                      step(8, True, 17, 17, 8, 8)]), ("process-per-connection", None, 2)),
+    "threads": (seen((1, 1), [step(1, True, 1, 2, 1), step(4, True, 1, 5, 4), step(8, True, 1, 9, 8)]),
+                ("thread-per-connection", None, 1)),
+    "prefork": (seen((5, 5), [step(1, True, 5, 5, 1, 1), step(2, True, 5, 5, 2, 2), step(4, False, 5, 5, 4, 4),
+                              step(3, True, 5, 5, 3, 3)], bound=4), ("process-pool", 4, None)),
+    "threadpool": (seen((1, 6), [step(2, True, 1, 6, 2), step(4, False, 1, 6, 4), step(3, True, 1, 6, 3)],
+                        bound=4), ("thread-pool", 4, None)),
+    "epoll": (seen((1, 1), [step(k, True, 1, 1, 1) for k in (1, 2, 4, 8, 16, 32)]), ("event-loop", None, None)),
+    "memcached": (seen((1, 10), [step(k, True, 1, 10, min(k, 4)) for k in (1, 2, 4, 8, 16, 32)]),
+                  ("event-loop-workers", 4, None)),
+    "a loop with a pool for requests": (seen((1, 5), [step(k, True, 1, 5, 1) for k in (1, 2, 4, 8)],
+                                             load_threads=5, load_processes=1), ("event-loop-workers", 4, None)),
+    "a loop that caps its connections": (seen((1, 1), [step(k, True, 1, 1, 1) for k in (1, 2, 4, 8, 16)]
+                                              + [step(32, False, 1, 1, 1)], bound=32), ("event-loop", None, None)),
+}
 
 
-@pytest.mark.parametrize("case, o, want", CLASSES, ids=[c for c, _, _ in CLASSES])
-def test_each_class(case: str, o: Observation, want: tuple[str, int | None, str]) -> None:
+@pytest.mark.parametrize("case", sorted(CLASSES))
+def test_each_class(case: str) -> None:
+    o, (cls, n, per) = CLASSES[case]
     found = classify.infer(o)
-    assert (found.cls, found.n, found.confidence) == want, found.evidence
+    assert (found.cls, found.n, found.per_connection, found.confidence) == (cls, n, per, "high"), found.evidence
 
 
-# -- ambiguous: uncertain, never a guess ---------------------------------------------------
+def test_a_thread_pool_over_processes_is_named_with_both_numbers() -> None:
+    o = seen((3, 9), [step(2, True, 3, 9, 2, 1), step(4, False, 3, 9, 4, 2), step(3, True, 3, 9, 3, 2)], bound=4)
+    found = classify.infer(o)
+    assert (found.cls, found.n, found.processes) == ("thread-pool", 4, 2)
+    assert found.summary == "a pool of 4 threads in 2 processes (2 x 2)"
 
-AMBIGUOUS = [
-    ("a-client-beyond-the-peak-answered-early", seen(4, waited=False), ["one-at-a-time", POOL]),
-    ("growth-neither-one-each-nor-none", seen(processes=(1, 4), threads=(1, 4), serving=4),
+
+def test_two_processes_per_connection_are_said() -> None:
+    assert classify.infer(CLASSES["socat fork+exec"][0]).summary == "2 processes per connection"
+
+
+def test_idle_connections_parked_and_busy_polling_are_said_not_classified() -> None:
+    pool = replace(CLASSES["threadpool"][0], idle_parked=True)
+    assert "idle keep-alive connections wait in a poller" in classify.infer(pool).summary
+    busy = replace(CLASSES["epoll"][0], idle_cores=0.97)
+    found = classify.infer(busy)
+    assert found.cls == "event-loop" and "it polls: 1.0 cores busy" in found.summary
+
+
+@pytest.mark.parametrize("case, o, candidates", [
+    ("growth by no whole number", seen((1, 1), [step(2, True, 1, 1, 1), step(8, True, 4, 4, 1)]),
      ["process-per-connection", "thread-per-connection"]),
-    ("as-many-threads-as-clients", seen(threads=(9, 9), serving=8), ["thread-pool", "event-loop-workers"]),
-    ("one-thread-yet-work-stalled-nobody", seen(stalls=FREE), ["event-loop", CONCURRENT]),
-    ("workers-yet-everyone-stalled", seen(threads=(10, 10), serving=4, stalls=STALLED),
-     ["event-loop", "event-loop-workers"]),
-    ("a-client-never-answered", seen(answered=5), []),
-    ("the-server-closed-too-many", seen(2, closed=4, threads=(9, 9), serving=4), []),
-    ("nobody-answered", seen(0, answered=0), []),
-]
-
-
-@pytest.mark.parametrize("case, o, candidates", AMBIGUOUS, ids=[c for c, _, _ in AMBIGUOUS])
+    ("held connections closed at the step that waited",
+     seen((1, 1), [step(1, True, 1, 1, 1), replace(step(2, False, 1, 1, 1), held=1)], bound=2), []),
+])
 def test_ambiguous_observations_are_uncertain(case: str, o: Observation, candidates: list[str]) -> None:
     found = classify.infer(o)
-    assert found.cls == UNCERTAIN and found.confidence == "low", found.evidence
-    assert found.candidates == candidates
-    assert found.summary.startswith("uncertain") and found.evidence[-1].startswith("so: ")
-
-
-@pytest.mark.parametrize("worst, ms, stalled", [
-    (490, 500, True), (300, 500, True), (150, 500, False), (4, 500, False), (200, 500, None), (None, 500, None),
-    (100, 0, None),  # a WORK whose own time was not measured
-])
-def test_a_stall_is_a_share_of_the_slow_requests_length(worst: float | None, ms: float, stalled: bool | None) -> None:
-    assert stall("blocking", worst, ms).stalled is stalled
-    assert stall("blocking", worst, ms, skipped="why").stalled is None
-
-
-def test_skipped_probes_and_missing_readings_are_said() -> None:
-    o = seen(processes=None, threads=None, serving=None,
-             stalls=[Stall("blocking", "a slow request", 0, skipped="the http protocol offers none")])
-    o.notes.append("idle CPU, processes and threads: no container to read, so from timing alone")
-    found = classify.infer(o)
-    assert "a slow request: skipped: the http protocol offers none" in found.evidence
-    assert any(line.startswith("not measured: idle CPU") for line in found.evidence)
+    assert found.cls == UNCERTAIN and found.candidates == candidates, (case, found.evidence)
 
 
 def test_declared_classes_come_from_model_yaml_and_are_never_inferred_from() -> None:
     assert classify.declared(models.get("prefork")) == ("process-pool", 4)
     assert classify.declared(models.get("threadpool")) == ("thread-pool", 4)
     assert classify.declared(models.get("memcached")) == ("event-loop-workers", None)
-    found = classify.infer(seen(4, waited=True, threads=(9, 9), serving=4, in_processes=2))
+    found = classify.infer(CLASSES["threadpool"][0])
     assert classify.agrees(found, "thread-pool", 4) and not classify.agrees(found, "thread-pool", 2)
     assert classify.agrees(found, None, None) is None
 
 
-# -- reading threads' CPU time -------------------------------------------------------------
+# -- reading tasks from /proc ----------------------------------------------------------------
 
-STAT = """/proc/1/task/1/stat:1 (docker-init) S 0 1 1 0 -1 4194560 0 0 0 0 9 9 0 0 20 0 1 0
-/proc/7/task/7/stat:7 (redis-server) S 1 7 7 0 -1 4194560 0 0 0 0 40 12 0 0 20 0 5 0
-/proc/7/task/8/stat:8 (bio_close_file) S 1 7 7 0 -1 4194560 0 0 0 0 0 1 0 0 20 0 5 0
-/proc/30/task/30/stat:30 (sh) S 0 30 30 0 -1 4194560 0 0 0 0 1 0 0 0 20 0 1 0
-/proc/31/task/31/stat:31 (grep (x)) R 30 30 30 0 -1 4194560 0 0 0 0 2 0 0 0 20 0 1 0
+def stat(pid: int, tid: int, name: str, ppid: int, ticks: int, woken: int) -> str:
+    return f"/proc/{pid}/task/{tid} {woken} {tid} ({name}) S {ppid} 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0"
+
+
+def test_tasks_are_read_leaving_out_the_init_and_execs() -> None:
+    text = "\n".join([stat(1, 1, "docker-init", 0, 9, 3), stat(7, 7, "redis-server", 1, 40, 12),
+                      stat(7, 8, "bio_close_file", 1, 1, 2), stat(30, 30, "sh", 0, 1, 1),
+                      stat(31, 31, "grep (x)", 30, 2, 1), "/proc/9/task/9 garbage"])
+    found = tasks.parse(text)
+    assert found[(31, 31)] == tasks.Task("grep (x)", 30, 2, 1)  # a name with a parenthesis
+    assert set(tasks.own_tasks(found)) == {(7, 7), (7, 8)}
+    # without an init the server is pid 1 of its namespace (parent 0), and an exec's sh has parent 0 too
+    no_init = tasks.parse("\n".join([stat(1, 1, "redis-server", 0, 40, 12), stat(1, 2, "bio", 0, 1, 2),
+                                      stat(30, 30, "sh", 0, 1, 1), stat(31, 31, "grep", 30, 2, 1)]))
+    assert set(tasks.own_tasks(no_init)) == {(1, 1), (1, 2)}
+
+
+def test_who_woke_between_two_readings() -> None:
+    a = tasks.Reading(1.0, {(7, 7): tasks.Task("x", 1, 0, 5), (7, 8): tasks.Task("x", 1, 0, 2)})
+    b = tasks.Reading(1.1, {(7, 7): tasks.Task("x", 1, 0, 6), (7, 8): tasks.Task("x", 1, 0, 2),
+                            (9, 9): tasks.Task("y", 1, 0, 1)})
+    assert tasks.woke(a, b) == {(7, 7)}  # a task born meanwhile did not wake: it was not there to sleep
+
+
+def test_this_process_and_its_children_are_read() -> None:
+    mine = tasks.of_pid(os.getpid())()
+    assert (os.getpid(), os.getpid()) in mine and all(t.woken >= 0 for t in mine.values())
+
+
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:3039 00000000:0000 0A 00000000:00000000 00:00000000 00000000 10001        0 4242 1 0
+   1: 0100007F:3039 0100007F:9C40 01 00000000:00000000 00:00000000 00000000 10001        0 4343 1 0
+   2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0
 """
 
 
-def test_each_threads_cpu_time_is_read_from_proc_leaving_out_the_init_and_execs() -> None:
-    stats = observe.parse_task_stats(STAT)
-    assert stats[(31, 31)] == ("grep (x)", 30, 2)  # a name with a parenthesis
-    assert observe.own_tasks(stats) == {(7, 7): 52, (7, 8): 1}
-    # without an init the server is pid 1 of its namespace (parent 0), and an exec's sh has parent 0 too
-    no_init = {(1, 1): ("redis-server", 0, 52), **{k: v for k, v in stats.items() if k[0] in (30, 31)}}
-    assert observe.own_tasks(no_init) == {(1, 1): 52}
-    readings = [{(7, 7): 10}, {(7, 7): 30, (9, 9): 4}, {(7, 7): 52}]  # 9 was born, then ended
-    assert observe.work_per_thread(readings) == {(7, 7): 42, (9, 9): 4}
+def test_a_listening_socket_is_found_by_its_port() -> None:
+    assert local.listening_inodes(TCP, 12345) == {"4242"}  # established (01) and other ports left out
+    assert local.listening_inodes(TCP, 80) == set()
 
 
-def test_slow_requests_are_the_protocols_own() -> None:
-    assert [r for _, r, _ in observe.SLOW_OFFERS["line"]] == ["BLOCK 500", "SLEEP 500", "WORK 2000000"]
-    assert "http" not in observe.SLOW_OFFERS and "memcached" not in observe.SLOW_OFFERS
-
-
-# -- the verb's bad input: one line, exit 2, before any container ---------------------------
+# -- the verb's bad input: one line, exit 2, before anything is probed ---------------------------
 
 @pytest.mark.parametrize("argv, message", [
     (["classify", "bogus"], "'bogus' is neither a model or server name"),
@@ -199,6 +203,10 @@ def test_slow_requests_are_the_protocols_own() -> None:
     (["classify", "redis", "--network", "x"], "--network and --container are for HOST:PORT targets"),
     (["classify", "redis", "--external"], "--external is for HOST:PORT targets"),
     (["classify", "redis", "--protocol", "smtp"], "invalid choice: 'smtp'"),
+    (["classify", "127.0.0.1:1", "--pid", "999999999"], "--pid 999999999: no such process on this host"),
+    (["classify", "10.0.0.1:80", "--pid", "1"], "--pid probes this host over loopback only"),
+    (["classify", "redis", "--pid", "1"], "--pid takes one HOST:PORT target"),
+    (["classify", "127.0.0.1:1", "--pid", str(os.getpid())], "listen(s) on port 1"),
 ])
 def test_classify_user_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     from lab import cli
@@ -209,8 +217,3 @@ def test_classify_user_errors(argv: list[str], message: str, capsys: pytest.Capt
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
-
-
-def as_fixture(doc: dict[str, Any]) -> dict[str, Any]:
-    """How tests/fixtures/classify-observations.json was made from `lab classify --json`."""
-    return {t["target"]: t["observed"] for t in doc["targets"]}

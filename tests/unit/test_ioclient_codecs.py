@@ -244,3 +244,8 @@ def test_a_reply_still_arriving_is_not_parsed_again_for_each_piece() -> None:
     piece = lines_run(lambda: codec.receive_data(reply[100:200]))
     assert piece <= 12, f"{piece} lines to buffer 100 bytes of a known-length reply"
     assert codec.receive_data(reply[200:]) == 1
+
+
+def test_there_is_a_codec_for_each_protocol_the_schema_names() -> None:
+    from ioschema import PROTOCOLS
+    assert tuple(CODECS) == PROTOCOLS

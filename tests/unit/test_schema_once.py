@@ -13,7 +13,10 @@ import ioschema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "services" / "ioschema"
-NAMES = ("DEFAULT_PORT", "ERROR_KINDS", "END_REASONS", "PATTERNS", "SWARM_SCHEMA", "COMPARE_SCHEMA", "CHECKS_SCHEMA")
+# every upper-case name the package defines: constants, schema names, the tuples both sides read
+NAMES = tuple(n for n in dir(ioschema) if n.isupper())
+TUPLES = [v for n in NAMES if isinstance(v := getattr(ioschema, n), tuple) and len(v) > 1
+          and all(isinstance(e, str) for e in v)]
 SCHEMA_PREFIXES = ("iolab.swarm/", "iolab.compare/", "iolab.checks/")
 
 
@@ -43,7 +46,7 @@ def copies(path: Path) -> list[str]:
                 found.append(f"{path}:{node.lineno}: the literal {v!r}")
         elif isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) for e in node.elts) and node.elts:
             values = tuple(e.value for e in node.elts)
-            if values in (ioschema.ERROR_KINDS, ioschema.END_REASONS, ioschema.PATTERNS):
+            if values in TUPLES:
                 found.append(f"{path}:{node.lineno}: a copy of {values!r}")
     return found
 

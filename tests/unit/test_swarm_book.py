@@ -34,7 +34,7 @@ def test_a_deep_pipeline_answered_in_parts() -> None:
     lg = ledger()
     lg.sent_batch(10.0, 4)
     lg.replied(1, 10.0 + 4 * TICK, True, refill=True)  # one answered, one more sent
-    assert lg.pending() == [(10.0, 3, 0.0), (10.0 + 4 * TICK, 1, 0.0)]
+    assert lg.pending() == [Batch(10.0, 3, 0.0), Batch(10.0 + 4 * TICK, 1, 0.0)]
     lg.replied(4, 10.0 + 6 * TICK, True)
     assert lg.pending() == [] and lg.inflight == 0
     us = [int(4 * TICK * 1e6)] + [int(6 * TICK * 1e6)] * 3 + [int(2 * TICK * 1e6)]
@@ -46,12 +46,12 @@ def test_an_open_loop_schedule_extends_its_last_batch() -> None:
     lg = ledger()
     lg.sent_batch(5.0, 1, TICK)
     lg.sent_batch(5.0 + TICK, 3, TICK)  # the next slots of the same schedule
-    assert lg.pending() == [(5.0, 4, TICK)]
+    assert lg.pending() == [Batch(5.0, 4, TICK)]
     lg.sent_batch(5.0 + 9 * TICK, 1, TICK)  # a gap: a batch of its own
-    assert lg.pending() == [(5.0, 4, TICK), (5.0 + 9 * TICK, 1, TICK)]
+    assert lg.pending() == [Batch(5.0, 4, TICK), Batch(5.0 + 9 * TICK, 1, TICK)]
     assert isinstance(lg.later[0], Batch)
     lg.replied(2, 5.0 + 10 * TICK, True)
-    assert lg.pending() == [(5.0 + 2 * TICK, 2, TICK), (5.0 + 9 * TICK, 1, TICK)]
+    assert lg.pending() == [Batch(5.0 + 2 * TICK, 2, TICK), Batch(5.0 + 9 * TICK, 1, TICK)]
 
 
 def test_more_replies_than_requests_are_not_matched() -> None:
@@ -77,10 +77,17 @@ def test_an_action_is_answered_after_the_requests_before_it() -> None:
     lg.sent_batch(1.1, 1)
     assert not lg.action_next()
     lg.replied(2, 1.2, True)
-    assert lg.action_next()
-    sent = lg.actions.popleft()
-    assert sent.action.send == "STATS" and sent.before == 2
+    assert lg.action_next() and lg.actions[0].before == 2
+    assert lg.take_action().send == "STATS"
     assert not lg.action_next() and lg.replied(1, 1.3, True) == 1
+
+
+def test_actions_still_waiting_when_the_connection_ends_are_handed_over() -> None:
+    lg = ledger()
+    a, b = Action(0.5, 1, "STATS"), Action(0.6, 1, "SLEEP 10")
+    lg.sent_action(a)
+    lg.sent_action(b)
+    assert lg.drop_actions() == [a, b] and not lg.actions and not lg.action_next()
 
 
 # -- the timeline's caps --------------------------------------------------------
@@ -168,24 +175,25 @@ def test_ledger_matches_one_send_time_per_request(ops: list[tuple], timeline: in
             take, queue = queue[:k], queue[k:]
             assert got == len(take)
             for sent in take:
-                us = int((now - sent) * 1e6)
-                latencies.append(us)
+                us = int((now - sent) * 1e6)  # below 0 when a schedule runs ahead of now
+                latencies.append(max(us, 0))  # clamped, and counted by the histogram
                 if measure:
                     measured.append(us)
                 if len(pairs) < timeline:
                     pairs.append((sent, now))
     assert lg.inflight == len(queue) and lg.answered == len(latencies)
-    assert [t + j * step for t, n, step in lg.pending() for j in range(n)] == queue
+    assert [b.t + j * b.step for b in lg.pending() for j in range(b.n)] == queue
     want = Histogram.of(measured)
     assert lg.hist.counts == want.counts
     assert (lg.hist.total, lg.hist.sum, lg.hist.min, lg.hist.max) == (want.total, want.sum, want.min, want.max)
+    assert lg.hist.clamped == want.clamped == sum(1 for us in measured if us < 0)
     assert lg.lat_sum == sum(latencies) and lg.lat_max == max(latencies, default=0)
     assert lg.tl == pairs
 
 
 @given(st.lists(st.integers(0, 10**9), min_size=1, max_size=200))
-def test_the_inlined_recording_is_histogram_record(values: list[int]) -> None:
-    """The fast path records by hand into the histogram's fields."""
+def test_the_common_case_records_as_histogram_record(values: list[int]) -> None:
+    """Strict ping-pong, the common case, records as Histogram.record does."""
     lg = ledger()
     lg.sent_batch(0.0, 1)
     t = 0.0
@@ -201,3 +209,49 @@ def test_the_inlined_recording_is_histogram_record(values: list[int]) -> None:
         t = now
     assert lg.hist.counts == want.counts
     assert (lg.hist.total, lg.hist.sum, lg.hist.min, lg.hist.max) == (want.total, want.sum, want.min, want.max)
+
+
+def test_a_latency_below_zero_counts_as_zero_and_as_clamped() -> None:
+    """One rule everywhere (fastpath.c too): truncated to whole microseconds,
+    below 0 counted as 0, and the histogram says how many were."""
+    lg = ledger()
+    lg.sent_batch(2.0, 2)
+    assert lg.replied(2, 2.0 - TICK, True) == 2  # a reply "before" its request: a clock gone wrong
+    assert (lg.lat_sum, lg.lat_max, lg.hist.min, lg.hist.max, lg.hist.total, lg.hist.clamped) == (0, 0, 0, 0, 2, 2)
+    lg.sent_batch(3.0, 1)
+    lg.replied(1, 3.0 - TICK, False)  # warm-up: in the connection's figures, not the histogram's
+    assert (lg.lat_sum, lg.hist.total, lg.hist.clamped) == (0, 2, 2)
+    assert Histogram.from_json(lg.hist.to_json()).clamped == 2
+
+
+class FakeDelta:
+    """What fastpath.c hands back for a connection (fastpath.Delta's fields)."""
+
+    def __init__(self, **fields: float) -> None:
+        self.__dict__.update(dict(t=0.0, first=-1.0, last=-1.0, sent=0, bytes_in=0, lat_sum=0, lat_max=0,
+                                  pairs=0), **fields)
+
+
+class FakePair:
+    def __init__(self, sent: float, reply: float) -> None:
+        self.sent, self.reply = sent, reply
+
+
+def test_what_c_booked_is_added_in_as_the_ledger_would_have_booked_it() -> None:
+    """C answers the one batch in flight whole and refills it, reply after
+    reply; applying its delta leaves the ledger as replying here would."""
+    here, there = ledger(timeline=10), ledger(timeline=10)
+    for lg in (here, there):
+        lg.sent_batch(1.0, 2)
+        lg.replied(2, 1.0 + TICK, True, refill=True)  # the first in Python: it reserves timeline room
+    times = [1.0 + TICK * i for i in (3, 4, 7)]
+    sent = [1.0 + TICK] + times[:-1]
+    for now in times:
+        here.replied(2, now, True, refill=True)
+    us = [int((r - s) * 1e6) for s, r in zip(sent, times)]
+    pairs = [FakePair(s, r) for s, r in zip(sent, times) for _ in range(2)]
+    there.apply(FakeDelta(t=times[-1], first=times[0], last=times[-1], sent=6, lat_sum=2 * sum(us),
+                          lat_max=max(us), pairs=6), pairs)
+    for name in ("t", "n", "sent", "answered", "inflight", "lat_sum", "lat_max", "last", "tl", "tl_left"):
+        assert getattr(there, name) == getattr(here, name), name
+    assert there.first == here.first == 1.0 + TICK  # the first reply of all, not C's first

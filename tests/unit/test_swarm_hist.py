@@ -114,6 +114,10 @@ def test_json_buckets_merge_by_their_lowest_value() -> None:
 def test_empty_and_negative() -> None:
     h = Histogram()
     assert h.summary()["count"] == 0 and h.percentile(99) == 0 and h.mean == 0.0
-    h.record(-5)  # a clock that stepped back is counted as zero, not lost
-    assert h.min == 0 and h.total == 1
-    assert Histogram().merge(h).total == 1
+    h.record(-5)  # a clock that stepped back is counted as zero, not lost, and said
+    assert h.min == 0 and h.total == 1 and h.clamped == 1
+    assert Histogram().merge(h).clamped == 1 and Histogram().merge(h).total == 1
+    assert Histogram.from_json(h.to_json()).clamped == 1
+    old = h.to_json()
+    del old["clamped"]  # results written before clamps were counted
+    assert Histogram.from_json(old).clamped == 0

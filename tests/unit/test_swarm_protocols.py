@@ -1,9 +1,9 @@
 """The swarm speaking other protocols, without sockets or a real clock.
 
-A worker (engine.py) runs with the real client codecs (services/ioclient)
-against a stub far end, as in test_swarm_engine.py: the test writes what
-the server answers, in whatever pieces it likes, and says what time it is.
-The server's bytes are the ones real servers sent (the codec tests'
+A worker runs with the real client codecs (services/ioclient) on the test
+bench of test_swarm_worker.py (swarm_rig.py): the test writes what the
+server answers, in whatever pieces it likes, and says what time it is.  The
+server's bytes are the ones real servers sent (the codec tests'
 recordings).  Then the flags: defaults per protocol, and every refusal is
 one line and exit status 2.
 """
@@ -11,128 +11,56 @@ one line and exit status 2.
 from __future__ import annotations
 
 import json
-import os
-import select
-import socket
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pytest
 
-from iorun import Trace
-from lab.measure import analysis
-from swarm import book, fastpath, patterns, results, swarm, wire
-from swarm.conn import CLOSED, OPEN, Conn, Plan
-from swarm.engine import Engine
+from swarm import fastpath, flags, patterns, results, wire
+from swarm.conn import CLOSED, OPEN, Conn
+from swarm.report import WorkerReport
 
+from .swarm_rig import T0, FakeSocket, Rig, rig  # noqa: F401  (rig: the fixture)
 from .test_ioclient_postgres import SELECT_1, STARTUP, TERMINATED, TOO_MANY
 
-T0 = 1024.0
 MS = 1 / 1024  # a binary fraction of a second: times add up exactly
-IN = select.EPOLLIN
 QUERY = b"Q\x00\x00\x00\rSELECT 1\x00"
 TERMINATE = b"X\x00\x00\x00\x04"
 
 
-class Far:
-    """One connection's far end: what the swarm wrote, what the server says."""
-
-    def __init__(self) -> None:
-        self.wire = bytearray()
-        self.answers = bytearray()
-        self.eof = False  # the server closed: recv returns 0 once answers are read
-
-    def send(self, data: bytes) -> int:
-        self.wire += bytes(data)
-        return len(data)
-
-    def recv_into(self, buf: bytearray) -> int:
-        if not self.answers:
-            if self.eof:
-                return 0
-            raise BlockingIOError
-        n = min(len(buf), len(self.answers))
-        buf[:n] = self.answers[:n]
-        del self.answers[:n]
-        return n
-
-    def close(self) -> None:  # stands in for the socket the engine closes
-        pass
-
-
 class Lab:
-    """One worker with a codec, and its trace as a list of events."""
+    """One worker with a codec (on a rig), and its trace as a list of events."""
 
-    def __init__(self, tmp: Path, pattern: patterns.Pattern, protocol: str, message: str, *,
-                 clients: int = 1, count: int | None = None, level: str = "conn",
-                 **options: Any) -> None:
-        make = wire.codec_factory(protocol, **options)
-        assert make is not None
-        encode = make().request
-        self.trace_path = tmp / "trace.jsonl"
-        self.fd = os.open(self.trace_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        plan = Plan(worker=0, clients=list(range(1, clients + 1)), active=clients, pattern=pattern,
-                    message=lambda i: encode(message.format(i=i)), addr=("127.0.0.1", 9),
-                    family=socket.AF_INET, t0=T0, warm_end=T0, t_end=T0 + 100, count=count, ramp=None,
-                    connect_timeout=1.0, max_connecting=clients, codec=make)
-        self.eng = Engine(plan, Trace("swarm", level, fd=self.fd))
-        self.eng.live = self.eng.active_live = clients
-        self.eng.storm_left = dict.fromkeys(plan.clients, 1)  # storm: one connection per slot
-        self.pipes: list[int] = []
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.eng = rig.worker
 
-    def connect(self, client: int, now: float) -> tuple[Conn, Far]:
-        """A connection whose TCP connect has just completed (what
-        _connect_done does once the socket is there)."""
-        eng = self.eng
-        c = eng._make_conn(client, now)
-        eng.unfinished.add(c)
-        eng.by_client[client] = c
-        r, w = os.pipe()
-        self.pipes += [r, w]
-        far = Far()
-        c.state, c.fd, c.name, c.tcp_end = OPEN, w, f"stub:{client}", now
-        c.sock = far  # type: ignore[assignment]  # the engine only closes it
-        c.send, c.recv_into = far.send, far.recv_into
-        eng.conns[w] = c
-        eng.ep.register(w, IN)
-        eng._tcp_connected(c, now)
-        return c, far
+    def connect(self, client: int, now: float) -> tuple[Conn, FakeSocket]:
+        """The client's TCP connect completes at ``now``."""
+        return self.rig.connect(client, now)
 
-    def answer(self, c: Conn, far: Far, data: bytes, now: float, *, bytewise: bool = False) -> None:
+    def answer(self, c: Conn, far: FakeSocket, data: bytes, now: float, *, bytewise: bool = False) -> None:
         """The server sends ``data`` (one byte per read if ``bytewise``)."""
-        pieces = [data[i:i + 1] for i in range(len(data))] if bytewise else [data]
-        for piece in pieces:
-            far.answers += piece
-            if c.state == OPEN:
-                self.eng._event(c.fd, IN, now)
+        self.rig.answer(c, data, now, bytewise=bytewise)
 
-    def close_far(self, c: Conn, far: Far, now: float) -> None:
-        far.eof = True
-        self.eng._event(c.fd, IN, now)
+    def close_far(self, c: Conn, far: FakeSocket, now: float) -> None:
+        self.rig.close_far(c, now)
+
+    def turn(self, now: float) -> None:
+        self.rig.turn(now)
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.trace_path.read_text().splitlines()]
+        return self.rig.events()
 
     def record(self, client: int = 1) -> dict[str, Any]:
-        return next(r for r in self.eng.tally.records if r["client"] == client)
-
-    def close(self) -> None:
-        for fd in self.pipes + [self.fd]:
-            os.close(fd)
-        self.eng.ep.close()
+        return self.rig.record(client)
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Any]:
-    made: list[Lab] = []
-
-    def make(*args: Any, **kwargs: Any) -> Lab:
-        made.append(Lab(tmp_path, *args, **kwargs))
-        return made[-1]
-
-    yield make
-    for one in made:
-        one.close()
+def lab(rig: Callable[..., Rig]) -> Callable[..., Lab]:
+    def make(pattern: patterns.Pattern, protocol: str, message: str, **kwargs: Any) -> Lab:
+        return Lab(rig(pattern, protocol=protocol, message=message, **kwargs))
+    return make
 
 
 # -- handshakes ---------------------------------------------------------------------
@@ -146,12 +74,12 @@ def test_postgres_is_connected_only_once_ready_for_query(lab: Any) -> None:
     assert far.wire == startup and not c.ready and t.eng.tally.connect.total == 0
     t.answer(c, far, STARTUP[-1:], T0 + 2 * MS)  # the ReadyForQuery's last byte
     assert c.ready and c.connect_end == T0 + 2 * MS and far.wire == startup + QUERY
-    assert t.eng.tally.handshake.total == 1 and t.eng.first_connected == {1: T0 + 2 * MS}
+    assert t.eng.tally.handshake.total == 1 and t.eng.first_connects == {1: T0 + 2 * MS}
     t.answer(c, far, SELECT_1, T0 + 3 * MS, bytewise=True)
     assert c.ledger.answered == 1 and far.wire == startup + QUERY * 2  # the reply bought the next query
     assert t.eng.tally.latency.summary()["max_us"] == int(MS * 1e6)
     ready = [e for e in t.events() if e["ev"] == "ready"]
-    assert [(e["conn"], e["handshake_us"]) for e in ready] == [("stub:1", int(2 * MS * 1e6))]
+    assert [(e["conn"], e["handshake_us"]) for e in ready] == [(c.name, int(2 * MS * 1e6))]
 
 
 def test_a_refused_session_is_a_failed_connection_of_its_own_kind(lab: Any) -> None:
@@ -164,7 +92,7 @@ def test_a_refused_session_is_a_failed_connection_of_its_own_kind(lab: Any) -> N
         ("refused-by-server", {"refused-by-server": 1}, None, T0)
     totals = t.eng.tally.totals
     assert (totals["failed"], totals["connected"], totals["tcp_connected"]) == (1, 0, 1)
-    assert t.eng.tally.errors["refused-by-server"] == 1 and not t.eng.first_connected
+    assert t.eng.tally.errors["refused-by-server"] == 1 and not t.eng.first_connects
     (error,) = [e for e in t.events() if e["ev"] == "error"]
     assert error["kind"] == "refused-by-server" and error["phase"] == "handshake"
     assert "too many clients" in error["detail"]
@@ -173,9 +101,9 @@ def test_a_refused_session_is_a_failed_connection_of_its_own_kind(lab: Any) -> N
 def test_a_silent_handshake_times_out_on_its_own_clock(lab: Any) -> None:
     t = lab(patterns.PingPong(1), "postgres", "SELECT 1")
     c, far = t.connect(1, T0 + 0.5)  # the TCP connect took half the connect timeout
-    t.eng._timers(T0 + 1.25)  # past the connect's deadline, within the handshake's
+    t.turn(T0 + 1.25)  # past the connect's deadline, within the handshake's
     assert c.state == OPEN
-    t.eng._timers(T0 + 1.5)
+    t.turn(T0 + 1.5)
     r = t.record()
     assert (r["close"], r["errors"], r["connect_end"]) == ("timeout", {"timeout": 1}, None)
     assert t.eng.tally.totals["failed"] == 1
@@ -308,13 +236,13 @@ def test_error_replies_are_counted_per_connection(lab: Any) -> None:
 ])
 def test_an_action_goes_through_the_codec_and_its_reply_text_is_kept(
         lab: Any, protocol: str, pattern_reply: bytes, send: str, wanted: bytes, reply: bytes, text: str) -> None:
-    t = lab(patterns.PingPong(1), protocol, wire.DEFAULT_MESSAGES[protocol], **({"host": "web"} if protocol == "http"
-                                                                              else {}))
+    action = patterns.Action(MS, 1, send)
+    t = lab(patterns.PingPong(1), protocol, wire.DEFAULT_MESSAGES[protocol], actions=[action],
+            **({"host": "web"} if protocol == "http" else {}))
     c, far = t.connect(1, T0)
     if c.codec.handshake():
         t.answer(c, far, STARTUP, T0)
-    action = patterns.Action(0.5, 1, send)
-    t.eng._fire_action(action, T0 + MS)
+    t.turn(T0 + MS)  # the action's time
     assert far.wire.endswith(wanted) and c.slow and c.codec.keep  # texts only while it is in flight
     t.answer(c, far, pattern_reply + reply, T0 + 2 * MS, bytewise=True)
     assert (action.outcome, action.reply) == ("reply", text)
@@ -322,10 +250,10 @@ def test_an_action_goes_through_the_codec_and_its_reply_text_is_kept(
 
 
 def test_an_action_before_the_session_is_ready_is_not_connected(lab: Any) -> None:
-    t = lab(patterns.PingPong(1), "postgres", "SELECT 1")
+    action = patterns.Action(MS, 1, "SELECT 1")
+    t = lab(patterns.PingPong(1), "postgres", "SELECT 1", actions=[action])
     c, far = t.connect(1, T0)
-    action = patterns.Action(0.0, 1, "SELECT 1")
-    t.eng._fire_action(action, T0 + MS)
+    t.turn(T0 + MS)  # the action's time: the session is not ready yet
     assert action.outcome == "not-connected" and far.wire == c.codec.handshake()
 
 
@@ -345,10 +273,11 @@ def test_results_carry_the_protocol_and_the_handshakes(lab: Any) -> None:
     c, far = t.connect(1, T0)
     t.answer(c, far, STARTUP, T0 + 4 * MS)
     t.answer(c, far, SELECT_1, T0 + 5 * MS)
-    report = json.loads(json.dumps(t.eng._finish()))  # as a worker sends it to the parent
-    args = swarm.parse_args(["--protocol", "postgres", "--target", "db:5432", "--clients", "1",
+    sent = json.dumps(t.eng.finish().to_json())  # as a worker sends it to the parent
+    report = WorkerReport.from_json(json.loads(sent))
+    args = flags.parse_args(["--protocol", "postgres", "--target", "db:5432", "--clients", "1",
                              "--pattern", "pingpong"])
-    doc = results.build(config=swarm.config_of(args, 1), environment={}, workers=[report], failures=[],
+    doc = results.build(config=flags.config_of(args, 1), environment={}, workers=[report], failures=[],
                         warnings=[], t0=T0, wall0=0.0, ended=T0 + 1, wall_end=1.0,
                         cpu={"user_s": 0, "sys_s": 0, "workers_s": 0, "measured_s": 0, "parent": {}},
                         limits={}, actions=[])
@@ -366,25 +295,25 @@ def test_results_carry_the_protocol_and_the_handshakes(lab: Any) -> None:
 
 @pytest.mark.parametrize("protocol", wire.PROTOCOLS)
 def test_each_protocol_has_a_default_message(protocol: str) -> None:
-    args = swarm.parse_args(["--protocol", protocol, "--target", "h:80"])
+    args = flags.parse_args(["--protocol", protocol, "--target", "h:80"])
     assert args.message == wire.DEFAULT_MESSAGES[protocol]
-    assert swarm.config_of(args, 1)["protocol"] == protocol
+    assert flags.config_of(args, 1)["protocol"] == protocol
     assert (args.codec is None) == (protocol == "line")
 
 
 @pytest.mark.parametrize("target,host", [("web:8080", "web:8080"), ("web:80", "web"), ("[::1]:81", "[::1]:81")])
 def test_the_http_host_defaults_to_the_target(target: str, host: str) -> None:
-    args = swarm.parse_args(["--protocol", "http", "--target", target])
+    args = flags.parse_args(["--protocol", "http", "--target", target])
     assert args.http_host == host and args.codec().host == host
 
 
 def test_postgres_logs_in_as_lab_unless_told() -> None:
-    args = swarm.parse_args(["--protocol", "postgres", "--user", "alice"])
+    args = flags.parse_args(["--protocol", "postgres", "--user", "alice"])
     assert (args.user, args.database) == ("alice", "lab")
     assert b"user\0alice\0database\0lab\0" in args.codec().handshake()
 
 
-@pytest.mark.parametrize("flags,says", [
+@pytest.mark.parametrize("argv,says", [
     (["--protocol", "redis", "--size", "64"], "--size pads line-protocol requests"),
     (["--protocol", "redis", "--user", "x"], "--user and --database are for --protocol postgres"),
     (["--protocol", "line", "--http-host", "x"], "--http-host is for --protocol http"),
@@ -397,10 +326,10 @@ def test_postgres_logs_in_as_lab_unless_told() -> None:
     (["--protocol", "http", "--http-host", "a b"], "is not a host name"),
     (["--protocol", "smtp"], "invalid choice"),
 ])
-def test_bad_protocol_flags_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], flags: list[str],
+def test_bad_protocol_flags_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                     says: str) -> None:
     with pytest.raises(SystemExit) as exit_:
-        swarm.parse_args(flags)
+        flags.parse_args(argv)
     assert exit_.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and says in errors[0], errors
@@ -410,15 +339,15 @@ def test_a_native_fast_path_asked_for_where_none_is_built_is_one_line_and_exit_2
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(fastpath, "LIBRARY", tmp_path / "libfastpath.so")  # a checkout: nothing compiled
     with pytest.raises(SystemExit) as exit_:
-        swarm.parse_args(["--fast-path", "native"])
+        flags.parse_args(["--fast-path", "native"])
     assert exit_.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "no libfastpath.so" in errors[0], errors
     for choice, on in (("auto", True), ("python", False)):  # auto falls back to Python without a word
-        args = swarm.parse_args(["--fast-path", choice])
-        assert swarm.config_of(args, 1)["fast_path"] == choice and (args.fast_path != "python") is on
+        args = flags.parse_args(["--fast-path", choice])
+        assert flags.config_of(args, 1)["fast_path"] == choice and (args.fast_path != "python") is on
 
 
 def test_noreply_is_fine_for_clients_that_only_hold() -> None:
-    args = swarm.parse_args(["--protocol", "memcached", "--pattern", "hold", "--message", "delete k noreply"])
+    args = flags.parse_args(["--protocol", "memcached", "--pattern", "hold", "--message", "delete k noreply"])
     assert args.message == "delete k noreply"

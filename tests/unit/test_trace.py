@@ -2,7 +2,7 @@
 
 Whatever a payload holds (quotes, backslashes, control characters, bytes
 that are not UTF-8, a multi-byte character cut at the preview's end), every
-line is one JSON object with the README's fields.  Written through a pipe,
+line is one JSON object with the fields docs/schemas.md gives.  Written through a pipe,
 read back, parsed with json.loads.
 """
 
@@ -52,7 +52,7 @@ def parsed(write: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines_of(write, **kwargs)]
 
 
-def test_event_fields_are_those_of_the_readme() -> None:
+def test_event_fields_are_those_of_the_docs() -> None:
     before = time.monotonic()
     [start, recv, close] = parsed(lambda t: (
         t.event("start", host="0.0.0.0", port=12345, somaxconn=None, wall=1.25, trace="msg"),
