@@ -36,10 +36,10 @@ from ..errors import LabError
 from ..measure import analysis as a
 from . import client_side
 from .context import Context, connected_clients, threads_while_serving
-from .registry import JUDGES, judge
 from .domain import (CPU_WINDOW_MIN_S, FD_SLACK, WORK_CORES_MIN, WORK_MS_MIN, action_in_order, distinct_clients,
                      finite, need_count, need_grew, need_in, need_same_pid, need_threads, pairs_in_order,
                      spans_in_order, timeline_in_order)
+from .registry import JUDGES, judge
 from .verdict import Missing, Verdict, need
 
 __all__ = ["JUDGES"]
