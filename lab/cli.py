@@ -18,7 +18,7 @@ import traceback
 from typing import Any
 
 from . import __version__, config, verbs
-from .console import fail
+from .console import QuietStdout, fail
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ExpectationFailed, LabError, NotJudged
 
 # The order verbs are listed in; verbs found in lab/verbs but not here follow.
@@ -82,17 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     from .run import live
     live.forget_runs()
+    stdout = sys.stdout
+    sys.stdout = QuietStdout(stdout)  # `lab models | head -1`: the verb's own exit code, nothing said
     try:
         config.require_root()
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except (LabError, ExpectationFailed, NotJudged) as exc:
         fail(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         fail("interrupted; what this run started has been removed")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `lab logs | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # a write that went around sys.stdout
         return 0
     except Exception as exc:  # anything else is the lab's own bug
         return _internal_error(exc, args.debug)
+    finally:
+        sys.stdout = stdout

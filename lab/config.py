@@ -1,7 +1,8 @@
 """Where things are and what they are called, from the environment.
 
 LAB_HOME       the lab's folder (services/, scenarios/, compose.yaml); found
-               by itself in a clone, see find_root()
+               by itself in a clone, see find_root(); set to anything else, an
+               error (require_root)
 LAB_NAME       the lab's name in every label (default "iolab"); tests use their
                own so they never touch a user's runs
 LAB_RUNS_DIR   where run directories go (default ./runs in the lab's folder)
@@ -50,7 +51,13 @@ APP_REPO = "iolab/app"
 
 def require_root() -> None:
     """Every verb needs services/, scenarios/ and compose.yaml: say where
-    they were looked for when they are nowhere."""
+    they were looked for when they are nowhere.  A LAB_HOME that is not the
+    lab's folder is a mistake to say, not a hint to pass over."""
+    home = os.environ.get("LAB_HOME")
+    if home and not _is_root(Path(home).expanduser()):
+        raise EnvironmentProblem(
+            f"LAB_HOME={home} is not the lab's folder (it holds no services/, scenarios/ and compose.yaml): "
+            f"point it at a clone of the lab, or unset it")
     if _found is None:
         looked = ", ".join(dict.fromkeys(str(p) for p in candidates()[:4]))
         raise EnvironmentProblem(

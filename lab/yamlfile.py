@@ -54,15 +54,29 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load(path: Path, text: str | None = None) -> Any:
-    """Parse a YAML file; malformed YAML is a UsageError naming file and line."""
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; unreadable or not UTF-8 is a UsageError naming file and line."""
     try:
-        if text is None:
-            text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
     try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8") from None
+
+
+def load(path: Path, text: str | None = None) -> Any:
+    """Parse a YAML file; malformed YAML is a UsageError naming file and line."""
+    if text is None:
+        text = read_text(path)
+    try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        line = text[:exc.position].count("\n") + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise UsageError(f"{path}:{line}: a character YAML does not allow ({char}); remove it") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

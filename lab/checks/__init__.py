@@ -4,6 +4,7 @@
                     again when the host was too busy
     context.py      what a judge reads (Context): the model, the scenario, what was recorded
     judges.py       the judges: what each check measures, and how it compares with model.yaml
+    domain.py       what each figure a judge reads can physically be: outside it, not judged
     client_side.py  the judges' reading of a target without the lab's trace (real servers)
     registry.py     each judge by name, with the evidence it needs
     verdict.py      a Verdict per key; checks.json; the exit of a verb that judged

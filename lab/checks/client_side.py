@@ -24,6 +24,7 @@ from typing import Any
 from ..measure import analysis as a
 from .context import Context, connected_clients, threads_while_serving
 from .registry import judge
+from .domain import action_in_order, spans_in_order, timeline_in_order
 from .verdict import Missing, Verdict, need
 
 
@@ -38,6 +39,7 @@ def served_at_once(ctx: Context) -> list[Verdict]:
             probe, conns = connected_clients(ctx)
             seen.update(spans=a.client_spans(probe.results, probe.ended), conns=conns, began=probe.began,
                         closed=a.closed_by_server(probe.results))
+            spans_in_order(seen["spans"], "the clients' records: the span served")
         return seen["spans"]
 
     def peak_served(key: str) -> Verdict:
@@ -101,7 +103,8 @@ RELEASED_WITHIN = 0.1  # share of the slow request's length: "released with it"
 
 
 @judge(host_cpu=True,
-       needs=("the target's slow request (model.yaml slow:) sent and answered",
+       needs=("the target's slow request (model.yaml slow:) sent and answered, its reply after it",
+              "the swarm's timeline in order: every reply after its request, finite times",
               "every client the scenario asked for connected",
               "other clients' requests sent while it ran",
               "what the host could give meanwhile, when the others were late (unless their replies "
@@ -121,6 +124,8 @@ def slow_stalls(ctx: Context) -> list[Verdict]:
         assert act is not None
         need(act.get("outcome") == "reply", f"{send} got no reply ({act.get('outcome')}): the server did not "
                                             "come back from it")
+        action_in_order(act)
+        timeline_in_order(results)  # the others' waits: replies after their sends
         asked, connected = ctx.asked(), len(a.conns_of(results))
         need(connected == asked, f"only {connected} of {asked} clients connected")
         closes_ok = bool(ctx.model.spec.get("closes_idle"))

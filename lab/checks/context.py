@@ -8,6 +8,7 @@ verdict names its model, check, claim and declared value the same way.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from ..measure.procs import Sample
 from ..plan.models import Model
 from ..plan.scenarios import Scenario
 from ..run.probe import Probe, Target
+from .domain import CORES_SLACK, distinct_clients, need_threads
 from .verdict import NOT_JUDGED, Missing, Verdict, need
 
 
@@ -37,6 +39,7 @@ def connected_clients(ctx: Context) -> tuple[Any, Any]:
     conns = analysis.conns_of(probe.results)
     need(ctx.asked() > 0, "the scenario asked for no clients")
     need(conns, f"none of the {ctx.asked()} clients asked for connected")
+    distinct_clients(probe.results.get("connections", []))
     return probe, conns
 
 
@@ -49,6 +52,7 @@ def threads_while_serving(ctx: Context, key: str, served: dict[str, tuple[float,
     start, end = min(s for s, _ in served.values()), max(e for _, e in served.values())
     during = [s for s in samples if start <= s.t <= end and s.per_process]
     need(during, f"none of the {len(samples)} samples of the server's threads was taken while clients were served")
+    need_threads(during)
     most = max(max(s.per_process.values()) for s in during)
     want = ctx.expect(key)
     return ctx.verdict(key, f"{want} per process", f"at most {most} while serving {len(served)}",
@@ -105,6 +109,20 @@ class Context:
             return None
         a, b = sampler.at(start), sampler.at(end)
         return None if a is None or b is None else (b - a) / (end - start)
+
+    def cores_bound(self, probe: str) -> float:
+        """The most cores the server can have used during ``probe``: the CPUs
+        present on the engine's host (/proc/stat, read around the probe),
+        plus the interpolation's slack.  Not the container's CPU limit: CFS
+        enforces it per 100 ms period, so a shorter window may exceed it.
+        Where the host was not read, the most of what is known (this
+        machine's CPUs, the container's limit): never a false refusal."""
+        load = self.host.get(probe)
+        if load is not None and getattr(load, "cpus", None):
+            return float(load.cpus) + CORES_SLACK
+        limits = getattr(getattr(self.target, "container", None), "limits", None)
+        nano = getattr(limits(), "nano_cpus", None) if limits is not None else None
+        return max(float(os.cpu_count() or 1), (nano or 0) / 1e9) + CORES_SLACK
 
     def host_check(self, probe: str, need_key: str, start: float | None = None,
                    end: float | None = None) -> tuple[str | None, dict[str, Any]]:

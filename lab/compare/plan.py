@@ -40,9 +40,12 @@ def pick_models(text: str | None, known: list[str], references: list[str] | None
     ``text`` runs whatever the flag says."""
     refs = references or []
     first = refs if with_references else []
-    if not text:
+    if text is None:
         return first + sorted((k for k in known if k not in refs), key=order_key)
     wanted = [m.strip() for m in text.split(",") if m.strip()]
+    if not wanted:  # `--models ''` (an unset variable): never the whole default set
+        raise UsageError(f"--models {text!r} names no model: name some (A,B,...), or leave the flag out for "
+                         "every one")
     unknown = [m for m in wanted if m not in known]
     if unknown or not wanted:
         raise UsageError(f"unknown model '{(unknown or [text])[0]}'; the models are: {', '.join(known)}")
@@ -132,8 +135,8 @@ def make_plan(req: Request, catalogue: dict[str, models.Model], topology: compos
     refs = [n for n, m in catalogue.items() if kind_of(m) == "reference" and n in topology.services]
     servers = [n for n, m in catalogue.items() if kind_of(m) == "server"]
     usual = [n for n in catalogue if n not in servers]  # by default: the Python models and the ceiling
-    chosen = pick_models(req.models, list(catalogue), refs, with_references=not req.no_native) if req.models \
-        else pick_models(None, usual, refs, with_references=not req.no_native)
+    chosen = pick_models(req.models, list(catalogue), refs, with_references=not req.no_native) \
+        if req.models is not None else pick_models(None, usual, refs, with_references=not req.no_native)
     if req.targets == "real":
         chosen += [n for n in servers if n not in chosen]
     clients = pick_clients(req.client)

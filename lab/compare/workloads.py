@@ -70,10 +70,14 @@ WORKLOADS: tuple[Workload, ...] = (
 
 
 def pick_workloads(text: str | None) -> list[Workload]:
-    if not text:
+    """The workloads named (NAME[,NAME...]), or every default one when ``text`` is None."""
+    if text is None:
         return [w for w in WORKLOADS if w.default]
     by_name = {w.name: w for w in WORKLOADS}
     wanted = [s.strip() for s in text.split(",") if s.strip()]
+    if not wanted:  # `--scenario ''` (an unset variable): never the whole default set
+        raise UsageError(f"--scenario {text!r} names no workload: name some ({', '.join(by_name)}), or leave "
+                         "the flag out for the default ones")
     for name in wanted or [text]:
         if name not in by_name:
             raise UsageError(f"unknown scenario '{name}'; the scenarios are: {', '.join(by_name)}")

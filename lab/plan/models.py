@@ -99,8 +99,18 @@ class Model:
         return replace(self, expect={**self.expect, **overrides})
 
 
+# The numbers a declaration may hold: (least, most).  A thread count is of
+# one process (a container holds at most 10,500 tasks); a descriptor limit
+# is below Linux's most (fs.nr_open, 2**20).
+EXPECT_RANGES: dict[str, tuple[int, int]] = {"thread_count": (1, 10_500), "fd_limit": (1, 2**20)}
+WORKERS_MAX = 1024  # a pool's processes or threads
+SLOW_MS_MAX = 60_000  # a slow request longer than a minute outlasts any probe
+
+
 def _allowed(value: Any, choices: tuple[Any, ...]) -> bool:
-    return any(value is c or (isinstance(c, type) and isinstance(value, c)) or
+    """Is ``value`` one of ``choices`` (a type: any value of it; a bool is no int)?"""
+    return any(value is c or (isinstance(c, type) and isinstance(value, c) and not
+                              (isinstance(value, bool) and c is not bool)) or
                (value == c and type(value) is type(c)) for c in choices)
 
 
@@ -113,6 +123,9 @@ def check_expect(key: str, value: Any, where_: str) -> None:
                          f"(known: {', '.join([*EXPECT, *OPTIONAL_EXPECT])})")
     if not _allowed(value, choices):
         raise UsageError(f"{where_}: expect.{key} is {value!r}; allowed: {' | '.join(map(str, choices))}")
+    least, most = EXPECT_RANGES.get(key, (None, None))
+    if isinstance(value, int) and not isinstance(value, bool) and least is not None and not least <= value <= most:
+        raise UsageError(f"{where_}: expect.{key} is {value}; it must be from {least} to {most:,}")
 
 
 def load_model(file: Path) -> Model:
@@ -138,8 +151,9 @@ def load_model(file: Path) -> Model:
         raise UsageError(f"{where(file, doc, 'port')}: port must be a whole number from 1 to 65535")
     expect = _expect(file, doc, kind)
     workers = doc.get("workers")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise UsageError(f"{where(file, doc, 'workers')}: workers must be a whole number >= 1")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                or not 1 <= workers <= WORKERS_MAX):
+        raise UsageError(f"{where(file, doc, 'workers')}: workers must be a whole number from 1 to {WORKERS_MAX}")
     step = doc.get("workers_step", 1)
     if "workers_step" in doc and (not isinstance(step, int) or isinstance(step, bool) or step < 1
                                   or workers is None or workers % step):
@@ -172,9 +186,9 @@ def _check_extras(file: Path, doc: LineDict, expect: LineDict) -> None:
     if slow is not None:
         if not isinstance(slow, dict) or set(slow) != {"request", "ms"} or not isinstance(slow["request"], str) \
                 or not slow["request"].strip() or "\n" in slow["request"] or not isinstance(slow["ms"], int) \
-                or isinstance(slow["ms"], bool) or slow["ms"] < 1:
+                or isinstance(slow["ms"], bool) or not 1 <= slow["ms"] <= SLOW_MS_MAX:
             raise UsageError(f"{where(file, doc, 'slow')}: slow is {{request: one line of text, ms: a whole "
-                             f"number >= 1}}")
+                             f"number from 1 to {SLOW_MS_MAX}}}")
     if "slow_stalls_others" in expect and slow is None:
         raise UsageError(f"{where(file, expect, 'slow_stalls_others')}: slow_stalls_others needs a top-level "
                          f"slow: {{request, ms}} (the request that is slow)")
@@ -182,6 +196,24 @@ def _check_extras(file: Path, doc: LineDict, expect: LineDict) -> None:
         raise UsageError(f"{where(file, doc, 'closes_idle')}: closes_idle is true or false")
     if "class" in doc and doc["class"] not in CLASSES:
         raise UsageError(f"{where(file, doc, 'class')}: class is {doc['class']!r}; allowed: {' | '.join(CLASSES)}")
+    _check_tolerances(file, doc)
+
+
+def _check_tolerances(file: Path, doc: LineDict) -> None:
+    """`tolerances:` overrides services/tolerances.yaml: known names, each a finite number >= 0."""
+    given = doc.get("tolerances")
+    if given is None:
+        return
+    if not isinstance(given, LineDict):
+        raise UsageError(f"{where(file, doc, 'tolerances')}: tolerances maps names of services/tolerances.yaml "
+                         "to numbers")
+    known = yaml.safe_load((config.SERVICES / "tolerances.yaml").read_text()) or {}
+    for key, value in given.items():
+        if key not in known:
+            raise UsageError(f"{where(file, given, key)}: unknown tolerance '{key}' (known: {', '.join(known)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+            raise UsageError(f"{where(file, given, key)}: tolerance {key} must be a finite number >= 0, "
+                             f"got {value!r}")
 
 
 def all_models(services: Path | None = None) -> dict[str, Model]:

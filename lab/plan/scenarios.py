@@ -24,12 +24,17 @@ against:
           - {t: 0.6, client: 1, send: "BLOCK 500"}
 
 Probe keys are the swarm's own flags.  `workers` is the model's pool size
-(0 for models without a pool).  Every error names the file and the line.
+(0 for models without a pool).  Every number has a range (RANGES, TOP_RANGES
+and SETTINGS below: finite, least and most, whole where the swarm takes a
+whole number), checked for every pool size an expression may meet; the
+warm-up and each scripted request fall inside the probe's duration.  Every
+error names the file and the line.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +55,23 @@ OPTIONS = {"sample", "before", "after", "memory", "cpu"}  # for the lab: sample 
 # STATS before/after; memory (and listen-queue counters) once every client is in;
 # the server's CPU read every 50 ms meanwhile
 PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
+NOFILE = 20000  # descriptors per container (compose.yaml ulimits), within this host's hard limit
+RESERVED_FDS = 64  # the swarm's own files, pipes and sockets besides its clients
+CLIENTS_MAX = NOFILE - RESERVED_FDS  # each client is a descriptor
+WEEK_S = 7 * 24 * 3600.0
+# Each number a probe gives the swarm: (least, most, whole number), as the
+# swarm takes it (services/swarm/swarm.py) and as a container can hold it.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "clients": (1, CLIENTS_MAX, True), "active": (0, CLIENTS_MAX, True), "workers": (1, 64, True),
+    "count": (1, 10_000_000, True), "pipeline": (1, 100_000, True), "size": (1, 16 * 2**20, True),
+    "interval": (0.1, 3_600_000, False),  # milliseconds between one client's messages
+    "rate": (0.001, 1_000_000, False), "ramp": (0.001, 1_000_000, False),  # per second
+    "duration": (0.1, WEEK_S, False), "warmup": (0, WEEK_S, False), "connect-timeout": (0.1, 3600, False),
+}
+# Top-level numbers and settings: (least, most, whole number)
+TOP_RANGES: dict[str, tuple[float, float, bool]] = {"order": (0, 10_000, True), "idle": (0, 600, False)}
+SETTINGS: dict[str, tuple[float, float, bool]] = {"peak_within_s": (0.1, 3600, False)}  # runner.py reads it
+CHECK_WORKERS = (0, 1, 4)  # pool sizes an expression of `workers` is tried with when the file is loaded
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
         ast.FloorDiv: operator.floordiv}
 _FUNCS = {"max": max, "min": min}
@@ -85,15 +107,17 @@ class ProbeSpec:
             if key == "at":
                 out += [f"--at={a['t']}:{a['client']}:{a['send']}" for a in value]
             elif key in NUMBERS:
-                out.append(f"--{key}={evaluate(value, workers, self.file, self.line)}")
+                out.append(f"--{key}={self.number(key, workers)}")
             elif key in TEXTS:
                 out.append(f"--{key}={value}")
         return out
 
     def number(self, key: str, workers: int, default: Any = None) -> Any:
+        """A number of the probe for a model with ``workers``, within its range."""
         if key not in self.values:
             return default
-        return evaluate(self.values[key], workers, self.file, self.line)
+        return in_range(key, evaluate(self.values[key], workers, self.file, self.line), RANGES[key],
+                        f"{self.file}:{self.line}")
 
 
 @dataclass
@@ -139,9 +163,21 @@ def evaluate(value: Any, workers: int, file: Path, line: int) -> Any:
 
     try:
         return walk(ast.parse(value, mode="eval"))
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError):
         raise UsageError(f"{file}:{line}: '{value}' is not a number or an expression of "
                          f"`workers` (+ - * // max min)") from None
+
+
+def in_range(key: str, value: Any, bounds: tuple[float, float, bool], where_: str) -> Any:
+    """``value`` if it is a finite number within ``bounds`` (least, most, whole); else a UsageError."""
+    least, most, whole = bounds
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (whole and value != int(value)):
+        raise UsageError(f"{where_}: {key} must be {kind} from {least:g} to {most:g}, got {value!r}")
+    if not least <= value <= most:
+        raise UsageError(f"{where_}: {key} is {value:g}; it must be from {least:g} to {most:g}")
+    return int(value) if whole else value
 
 
 def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
@@ -151,9 +187,11 @@ def _check_at(actions: Any, file: Path, spec: LineDict) -> None:
         if not isinstance(a, dict) or set(a) != {"t", "client", "send"}:
             raise UsageError(f"{where(file, a if isinstance(a, LineDict) else spec, None)}: "
                              f"each 'at' entry needs exactly t, client and send")
-        if not isinstance(a["t"], (int, float)) or a["t"] < 0 or not isinstance(a["client"], int) \
-                or a["client"] < 1 or not isinstance(a["send"], str) or "\n" in a["send"]:
-            raise UsageError(f"{where(file, a, None)}: t must be >= 0, client a number >= 1, "
+        t, client = a["t"], a["client"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= WEEK_S \
+                or isinstance(client, bool) or not isinstance(client, int) or not 1 <= client <= CLIENTS_MAX \
+                or not isinstance(a["send"], str) or "\n" in a["send"]:
+            raise UsageError(f"{where(file, a, None)}: t must be >= 0 (seconds, finite), client a number >= 1, "
                              f"send one line of text")
 
 
@@ -184,10 +222,32 @@ def load_scenario(file: Path) -> Scenario:
     server = doc.get("server") or []
     if not isinstance(server, list) or not all(isinstance(a, str) and a.startswith("--") for a in server):
         raise UsageError(f"{where(file, doc, 'server')}: 'server' is a list of server flags (--backlog=4096)")
+    order, idle, settings = _top_numbers(doc, file)
     return Scenario(doc["name"], " ".join(doc["claim"].split()), doc["judge"], doc["expect"], file,
-                    bool(doc.get("fresh", False)), int(doc.get("order", 50)), float(doc.get("idle", 0)),
-                    probes, dict(doc.get("settings") or {}), server=list(server), also=list(also),
-                    default=bool(doc.get("default", True)))
+                    _flag(doc, "fresh", False, file), order, idle, probes, settings, server=list(server),
+                    also=list(also), default=_flag(doc, "default", True, file))
+
+
+def _top_numbers(doc: LineDict, file: Path) -> tuple[int, float, dict[str, Any]]:
+    """order, idle and the settings, each a number in its range."""
+    order = in_range("order", doc.get("order", 50), TOP_RANGES["order"], where(file, doc, "order"))
+    idle = float(in_range("idle", doc.get("idle", 0), TOP_RANGES["idle"], where(file, doc, "idle")))
+    settings = doc.get("settings") or LineDict()
+    if not isinstance(settings, LineDict):
+        raise UsageError(f"{where(file, doc, 'settings')}: 'settings' maps names to numbers "
+                         f"(known: {', '.join(SETTINGS)})")
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            raise UsageError(f"{where(file, settings, key)}: unknown setting '{key}' (known: {', '.join(SETTINGS)})")
+        in_range(key, value, SETTINGS[key], where(file, settings, key))
+    return order, idle, dict(settings)
+
+
+def _flag(doc: LineDict, key: str, default: bool, file: Path) -> bool:
+    value = doc.get(key, default)
+    if not isinstance(value, bool):
+        raise UsageError(f"{where(file, doc, key)}: {key} is true or false, got {value!r}")
+    return value
 
 
 def _probes(doc: LineDict, file: Path) -> dict[str, ProbeSpec]:
@@ -204,8 +264,26 @@ def _probes(doc: LineDict, file: Path) -> dict[str, ProbeSpec]:
         if "duration" not in spec:
             raise UsageError(f"{where(file, raw_probes, name)}: probe '{name}' needs a 'duration' "
                              "(every probe ends by itself)")
+        _check_together(name, spec, file)
         probes[name] = ProbeSpec(name, dict(spec), file, spec.line)
     return probes
+
+
+def _check_together(name: str, spec: LineDict, file: Path) -> None:
+    """Numbers that bound each other: the warm-up and the scripted requests
+    inside the duration, the active clients and those scripted among the clients."""
+    for workers in CHECK_WORKERS:
+        n = {k: evaluate(v, workers, file, spec.line_of(k)) for k, v in spec.items() if k in NUMBERS}
+        if n.get("warmup", 0) >= n["duration"]:
+            raise UsageError(f"{where(file, spec, 'warmup')}: probe '{name}' warms up for {n['warmup']:g} s of "
+                             f"its {n['duration']:g}: nothing would be measured")
+        if "clients" in n and n.get("active", 0) > n["clients"]:
+            raise UsageError(f"{where(file, spec, 'active')}: probe '{name}' has {n['active']} active of "
+                             f"{n['clients']} clients")
+        late = [a for a in spec.get("at") or [] if a["t"] > n["duration"] or a["client"] > n.get("clients", a["client"])]
+        if late:
+            raise UsageError(f"{where(file, late[0], None)}: probe '{name}' sends at {late[0]['t']} s to client "
+                             f"{late[0]['client']}: outside its {n['duration']:g} s or its clients")
 
 
 def _check_probe_key(name: str, key: str, value: Any, file: Path, spec: LineDict) -> None:
@@ -216,10 +294,9 @@ def _check_probe_key(name: str, key: str, value: Any, file: Path, spec: LineDict
         _check_at(value, file, spec)
     elif key in OPTIONS and not isinstance(value, bool):
         raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
-    elif key in NUMBERS:
-        number = evaluate(value, 4, file, spec.line_of(key))
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
-            raise UsageError(f"{where(file, spec, key)}: {key} must be a number >= 0, got {value!r}")
+    elif key in NUMBERS:  # within its range for every pool size it may meet
+        for workers in CHECK_WORKERS:
+            in_range(key, evaluate(value, workers, file, spec.line_of(key)), RANGES[key], where(file, spec, key))
 
 
 def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
@@ -233,6 +310,9 @@ def all_scenarios(root: Path | None = None) -> dict[str, Scenario]:
 def get(name_or_path: str) -> Scenario:
     """A scenario by name (scenarios/<name>.yaml), or a file given by path:
     anything with a slash or a .yaml/.yml ending is a path."""
+    if not name_or_path.strip():  # `--scenario ''` (an unset variable)
+        raise UsageError(f"the scenario named is empty ({name_or_path!r}): name one of {', '.join(all_scenarios())} "
+                         "or a YAML file")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or "/" in name_or_path:
         if not path.is_file():

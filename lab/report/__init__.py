@@ -11,6 +11,8 @@ present, checks.json (iolab.checks/*, written by `lab compare --checks` or
 Outputs are pure functions of those files: rendering a run again gives the
 same bytes.
 
+    schema.py    what results.json and checks.json may hold (JSON Schema), read
+                 strictly: a figure outside its domain is exit 2, naming the field
     data.py      loading, checking the schema, derived figures: who was served,
                  what limited a figure, what each model's checks said
     tables.py    the tables (HTML, Markdown, terminal)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import data
-from .data import Record, Run, Spread
-from .tables import DASH, Table, kib, ms, num, short
+from .data import PARTIAL, Record, Run, Spread
+from .tables import DASH, Table, kib, legend, marked, ms, num, short
 
 Getter = Callable[[Run, str, str], Spread | None]
+Marks = Callable[[Run, str, str], str]  # the marks a figure carries in a run (PARTIAL, LIMITED)
 
 
 def _swarm(figure: Callable[[Record, Record], float | None]) -> Getter:
@@ -32,6 +33,25 @@ def _wrk(key: str) -> Getter:
     return get
 
 
+def _partial(run: Run, m: str, w: str) -> str:
+    """† where the model served only some of its connections: its figure is theirs."""
+    return PARTIAL if data.partial(run, m, w) else ""
+
+
+def _throughput(run: Run, m: str, w: str) -> str:
+    lim = data.limit_of(run, m, w)
+    return _partial(run, m, w) + (lim.mark if lim else "")
+
+
+def _wrk_marks(run: Run, m: str, w: str) -> str:
+    lim = data.wrk_limit(run, m, w)
+    return _partial(run, m, w) + (lim.mark if lim else "")
+
+
+def _none(run: Run, m: str, w: str) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
@@ -39,29 +59,37 @@ class Figure:
     get: Getter
     fmt: Callable[[float | None], str]
     better: str  # higher | lower | "" (neither: a cost that buys throughput)
+    marks: Marks = _partial  # as the report's own tables mark it
 
 
 FIGURES = (
-    Figure("replies/s", ("closed",), _swarm(data.replies_per_s), short, "higher"),
+    Figure("replies/s", ("closed",), _swarm(data.replies_per_s), short, "higher", _throughput),
     Figure("p50 ms", ("closed", "open"), _swarm(data.latency_ms("p50_us")), ms, "lower"),
     Figure("p99 ms", ("closed", "open"), _swarm(data.latency_ms("p99_us")), ms, "lower"),
     Figure("µs CPU/reply", ("closed",), _swarm(data.us_per_reply), lambda v: num(v, 1), "lower"),
     Figure("server cores", ("closed", "open"), _swarm(data.server_cores), lambda v: num(v, 2), ""),
-    Figure("KiB/conn", ("open",), _swarm(data.memory_per_conn_kib), lambda v: num(v, 0), "lower"),
-    Figure("wrk requests/s", ("closed",), _wrk("requests_per_s"), short, "higher"),
+    Figure("KiB/conn", ("open",), _swarm(data.memory_per_conn_kib), lambda v: kib(v, whole=True), "lower"),
+    Figure("wrk requests/s", ("closed",), _wrk("requests_per_s"), short, "higher", _wrk_marks),
     Figure("wrk p99 ms", ("closed",), _wrk("p99"), ms, "lower"),
-    Figure("open at peak", ("c10k",), _swarm(data.c10k_counter("open_at_peak")), num, "higher"),
-    Figure("busy p99 ms", ("c10k",), _swarm(data.check_latency_ms("p99_us")), ms, "lower"),
-    Figure("PSS KiB/conn", ("c10k",), _swarm(data.per_connection_kib("pss")), kib, "lower"),
+    Figure("open at peak", ("c10k",), _swarm(data.c10k_counter("open_at_peak")), num, "higher", _none),
+    Figure("busy p99 ms", ("c10k",), _swarm(data.check_latency_ms("p99_us")), ms, "lower",
+           lambda run, m, w: PARTIAL if data.busy_partial(run, m, w) else ""),
+    Figure("PSS KiB/conn", ("c10k",), _swarm(data.per_connection_kib("pss")), kib, "lower",
+           lambda run, m, w: PARTIAL if data.c10k_partial(run, m, w) else ""),
 )
 
 
-def verdict(base: Spread, now: Spread, better: str) -> tuple[str, str]:
-    """(words, cell class) for a change from ``base`` to ``now``."""
+def verdict(base: Spread, now: Spread, better: str,
+            fmt: Callable[[float | None], str] = lambda v: repr(v)) -> tuple[str, str]:
+    """(words, cell class) for a change from ``base`` to ``now``; figures
+    that read the same as shown (``fmt``) are the same, whatever digits
+    below what is shown say."""
     if len(base.values) < 2 or len(now.values) < 2:
         return "spread unknown (1 repeat)", "unknown"
     if now.min <= base.max and base.min <= now.max:
         return "within the noise", ""
+    if fmt(base.median) == fmt(now.median):  # apart only in digits the table does not show
+        return "the same, as shown", ""
     up = now.median > base.median
     if not better:
         return ("higher" if up else "lower") + ", beyond the noise", ""
@@ -69,11 +97,20 @@ def verdict(base: Spread, now: Spread, better: str) -> tuple[str, str]:
     return ("better" if good else "worse") + ", beyond the noise", "ok" if good else "fail"
 
 
-def _cell(s: Spread | None, fmt: Callable[[float | None], str]) -> str:
+def _cell(s: Spread | None, fmt: Callable[[float | None], str], marks: str = "") -> str:
     if s is None:
         return DASH
     rng = f" ({fmt(s.min)}{DASH}{fmt(s.max)})" if len(s.values) > 1 else ""
-    return f"{fmt(s.median)}{rng} ×{len(s.values)}"
+    return marked(f"{fmt(s.median)}{rng} ×{len(s.values)}", marks)
+
+
+def change(before: Spread, now: Spread, marks: str) -> str:
+    """The change of the medians in per cent, where a percentage means
+    something: not of a figure of only some connections (†), nor from or
+    to a figure at or below zero."""
+    if PARTIAL in marks or before.median <= 0 or now.median < 0:
+        return DASH
+    return f"{now.median / before.median - 1:+.0%}"
 
 
 def comparable(run: Run, base: Run, workload: str) -> str | None:
@@ -104,20 +141,23 @@ def table(run: Run, base: Run) -> Table:
                 before, now = f.get(base, m, w.name), f.get(run, m, w.name)
                 if before is None and now is None:
                     continue
+                was, is_ = f.marks(base, m, w.name) if before else "", f.marks(run, m, w.name) if now else ""
                 if before is None or now is None:
-                    t.add([m, w.name, f.name, _cell(before, f.fmt), _cell(now, f.fmt), DASH,
+                    t.add([m, w.name, f.name, _cell(before, f.fmt, was), _cell(now, f.fmt, is_), DASH,
                            "measured in one run only"])
                     continue
-                change = now.median / before.median - 1 if before.median else None
-                words, cls = verdict(before, now, f.better)
-                i = t.add([m, w.name, f.name, _cell(before, f.fmt), _cell(now, f.fmt),
-                           f"{change:+.0%}" if change is not None else DASH, words])
+                words, cls = verdict(before, now, f.better, f.fmt)
+                i = t.add([m, w.name, f.name, _cell(before, f.fmt, was), _cell(now, f.fmt, is_),
+                           change(before, now, was + is_), words])
                 t.cell_class[(i, 6)] = cls
     t.notes.append(
         "Each side: median (min–max) ×repeats. Within the noise: the two runs' ranges overlap, so another "
         "repeat could have given either figure; beyond the noise: they do not; with one repeat on a side its "
         "spread is unknown, so the change is not judged. Better or worse by the figure's own sense (more "
-        "replies, less latency, less CPU or memory per unit); server cores is neither.")
+        "replies, less latency, less CPU or memory per unit); server cores is neither. Figures that read the "
+        "same as shown are the same. The marks are the report's own: no change in per cent is given for a "
+        f"figure marked {PARTIAL} (of only some connections), nor from a figure at or below zero."
+        + legend(t, run))
     if not_compared:
         t.notes.append("Not compared: " + "; ".join(not_compared) + ".")
     models = [m for m in run.models if m not in base.models]

@@ -1,6 +1,7 @@
 """The C10K section's tables: who got how far (each connection counter
 once, defined beside it), how fast the busy clients stayed, and what a
-connection cost.  Every figure is its check's (lab/checks/judges.py `c10k`)
+connection cost; each narrow enough for a page (short labels, defined
+under the table).  Every figure is its check's (lab/checks/judges.py `c10k`)
 or compare's own counters (SCHEMA.md, `counters`)."""
 
 from __future__ import annotations
@@ -9,62 +10,84 @@ from ioschema import COMPARE_SCHEMAS
 
 from . import data
 from .data import PARTIAL, Run, Spread
-from .tables import DASH, Table, count, kib, marked, model_cell, ms, num, ratio, spread
+from .tables import DASH, Table, below_idle, count, kib, marked, model_cell, ms, num, ratio, spread
 
-LISTEN = {"ListenOverflows": "overflows", "ListenDrops": "drops", "TCPBacklogDrop": "backlog drops"}
-COUNTERS = (("connected", "connected"), ("accepted", "accepted"), ("accepted_after_end", "accepted after the end"),
-            ("open_at_peak", "open at peak"), ("kept", "kept"), ("waited_unaccepted", "never accepted"))
+LISTEN = {"ListenOverflows": "ovf", "ListenDrops": "drop", "TCPBacklogDrop": "bl drop"}  # the kernel's counters
+# Each counter once, short enough for a page: each label is defined under the table.
+COUNTERS = (("connected", "conn"), ("accepted", "acc"), ("accepted_after_end", "acc late"),
+            ("open_at_peak", "open@peak"), ("kept", "kept"), ("waited_unaccepted", "never acc"))
 
 
-def c10k(run: Run, w: data.Workload) -> tuple[Table, Table]:
+def c10k(run: Run, w: data.Workload) -> tuple[Table, Table, Table]:
     """What 10,000 connections did to each model (its check's figures): who
-    was taken and kept and how fast the busy ones stayed; then what it cost."""
-    return c10k_connections(run, w), c10k_costs(run, w)
+    was taken and kept; how fast the busy ones stayed; what it cost.  Three
+    tables, so each fits a page."""
+    return c10k_connections(run, w), c10k_busy(run, w), c10k_costs(run, w)
 
 
 def c10k_connections(run: Run, w: data.Workload) -> Table:
     asked = count(w.flags.get("clients"))
-    t = Table(["model", *[label for _, label in COUNTERS], "ramp s", "busy answered", "busy p50 ms",
-               "busy p99 ms", "busy max ms", "listen queue", "model.yaml"], align="l" + "r" * 11 + "ll")
+    t = Table(["model", *[label for _, label in COUNTERS], "ramp s", "listen queue"], align="l" + "r" * 7 + "l")
     disagree = []
     for m in run.models:
-        if run.skipped(m, w.name):
-            t.add([model_cell(run, m), f"skipped: {run.skipped(m, w.name)}"] + [""] * (len(t.columns) - 2), "ceiling")
+        if _skipped(run, m, w, t):
             continue
         got = lambda f: run.spread(m, w.name, f)  # noqa: E731
         counters = {key: got(data.c10k_counter(key)) for key, _ in COUNTERS}
         disagree += [f"{m}: {why}" for why in _inconsistent(counters)]
-        busy = PARTIAL if data.busy_partial(run, m, w.name) else ""
         t.add([m, *[spread(counters[key], num) for key, _ in COUNTERS],
-               spread(got(data.figure("ramp_s")), lambda v: num(v, 1)),
-               marked(ratio(got(data.figure("active_answered")), got(data.figure("active"))), busy),
-               *[marked(spread(got(data.check_latency_ms(k)), ms), busy) for k in ("p50_us", "p99_us", "max_us")],
-               _listen(run, m, w.name), _held(run, m, w.name)], _failed(run, m, w.name))
+               spread(got(data.figure("ramp_s")), lambda v: num(v, 1)), _listen(run, m, w.name)],
+              _failed(run, m, w.name))
     t.notes.append(
         f"Medians over the repeats (range where they differ), each of {asked} connections asked. In the "
-        "order a connection goes: connected: the swarm's handshakes that completed (the kernel completes a "
-        "handshake before the server accepts it, while the listen backlog has room); accepted: the server's "
-        "accept events while the clients were there (up to the swarm's end); accepted after the end: accepts "
+        "order a connection goes: conn: the swarm's handshakes that completed (the kernel completes a "
+        "handshake before the server accepts it, while the listen backlog has room); acc: the server's "
+        "accept events while the clients were there (up to the swarm's end); acc late: accepts "
         "logged once the clients had left (a server draining its backlog of connections already closed; it can "
-        "exceed connected, since the kernel also completes handshakes of attempts the swarm had given up on "
+        "exceed conn, since the kernel also completes handshakes of attempts the swarm had given up on "
         "and retried); "
-        "open at peak: accepted and not yet closed when the server was read at the peak (memory per "
+        "open@peak: accepted and not yet closed when the server was read at the peak (memory per "
         "connection is divided by this); kept: connected and held by the swarm to its end without an error "
-        "(for a connection never accepted, that time was spent in the backlog); never accepted: connected "
-        "minus accepted. So open at peak ≤ accepted ≤ connected and kept ≤ connected. ramp: from the first "
-        "connect to the last (–: not all connected). busy: the "
-        f"{count(w.flags.get('active'))} clients in pingpong (answered: how many got a reply at all), their "
-        f"latency after the {w.warmup_s:g} s warm-up: during the hold ({PARTIAL}: some busy clients were never "
-        "answered, so the latency is of the few that were). Listen queue: the kernel's overflow "
-        "counters that grew by the peak (–: none). model.yaml: the model's declared `c10k:`, judged as "
-        f"`lab check --scenario {w.scenario}` judges it.")
+        "(for a connection never accepted, that time was spent in the backlog); never acc: conn "
+        "minus acc. So open@peak ≤ acc ≤ conn and kept ≤ conn. ramp: from the first "
+        "connect to the last (–: not all connected). listen queue: the kernel's counters that grew by the "
+        "peak, medians (ovf: ListenOverflows, drop: ListenDrops, bl drop: TCPBacklogDrop; –: none).")
     if run.version == COMPARE_SCHEMAS[0]:
         t.notes.append(f"This run's results ({COMPARE_SCHEMAS[0]}) have the check's figures only: its accepted counted "
-                       "the server's log to the end, after the clients had left too, so the split into accepted "
-                       "and accepted after the end, and never accepted, are not known (–).")
+                       "the server's log to the end, after the clients had left too, so the split into acc "
+                       "and acc late, and never acc, are not known (–).")
     if disagree:
         t.notes.append("The counters disagree with their definitions: " + "; ".join(disagree) + ".")
     return t
+
+
+def c10k_busy(run: Run, w: data.Workload) -> Table:
+    """The busy clients (pingpong through the hold): answered at all, how fast; and the verdict."""
+    t = Table(["model", "answered", "p50 ms", "p99 ms", "max ms", "model.yaml"], align="lrrrrl")
+    for m in run.models:
+        if _skipped(run, m, w, t):
+            continue
+        got = lambda f: run.spread(m, w.name, f)  # noqa: E731
+        busy = PARTIAL if data.busy_partial(run, m, w.name) else ""
+        t.add([m, marked(ratio(got(data.figure("active_answered")), got(data.figure("active"))), busy),
+               *[marked(spread(got(data.check_latency_ms(k)), ms), busy) for k in ("p50_us", "p99_us", "max_us")],
+               _held(run, m, w.name)], _failed(run, m, w.name))
+    t.notes.append(
+        f"The {count(w.flags.get('active'))} busy clients, in pingpong through the hold: answered: how many got "
+        f"a reply at all; their latency after the {w.warmup_s:g} s warm-up, medians over the repeats (range "
+        f"where they differ; {PARTIAL}: some busy clients were never answered, so the latency is of the few "
+        "that were). model.yaml: the model's declared `c10k:`, judged as "
+        f"`lab check --scenario {w.scenario}` judges it.")
+    return t
+
+
+def _skipped(run: Run, model: str, w: data.Workload, t: Table) -> bool:
+    """A target that did not run the workload: a short row, and why in a note."""
+    why = run.skipped(model, w.name)
+    if why:
+        t.add([model_cell(run, model), "skipped"] + [""] * (len(t.columns) - 2), "ceiling")
+        t.notes.append(f"{model}: skipped: {why}.")
+    return bool(why)
 
 
 def _inconsistent(c: dict[str, Spread | None]) -> list[str]:
@@ -95,7 +118,8 @@ def c10k_costs(run: Run, w: data.Workload) -> Table:
         f"socket buffers included ({PARTIAL}: the server held only some of the connections at the peak, so "
         "the growth is divided among those few, and is no measure of a connection among ten thousand). "
         "Threads and processes: the model's at the peak (`docker top -eLf`). "
-        "Server cores: its cgroup CPU from just before the swarm started to its end, the ramp included.")
+        "Server cores: its cgroup CPU from just before the swarm started to its end, the ramp included."
+        + below_idle(t))
     settings = next((data.check_figures(rec) for m in run.models for _, rec in run.records(m, w.name)), {})
     if settings:
         ports = settings.get("port_range") or []
@@ -111,10 +135,10 @@ def _failed(run: Run, model: str, workload: str) -> str:
 
 
 def _listen(run: Run, model: str, workload: str) -> str:
-    """Each overflow counter that grew in some repeat: its growth over the repeats."""
+    """Each overflow counter that grew in some repeat: its median growth over the repeats."""
     grown = [data.listen_queue(rep, rec) for rep, rec in run.records(model, workload)]
     names = [k for k in LISTEN if any(k in g for g in grown)]
-    return "; ".join(f"{LISTEN[k]} {spread(Spread(tuple(g.get(k, 0) for g in grown)), num)}"
+    return ", ".join(f"{LISTEN[k]} {spread(Spread(tuple(g.get(k, 0) for g in grown)), num, ranges=False)}"
                      for k in names) or DASH
 
 

@@ -7,19 +7,18 @@ directory, and nothing depends on the time of reading.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from ioschema import CHECKS_SCHEMA, COMPARE_SCHEMA, COMPARE_SCHEMAS
+from ioschema import COMPARE_SCHEMA, COMPARE_SCHEMAS
 
 from ..errors import UsageError
+from . import schema
 
 SCHEMA = COMPARE_SCHEMA
 SCHEMAS = COMPARE_SCHEMAS  # /1: no reference, limits from the swarm's own CPU, no wrk
-CHECKS_FAMILY = CHECKS_SCHEMA.split("/")[0] + "/"  # any version: model, check, claim, expected, observed, ok
 PERCENTILES = (("p50", "p50_us"), ("p90", "p90_us"), ("p99", "p99_us"), ("p99.9", "p99_9_us"),
                ("max", "max_us"))
 
@@ -161,29 +160,18 @@ class Run:
 
 
 def load(run_dir: Path) -> Run:
-    """A run directory's results (and checks, if any), or a UsageError saying what is wrong."""
+    """A run directory's results (and checks, if any), each held to its
+    schema (schema.py), or a UsageError naming the file and the field."""
     path = Path(run_dir)
     results = path / "results.json"
-    try:
-        doc = json.loads(results.read_text())
-    except OSError as exc:
-        raise UsageError(f"{results}: cannot read it ({exc.strerror}); is {path} a `lab compare` run "
-                         "directory?") from None
-    except ValueError as exc:
-        raise UsageError(f"{results}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") not in SCHEMAS:
+    if not results.is_file():
+        raise UsageError(f"{results}: no such file; is {path} a `lab compare` run directory?")
+    doc = schema.parse(results)
+    if not isinstance(doc, dict) or doc.get("schema") not in SCHEMAS:  # another document: say which first
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(f"{results}: schema is {found!r}, this lab renders {' and '.join(map(repr, SCHEMAS))}")
-    checks = None
-    if (path / "checks.json").exists():
-        try:
-            checks = json.loads((path / "checks.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path / 'checks.json'}: unreadable ({exc})") from None
-        if not isinstance(checks, dict) or not str(checks.get("schema", "")).startswith(CHECKS_FAMILY) \
-                or not isinstance(checks.get("checks"), list):
-            raise UsageError(f"{path / 'checks.json'}: not a checks file (schema {CHECKS_FAMILY}*, "
-                             "with a list of checks)")
+    schema.check(doc, results, schema.COMPARE)
+    checks = schema.read(path / "checks.json", schema.CHECKS) if (path / "checks.json").exists() else None
     return Run(doc, checks, path)
 
 
@@ -515,9 +503,11 @@ def limit_of(run: Run, model: str, workload: str) -> Limit | None:
 
 def fraction_of_reference(run: Run, model: str, workload: str,
                           figure: Callable[[Record, Record], float | None]) -> float | None:
-    """The model's median as a fraction of the reference's, measured in this run."""
+    """The model's median as a fraction of the reference's, measured in this
+    run; None where either served only some of its connections (†): a share
+    of a figure that is not the whole model's would be a share of nothing."""
     ref = run.reference
-    if ref is None or model == ref:
+    if ref is None or model == ref or partial(run, model, workload) or partial(run, ref, workload):
         return None
     mine, ceiling = run.spread(model, workload, figure), run.spread(ref, workload, figure)
     return mine.median / ceiling.median if mine and ceiling and ceiling.median else None

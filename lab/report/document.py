@@ -249,6 +249,6 @@ def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Sect
         "and USS (the processes' own pages) do not.")
     if f"{w.name}.svg" in plot_files:
         s.figures.append(Figure(f"{w.name}.svg", "C10K: memory per connection and the busy clients' latency"))
-    connections, costs = c10k_tables.c10k(run, w)
-    s.tables += [("Connections and latency", connections), ("What a connection costs", costs)]
+    connections, busy, costs = c10k_tables.c10k(run, w)
+    s.tables += [("Connections", connections), ("The busy clients", busy), ("What a connection costs", costs)]
     return s

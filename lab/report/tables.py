@@ -13,13 +13,14 @@ served every connection and was not held back by the load generator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ioschema import DEFAULT_PORT
 
 from . import data
-from .data import PARTIAL, Run, Spread
+from .data import PARTIAL, Record, Run, Spread
 
 DASH = "–"  # en dash, for ranges and "not measured"
 
@@ -72,10 +73,19 @@ def count(v: Any) -> str:
     return f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v if v is not None else "?")
 
 
-def kib(v: float | None) -> str:
-    """KiB per connection: a decimal where it matters (0.7 against 21)."""
+BELOW_IDLE = "<idle"  # memory per connection that came out negative: never shown as a negative size
+
+
+def kib(v: float | None, whole: bool = False) -> str:
+    """KiB per connection: a decimal where it matters (0.7 against 21).
+    Memory under load below the idle server's is no negative size: the
+    connections' cost is lost in the reading's noise (BELOW_IDLE)."""
     if v is None:
         return DASH
+    if v < 0 and round(v, 1) < 0:
+        return BELOW_IDLE
+    if whole:
+        return num(max(v, 0.0), 0)
     if round(v, 1) == 0:
         return "0.0"  # not -0.0: memory that shrank by less than shows
     return f"{v:,.1f}" if abs(v) < 10 else f"{v:,.0f}"
@@ -136,13 +146,21 @@ def eligible(run: Run, model: str, workload: str, throughput: bool = False) -> b
 def highlight_best(t: Table, col: int, candidates: list[tuple[int, float | None, bool]], higher: bool) -> None:
     """Give the best-figure class to the best eligible value of a column
     (ties all get it); (row, value, eligible) per row."""
-    values = [v for _, v, ok in candidates if ok and v is not None]
+    values = [v for _, v, ok in candidates if ok and v is not None and math.isfinite(v)]  # inf is no best
     if len(values) < 2:  # a best of one is no comparison
         return
     best = max(values) if higher else min(values)
     for row, v, ok in candidates:
         if ok and v == best:
             t.cell_class[(row, col)] = "best"
+
+
+def below_idle(t: Table) -> str:
+    """What BELOW_IDLE means, for the notes under a table that shows it."""
+    if not any(BELOW_IDLE in c for row in t.rows for c in row):
+        return ""
+    return (f" {BELOW_IDLE}: memory under load came out below the idle server's, so what a connection costs "
+            "is lost in the noise of the reading (it is never a negative size).")
 
 
 def legend(t: Table, run: Run, best: bool = True) -> str:
@@ -156,6 +174,7 @@ def legend(t: Table, run: Run, best: bool = True) -> str:
     if any(c.endswith(data.LIMITED) for c in cells):  # marks come last (marked())
         text += (f" {data.LIMITED}: the server did not set this pace: the load generator or the host did "
                  "(see Throughput, limited by).")
+    text += below_idle(t)
     if best and any(v == "best" for v in t.cell_class.values()):
         text += (" Highlighted: the best in its column among the models that served every connection and "
                  "were not held back by the load generator.")
@@ -213,7 +232,7 @@ class _Glance:
         if self.main:
             cols += [f"{self.main.name} served", f"{self.main.name} p99 ms"]
         if self.opened:
-            cols += [f"{self.opened.name} p99 ms", f"{self.opened.name} unanswered"]
+            cols += [f"{self.opened.name} p99 ms", f"{self.opened.name} requests unanswered"]
         if self.cpu:
             cols += [f"server cores ({self.cpu.name})", f"swarm cores ({self.cpu.name})"]
         if self.snap:
@@ -263,7 +282,7 @@ def _summary_row(run: Run, m: str, g: _Glance, index: int,
     if g.cpu:
         row += [cores(run, m, g.cpu.name), num(_median(run.spread(m, g.cpu.name, data.swarm_cores)), 2)]
     if g.snap:
-        row += [num(_median(run.spread(m, g.snap.name, data.memory_per_conn_kib)), 0),
+        row += [kib(_median(run.spread(m, g.snap.name, data.memory_per_conn_kib)), whole=True),
                 ratio(run.spread(m, g.snap.name, data.load_figure("threads")),
                       run.spread(m, g.snap.name, data.load_figure("processes")))]
     if g.c10k:
@@ -294,6 +313,9 @@ def _summary_note(run: Run, main: data.Workload | None, snap: data.Workload | No
              "`lab compare --checks` or `lab check`, and the C10K check when it ran); not checked when none ran.")
     if main:
         text += " served: connections that got at least one reply, of those connected."
+    if run.of_kind("open"):
+        text += (" requests unanswered: the share of the requests sent that had no reply when the run "
+                 "ended.")
     if snap:
         text += " KiB/conn: memory under load minus idle, per connection."
     if c10k:
@@ -321,7 +343,7 @@ COARSE_NOTE = (" ≈: the lab itself was kept off the CPU near the ends of the m
 def cores(run: Run, model: str, workload: str) -> str:
     """Server cores, marked ≈ where the readings around the window were far apart."""
     s = run.spread(model, workload, data.server_cores)
-    coarse = any((rec.get("server_cpu") or {}).get("resolution_s", 0) > COARSE
+    coarse = any(((rec.get("server_cpu") or {}).get("resolution_s") or 0) > COARSE
                  for _, rec in run.records(model, workload))
     return ("≈" if coarse and s else "") + num(_median(s), 2)
 
@@ -343,7 +365,7 @@ def _share(part: Spread | None, whole: Spread | None) -> str:
 def throughput(run: Run) -> Table:
     cols = ["model", "workload", "replies/s (median)", "min", "max", "repeats"]
     cols += ["of the ceiling"] if run.reference else []
-    cols += ["served/connected", "limited by", "unanswered", "errors"]
+    cols += ["served/connected", "limited by", "requests unanswered", "errors"]
     t = Table(cols, align="llrrrr" + ("r" if run.reference else "") + "rlrr")
     for w in run.of_kind("closed"):
         candidates = []
@@ -371,14 +393,16 @@ def throughput(run: Run) -> Table:
         "limited by: what set the pace (SCHEMA.md, Which limit): the swarm, when its processes used nearly "
         f"({data.NEAR:.0%} or more of) all the cores its workers can; the host, when server and swarm (or "
         f"everything on the machine) used nearly all the engine's cores; else the server. A figure the "
-        "swarm or the host limited ranks them, not the model; over several repeats the worst is shown."
+        "swarm or the host limited ranks them, not the model; over several repeats the worst is shown. "
+        "requests unanswered: requests sent that had no reply when the run ended (median; a closed loop always "
+        "ends with its last requests in flight, one per connection and pipeline slot)."
         + legend(t, run) + above_ceiling(run))
     return t
 
 
 def latency(run: Run) -> Table:
     t = Table(["model", "workload", "loop", *[f"{p} ms" for p, _ in data.PERCENTILES], "replies",
-               "served/connected", "unanswered"], align="lll" + "r" * (len(data.PERCENTILES) + 3))
+               "served/connected", "requests unanswered"], align="lll" + "r" * (len(data.PERCENTILES) + 3))
     p99 = 3 + [p for p, _ in data.PERCENTILES].index("p99")
     candidates: dict[str, list[tuple[int, float | None, bool]]] = {}
     for m in run.models:
@@ -398,8 +422,8 @@ def latency(run: Run) -> Table:
         highlight_best(t, p99, found, higher=False)
     t.notes.append("Median of each percentile over the repeats, after the warm-up. Requests never answered "
                    "are in no percentile: served/connected counts the connections that got any reply, "
-                   "unanswered is the share of requests still waiting when the run ended (a closed loop "
-                   "always ends with its last requests in flight)." + legend(t, run))
+                   "requests unanswered is the share of the requests sent still waiting when the run ended (a "
+                   "closed loop always ends with its last requests in flight)." + legend(t, run))
     return t
 
 
@@ -408,8 +432,7 @@ def resources(run: Run) -> Table:
                "threads", "memory MiB", "KiB/conn", "USS KiB/conn"], align="llrrrrrrrr")
     for m in run.models:
         idle = [rep.get("idle") or {} for rep in run.repeats(m)]
-        idle_p = Spread(tuple(i["processes"] for i in idle if "processes" in i)) if any("processes" in i for i in idle) else None
-        idle_t = Spread(tuple(i["threads"] for i in idle if "threads" in i)) if any("threads" in i for i in idle) else None
+        idle_p, idle_t = _idle(idle, "processes"), _idle(idle, "threads")
         for w in run.sampled:
             if run.spread(m, w.name, data.replies_per_s) is None and run.skipped(m, w.name):
                 continue
@@ -420,8 +443,8 @@ def resources(run: Run) -> Table:
                    _from(idle_p, run.spread(m, w.name, data.load_figure("processes"))),
                    _from(idle_t, run.spread(m, w.name, data.load_figure("threads"))),
                    num(mem.median / 1024, 1) if mem else DASH,
-                   num(_median(run.spread(m, w.name, data.memory_per_conn_kib)), 0),
-                   num(_median(run.spread(m, w.name, data.uss_per_conn_kib)), 0)],
+                   kib(_median(run.spread(m, w.name, data.memory_per_conn_kib)), whole=True),
+                   kib(_median(run.spread(m, w.name, data.uss_per_conn_kib)), whole=True)],
                   "ceiling" if run.kind_of(m) == "reference" else "")
     t.notes.append(f"Memory: {data.memory_source(run)}, summed over the model's processes under load "
                    "(–: no snapshot fell inside the measured window, the lab being kept off the CPU). "
@@ -429,6 +452,12 @@ def resources(run: Run) -> Table:
                    "(1.00 = one core busy all the time); swarm cores: the swarm's own CPU (its container's "
                    "cgroup over the same window where the engine is local)." + _coarse(t) + legend(t, run))
     return t
+
+
+def _idle(snapshots: list[Record], key: str) -> Spread | None:
+    """``key`` (processes, threads) of the idle server over the repeats that read it."""
+    values = tuple(i[key] for i in snapshots if i.get(key) is not None)
+    return Spread(values) if values else None
 
 
 def _from(idle: Spread | None, load: Spread | None) -> str:
@@ -441,7 +470,7 @@ def _from(idle: Spread | None, load: Spread | None) -> str:
 
 def timeline(run: Run) -> Table:
     t = Table(["model", "workload", "connections", "peak served at once", "replies per connection",
-               "unanswered"], align="llrrrr")
+               "requests unanswered"], align="llrrrr")
     for w in run.of_kind("timeline"):
         for m in run.models:
             tl = run.timeline(m, w.name)
@@ -453,6 +482,9 @@ def timeline(run: Run) -> Table:
                    " / ".join(str(len(c.answered)) for c in conns),
                    str(sum(len(c.pairs) - len(c.answered) for c in conns))],
                   "ceiling" if run.kind_of(m) == "reference" else "")
+    t.notes.append("The first repeat's timeline. replies per connection: each connection's answered requests; "
+                   "requests unanswered: requests sent, of all the connections, that had no reply when the run "
+                   "ended.")
     return t
 
 

@@ -93,7 +93,7 @@ def one_line(model: str, rep: int, workload: str, got: dict[str, Any]) -> str:
         if lat["count"]:
             text += f", p50 {lat['p50_us'] / 1000:.2f} ms, p99 {lat['p99_us'] / 1000:.2f} ms"
         if s["unanswered"]:
-            text += f", {s['unanswered']:,} unanswered"
+            text += f", {s['unanswered']:,} requests unanswered"
         per = got.get("replies_per_client") or []
         if per and not all(per):
             text += f", {sum(1 for n in per if n)} of {len(per)} connections served {PARTIAL}"

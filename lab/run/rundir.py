@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import secrets
 import time
@@ -61,6 +62,17 @@ def new_id(verb: str, what: str) -> tuple[str, str]:
     return f"{when}-{verb}-{safe}-{short}", short
 
 
+def finite_only(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_only(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_only(v) for v in value]
+    return value
+
+
 class RunDir:
     def __init__(self, run_id: str, meta: dict[str, Any]) -> None:
         self.id = run_id
@@ -86,7 +98,10 @@ class RunDir:
             raise EnvironmentProblem(f"cannot write {target}: {exc.strerror}") from None
 
     def write_json(self, name: str, value: Any) -> Path:
-        return self.write_bytes(name, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+        """A document as standard JSON: a figure that is not a finite number is
+        written as null (not measured), never as NaN, which `lab report` refuses."""
+        return self.write_bytes(name, json.dumps(finite_only(value), indent=2, sort_keys=True, default=str,
+                                                 allow_nan=False).encode())
 
     def write_log(self, name: str, data: bytes) -> Path:
         if len(data) > LOG_CAP:

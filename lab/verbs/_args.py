@@ -8,9 +8,7 @@ from typing import Callable
 
 from ..engine import ORCHESTRATORS, orchestrator as chosen
 from ..errors import UsageError
-
-NOFILE = 20000  # descriptors per container (compose.yaml ulimits), within this host's hard limit
-RESERVED_FDS = 64  # the swarm's own files, pipes and sockets besides its clients
+from ..plan.scenarios import CLIENTS_MAX, NOFILE, WEEK_S
 
 
 def number(kind: type, least: float, most: float | None = None, what: str = "") -> Callable[[str], float]:
@@ -30,11 +28,11 @@ def number(kind: type, least: float, most: float | None = None, what: str = "") 
     return parse
 
 
-clients = number(int, 1, NOFILE - RESERVED_FDS,
+clients = number(int, 1, CLIENTS_MAX,
                  f" (each client is a descriptor; a container may have {NOFILE}, the limit "
                  "set in compose.yaml and allowed by this host)")
 positive_ms = number(float, 0.1)
-duration = number(float, 0.1, 7 * 24 * 3600.0, " seconds")
+duration = number(float, 0.1, WEEK_S, " seconds")
 
 
 def orchestrator(p: argparse.ArgumentParser, replicas: bool = False) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import os
 import shutil
@@ -273,3 +274,86 @@ def test_ci_runs_the_unit_layer_on_the_oldest_python_claimed() -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         assert sys.version_info[:2] == floor, f"CI runs Python {sys.version.split()[0]}, the floor is {floor}"
     assert sys.version_info[:2] >= floor
+
+
+# -- the terminal, the pipe and the environment --------------------------------------------
+
+@pytest.mark.parametrize("columns", ["abc", "0", "-5", "3", "99999999999"])
+def test_a_garbage_columns_falls_back_to_a_sane_width(columns: str) -> None:
+    from lab import console
+
+    class Pipe:  # not a terminal
+        def isatty(self) -> bool:
+            return False
+
+    assert console.width(Pipe(), {"COLUMNS": columns}) == console.PIPE_WIDTH
+    assert console.width(Pipe(), {"COLUMNS": "120"}) == 120
+    assert console.width(Pipe(), {}, default=80) == 80
+
+
+def test_every_verb_prints_whatever_columns_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """COLUMNS=abc was a traceback at import; COLUMNS=0 an empty page (rich
+    reads COLUMNS itself unless it is given a width)."""
+    done = lab("models", COLUMNS="abc")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "threads" in done.stdout and len(done.stdout) > 1000
+    from rich.console import Console
+    from lab import console
+    monkeypatch.setenv("COLUMNS", "0")
+    page = Console(file=io.StringIO(), width=console.width(io.StringIO()))
+    page.print("a table")
+    assert page.file.getvalue() == "a table\n"  # type: ignore[attr-defined]
+
+
+def test_a_closed_pipe_ends_quietly_with_the_verbs_own_code() -> None:
+    """`lab models | head -1`: the reader leaves before the lab writes."""
+    p = subprocess.Popen([sys.executable, "-m", "lab", "models"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0 and err == "", err
+
+
+def test_a_closed_pipe_keeps_an_error_exit(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.errors import ExpectationFailed
+    from lab.verbs import models
+
+    class Closed:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    def prints_then_fails(_args: Any) -> int:
+        print("a table")
+        raise ExpectationFailed("1 expectation(s) did not hold")
+
+    monkeypatch.setattr(models, "run", prints_then_fails)
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert cli.main(["models"]) == 1
+    assert "did not hold" in capsys.readouterr().err
+
+
+def test_an_invalid_lab_home_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "nowhere"))
+    assert cli.main(["models"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"LAB_HOME={tmp_path / 'nowhere'} is not the lab's folder" in line
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["compare", "--models", ""], "--models '' names no model"),
+    (["compare", "--models", " , "], "--models ' , ' names no model"),
+    (["compare", "--scenario", ""], "--scenario '' names no workload"),
+    (["check", "epoll", "--scenario", ""], "the scenario named is empty"),
+    (["run", "", "--model", "epoll"], "the scenario named is empty"),
+])
+def test_an_empty_name_is_refused_never_the_whole_default_set(argv: list[str], says: str,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # nothing could run if not refused
+    assert cli.main(argv) == 2
+    assert says in one_line(capsys.readouterr().err)

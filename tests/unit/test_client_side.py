@@ -157,7 +157,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("slow: {request: PING}\nexpect: {}\n", "slow is {request: one line of text, ms: a whole number >= 1}"),
+    ("slow: {request: PING}\nexpect: {}\n", "slow is {request: one line of text, ms: a whole number from 1 to 60000}"),
     ("slow: {request: PING, ms: 0}\nexpect: {}\n", "slow is {request"),
     ("expect:\n  slow_stalls_others: true\n", "slow_stalls_others needs a top-level slow:"),
     ("closes_idle: sometimes\nexpect: {}\n", "closes_idle is true or false"),

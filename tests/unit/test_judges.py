@@ -6,8 +6,13 @@ table below gives fake evidence (swarm results, server events, process-table
 samples, CPU readings, STATS answers, host load) and the verdict each key
 must get, compared with `is`: True (held), False (contradicted) or None
 (not judged: evidence missing).  Every table has the held and contradicted
-cases and the empty, zero, missing and partial ones; a judge registered
-without a table fails `test_every_registered_judge_has_a_table`.
+cases and the empty, zero, missing and partial ones; ABSURD gives each judge
+evidence outside its domain (lab/checks/domain.py: NaN, counters running
+backwards, replies before their sends, a client counted twice, an empty
+process table, work that did no work), each not judged for its own reason.
+A judge registered without both, or whose rows do not reach every outcome
+(held, failed, not judged, and absurd -> not judged), fails
+`test_every_registered_judge_has_a_table`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from lab.plan.models import Model
 from lab.run.probe import Probe
 
 T0 = 1000.0  # host monotonic time the probe began
-KINDS = ("held", "contradicted", "empty", "zero", "missing", "partial")  # every table has each
 SCENARIOS = scenarios.all_scenarios()
 
 
@@ -459,10 +463,10 @@ SLOW_STALLS = [
 
 def gil(want: bool, cores: float, *, free: float | None = 2.0, solo: bool = True, pair_conns: int = 2,
         unanswered: bool = False, sampler: bool = True, instant: bool = False,
-        solo_probe: bool = True) -> checks.Context:
-    """One client's three WORKs of 0.1 s, then two clients' six each from
-    T0+1, side by side (0.1 s each) with the server at ``cores`` meanwhile."""
-    solo_pairs = [[T0 + 0.1 * k, T0 + 0.1 * (k + 1)] for k in range(3)] if solo else []
+        solo_probe: bool = True, solo_s: float = 0.1) -> checks.Context:
+    """One client's three WORKs of ``solo_s`` (0.1 s), then two clients' six
+    each from T0+1, side by side (0.1 s each) with the server at ``cores`` meanwhile."""
+    solo_pairs = [[T0 + 0.1 * k, T0 + 0.1 * k + solo_s] for k in range(3)] if solo else []
     step = 0.0 if instant else (0.1 if cores >= 1.5 else 0.2)
     conns = []
     for client in range(1, pair_conns + 1):
@@ -501,9 +505,12 @@ GIL = [
 
 # -- shared_counter ------------------------------------------------------------------
 
-def counter(want: Any, counts: list[int], summary: dict[str, Any] | None = None) -> checks.Context:
+def counter(want: Any, counts: list[Any], summary: dict[str, Any] | None = None,
+            clients: list[int] | None = None) -> checks.Context:
+    """Four clients add 3000 each; ``counts``: the COUNT each is told (by
+    ``clients``, default 1, 2, ...)."""
     output = "\n".join(json.dumps({"ev": "reply", "client": i, "data": f"COUNT {c}"}, separators=(",", ":"))
-                       for i, c in enumerate(counts, 1))
+                       for i, c in zip(clients or range(1, len(counts) + 1), counts))
     results = {"summary": {"clients": 4} if summary is None else summary}
     return context("shared-counter", {"lost_updates": want}, probes={"main": probe(results, output=output)})
 
@@ -557,9 +564,11 @@ TRIGGERING = [
 
 def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never: int = 0,
                 errors: list[int] | None = None, active_replies: int = 20,
-                connections: bool = True) -> checks.Context:
+                connections: bool = True, count: int | None = None, events: int = 1) -> checks.Context:
     """1100 clients asked: ``held`` kept theirs, ``refused`` were closed by
-    the server, ``never`` never connected; client 1 is the active one."""
+    the server, ``never`` never connected; client 1 is the active one.  The
+    server's ``events`` fd_setsize errors each name ``errors`` and (``count``)
+    close their share of ``count`` connections, as services/select does."""
     records = []
     for i in range(1, held + refused + never + 1):
         if i <= held:
@@ -570,7 +579,8 @@ def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never:
             records.append({"client": i, "conn": None, "close": "connect-failed"})
     if records:
         records[0]["replies"] = active_replies if held else 0
-    events = [{"ev": "error", "kind": "fd_setsize", "fds": errors, "t": T0 + 0.6}] if errors else []
+    share = {} if count is None else {"count": count // events}
+    events = [{"ev": "error", "kind": "fd_setsize", "fds": errors, "t": T0 + 0.6, **share}] * events if errors else []
     results = {"summary": {"clients": 1100}}
     if connections:
         results["connections"] = records
@@ -581,6 +591,9 @@ def descriptors(limit: int | None, *, held: int = 1100, refused: int = 0, never:
 DESCRIPTORS = [
     ("held-no-limit", lambda: descriptors(None), {"fd_limit": True}),
     ("held-select", lambda: descriptors(1024, held=1020, refused=80, errors=list(range(1024, 1104))),
+     {"fd_limit": True}),
+    ("held-select-descriptors-reused", lambda: descriptors(1024, held=1020, refused=80, errors=[1024, 1025],
+                                                          count=80, events=40),
      {"fd_limit": True}),
     ("contradicted-no-limit", lambda: descriptors(None, held=1050, refused=50, errors=list(range(1024, 1074))),
      {"fd_limit": False}),
@@ -746,6 +759,184 @@ C10K = [
 ]
 
 
+# -- absurd evidence: outside what is physically possible, never a verdict ---------------
+#
+# Each row feeds a judge a figure it cannot have measured (a counter running
+# backwards, a reply before its request, NaN, a client counted twice, an empty
+# process table, WORK that did no work) and expects "not judged" for the key
+# it names, for the reason ``why`` (a piece of the observed text).  Each row
+# was checked against the judges before they stated their domains: there,
+# every one of them was judged (most of them "held").
+
+NAN, INF = float("nan"), float("inf")
+
+
+def mutate(ctx: checks.Context, change: Callable[[dict[str, Any]], Any], probe_name: str = "main") -> checks.Context:
+    """The context with its probe's swarm results changed by ``change``."""
+    change(ctx.probes[probe_name].results)
+    return ctx
+
+
+def conns(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return results["timeline"]["conns"]
+
+
+def stamped_early(results: dict[str, Any], start: float, end: float, client: int | None = None) -> None:
+    """Replies to requests sent in [T0+start, T0+end) stamped 100 ms before their sends."""
+    for conn in conns(results):
+        if client is None or conn["client"] == client:
+            conn["pairs"] = [[sent, sent - 0.1 if T0 + start <= sent < T0 + end and got is not None else got]
+                             for sent, got in conn["pairs"]]
+
+
+def one_client(results: dict[str, Any], records: str = "connections") -> None:
+    """Every connection record says it is client 1: one client, counted as many."""
+    for rec in results[records]:
+        rec["client"] = 1
+
+
+def with_latency(ctx: checks.Context, latency: dict[str, Any]) -> checks.Context:
+    return mutate(ctx, lambda r: r["summary"].update(latency=latency))
+
+
+def with_action(ctx: checks.Context, **changes: Any) -> checks.Context:
+    return mutate(ctx, lambda r: r["actions"][0].update(changes))
+
+
+def served_twice(results: dict[str, Any]) -> None:
+    """Client 3's record and timeline say client 2: two clients, counted as one."""
+    for rec in results["connections"] + conns(results):
+        if rec["client"] == 3:
+            rec["client"] = 2
+
+
+Absurd = tuple[str, Callable[[], checks.Context], dict[str, bool | None], str]
+ABSURD: dict[str, list[Absurd]] = {
+    "idle_cpu": [
+        ("cpu-counter-runs-backwards", lambda: idle("idle", [Cpu(T0, 10.0), Cpu(T0 + 1, 0.0)]),
+         {"idle_cpu": None}, "went backwards"),
+        ("a-one-microsecond-window", lambda: idle("idle", [Cpu(T0, 1.0), Cpu(T0 + 1e-6, 1.0)]),
+         {"idle_cpu": None}, "too short to measure"),
+        ("more-cores-than-the-host-has", lambda: idle("busy", [Cpu(T0, 0.0), Cpu(T0 + 1, 50.0)]),
+         {"idle_cpu": None}, "outside what is possible"),
+        ("nan-cpu", lambda: idle("idle", [Cpu(T0, NAN), Cpu(T0 + 1, NAN)]), {"idle_cpu": None}, "not a finite"),
+        ("infinite-window", lambda: idle("idle", [Cpu(T0, 1.0), Cpu(INF, 1.0)]), {"idle_cpu": None}, "not a finite"),
+    ],
+    "served_at_once": [
+        ("closed-before-its-first-read", lambda: served(1, [(0.1, 1.0), (1.0, 2.0), (3.0, 2.0)]),
+         {"peak_served": None}, "before it begins"),
+        ("one-client-counted-three-times", lambda: mutate(served("all", TOGETHER), one_client),
+         {"peak_served": None}, "client 1 twice"),
+        ("a-process-with-no-thread", lambda: served("all", TOGETHER, samples=[Sample(T0 + 0.5, 2, 1, {7: 1, 8: 0})],
+                                                    thread_count=1),
+         {"peak_served": True, "thread_count": None}, "process table was not read"),
+    ],
+    "growth": [
+        ("an-empty-process-table-throughout", lambda: grow("fixed", "fixed", [(t / 10, 0, 0) for t in range(10)],
+                                                           after=(0, 0)),
+         {"threads": None, "processes": None}, "0 processes, 0 threads"),
+        ("an-empty-table-after", lambda: grow("fixed", "fixed", FLAT, after=(0, 0)),
+         {"threads": None, "processes": None}, "the sample after the clients left"),
+        ("one-client-counted-six-times", lambda: mutate(grow("fixed", "fixed", FLAT), one_client),
+         {"threads": None, "processes": None}, "client 1 twice"),
+    ],
+    "would_block": [
+        ("an-empty-stats-before", lambda: wouldblock({}, {**STATS, "wouldblock": 900}),
+         {"wouldblock_counter": None}, "names no process"),
+        ("another-pid-after", lambda: wouldblock({**STATS, "wouldblock": 10}, {**STATS, "pid": 8, "wouldblock": 900}),
+         {"wouldblock_counter": None}, "the server restarted"),
+        ("an-infinite-counter", lambda: wouldblock({**STATS, "wouldblock": 10}, {**STATS, "wouldblock": INF}),
+         {"wouldblock_counter": None}, "not a finite number"),
+        ("a-counter-that-runs-backwards", lambda: wouldblock({**STATS, "wouldblock": 900}, {**STATS, "wouldblock": 10}),
+         {"wouldblock_counter": None}, "went backwards"),
+        ("infinite-requests", lambda: wouldblock({**STATS, "wouldblock": 10}, {**STATS, "wouldblock": 900}, replies=INF),
+         {"wouldblock_counter": None}, "the count of requests served is inf"),
+    ],
+    "stalls": [
+        ("replies-stamped-before-their-sends", lambda: mutate(stalls(False, False), lambda r: stamped_early(r, 0.5, 1.0)),
+         {"block_stalls_others": None, "sleep_stalls_others": None}, "before its request was sent"),
+        ("requests-sent-after-the-run-ended",
+         lambda: mutate(stalls(False, False, answered_after_block=None), lambda r: r["ended"].update(monotonic=T0 + 0.3)),
+         {"block_stalls_others": None, "sleep_stalls_others": None}, "after the run ended"),
+        ("work-own-time-infinite", lambda: with_action(work_stall(False, 0.012, stamped=False), latency_ms=INF),
+         {"work_stalls_others": None}, "own reply time"),
+        ("work-replies-stamped-before-their-sends",
+         lambda: mutate(work_stall(False, 0.012), lambda r: stamped_early(r, 0.4, 0.9)),
+         {"work_stalls_others": None}, "before its request was sent"),
+    ],
+    "slow_stalls": [
+        ("negative-waits", lambda: slow_stall(False, -0.1), {"slow_stalls_others": None}, "before its request was sent"),
+        ("its-own-reply-before-its-send", lambda: with_action(slow_stall(False, 0.004), done_t=T0 + 0.4),
+         {"slow_stalls_others": None}, "before its request was sent"),
+        ("a-negative-own-time", lambda: with_action(slow_stall(False, 0.004), latency_ms=-500.0),
+         {"slow_stalls_others": None}, "own reply time"),
+    ],
+    "gil": [
+        ("serial-with-no-core-busy", lambda: gil(False, 0.0), {"cpu_parallel": None}, "no CPU work ran"),
+        ("serial-with-minus-three-cores", lambda: gil(False, -3.0), {"cpu_parallel": None}, "outside what is possible"),
+        ("serial-with-a-twentieth-of-a-core", lambda: gil(False, 0.05), {"cpu_parallel": None}, "no CPU work ran"),
+        ("parallel-on-more-cores-than-the-host-has", lambda: gil(True, 9.0), {"cpu_parallel": None},
+         "outside what is possible"),
+        ("work-that-does-no-work", lambda: gil(False, 1.0, solo_s=0.0001), {"cpu_parallel": None},
+         "too short for CPU work"),
+        ("a-reply-before-its-send", lambda: mutate(gil(False, 1.0), lambda r: conns(r)[0]["pairs"][2].__setitem__(1, T0),
+                                                   "pair"),
+         {"cpu_parallel": None}, "before its request was sent"),
+        ("nan-cores", lambda: gil(False, NAN), {"cpu_parallel": None}, "not a finite number"),
+    ],
+    "shared_counter": [
+        ("four-replies-from-one-client", lambda: counter(False, [3000, 6000, 9000, 12000], clients=[1, 1, 1, 1]),
+         {"lost_updates": None}, "COUNT 4 times"),
+        ("every-count-zero-is-not-lost-updates", lambda: counter(True, [0, 0, 0, 0]), {"lost_updates": None},
+         "never moved"),
+        ("a-count-above-every-increment", lambda: counter(True, [3000, 6000, 9000, 99999]), {"lost_updates": None},
+         "did not start at 0"),
+        ("a-negative-count", lambda: counter(True, [-5, 3000, 6000, 9000]), {"lost_updates": None}, "not a count"),
+    ],
+    "triggering": [
+        ("level-with-no-reads", lambda: trigger("level", counts(10, 10), counts(2010, 10)), {"triggering": None},
+         "0 reads"),
+        ("another-pid-after", lambda: trigger("level", counts(10, 10), {**counts(2010, 2010), "pid": 8}),
+         {"triggering": None}, "the server restarted"),
+        ("reads-run-backwards", lambda: trigger("level", counts(10, 3010), counts(2010, 10)), {"triggering": None},
+         "went backwards"),
+        ("infinite-reads", lambda: trigger("edge", counts(10, 10), counts(510, INF)), {"triggering": None},
+         "not a finite number"),
+    ],
+    "many_descriptors": [
+        ("the-rest-not-served", lambda: descriptors(1024, held=10, refused=1090, errors=list(range(1024, 1104))),
+         {"fd_limit": None}, "errors closed only 80"),
+        ("a-descriptor-of-999999", lambda: descriptors(1024, held=1020, refused=80, errors=[999999]),
+         {"fd_limit": None}, "outside what is possible"),
+        ("a-negative-descriptor", lambda: descriptors(1024, held=1020, refused=80, errors=[-1]),
+         {"fd_limit": None}, "outside what is possible"),
+        ("one-client-counted-1100-times", lambda: mutate(descriptors(None), one_client), {"fd_limit": None},
+         "client 1 twice"),
+    ],
+    "faults": [
+        ("replies-stamped-before-their-sends",
+         lambda: mutate(fault("crash_takes", "connection", "served"), lambda r: stamped_early(r, 0.6, 1.6)),
+         {"crash_takes": None}, "before its request was sent"),
+        ("two-clients-counted-as-one", lambda: mutate(fault("crash_takes", "connection", "served"), served_twice),
+         {"crash_takes": None}, "client 2 twice"),
+        ("a-nan-send-time", lambda: with_action(fault("crash_takes", "connection", "served"), sent_t=NAN),
+         {"crash_takes": None}, "not a finite number"),
+    ],
+    "c10k": [
+        ("holds-with-no-p99", lambda: with_latency(c10k("holds"), {"count": 5000}), {"c10k": None}, "has no p99"),
+        ("holds-with-a-negative-p99", lambda: c10k("holds", p99_ms=-5), {"c10k": None}, "outside what is possible"),
+        ("holds-with-a-nan-p99", lambda: with_latency(c10k("holds"), {"count": 5000, "p99_us": NAN}), {"c10k": None},
+         "not a finite number"),
+        ("backlog-with-nothing-kept", lambda: c10k("backlog", answered=1, peak_served=1, kept=0), {"c10k": None},
+         "nothing shows the rest waiting"),
+        ("thread-count-with-a-process-of-no-thread",
+         lambda: c10k("holds", thread_count=1, processes_at_peak=2, per_process={7: 1, 8: 0}),
+         {"c10k": True, "thread_count": None}, "process table was not read"),
+    ],
+}
+ABSURD_CASES = [(judge, *row) for judge, rows in ABSURD.items() for row in rows]
+
+
 TABLES: dict[str, list[tuple[str, Callable[[], checks.Context], dict[str, bool | None]]]] = {
     "idle_cpu": IDLE, "served_at_once": SERVED, "growth": GROWTH, "would_block": WOULD_BLOCK,
     "stalls": STALLS + WORK_STALLS, "slow_stalls": SLOW_STALLS, "gil": GIL, "shared_counter": COUNTER, "triggering": TRIGGERING,
@@ -762,11 +953,27 @@ def test_judge(judge: str, case: str, build: Callable[[], checks.Context], want:
         assert got[key] is ok, f"{key}: ok is {got[key]!r}, expected {ok!r}"
 
 
+@pytest.mark.parametrize("judge, case, build, want, why", ABSURD_CASES,
+                         ids=[f"{j}-absurd-{c}" for j, c, _, _, _ in ABSURD_CASES])
+def test_absurd_evidence_is_not_judged(judge: str, case: str, build: Callable[[], checks.Context],
+                                       want: dict[str, bool | None], why: str) -> None:
+    verdicts = {v.expect: v for v in judges.JUDGES[judge](build())}
+    assert {k: v.ok for k, v in verdicts.items()} == want
+    for key, ok in want.items():
+        if ok is None:  # not judged, and for the reason the row names
+            assert verdicts[key].observed.startswith("not judged: ") and why in verdicts[key].observed, \
+                verdicts[key].observed
+
+
 def test_every_registered_judge_has_a_table() -> None:
-    assert set(judges.JUDGES) == set(TABLES), "a judge without a table (or a table without a judge)"
+    """Each judge's table has a verdict of each outcome, and absurd evidence
+    of its own: held, failed, not judged for want of evidence, and not judged
+    for evidence outside its domain."""
+    assert set(judges.JUDGES) == set(TABLES) == set(ABSURD), "a judge without a table (or a table without a judge)"
     for judge, rows in TABLES.items():
-        kinds = {case.split("-")[0] for case, _, _ in rows}
-        assert set(KINDS) <= kinds, f"{judge}: no {sorted(set(KINDS) - kinds)} case"
+        outcomes = {ok for _, _, want in rows for ok in want.values()}
+        assert outcomes == {True, False, None}, f"{judge}: outcomes {outcomes}"
+        assert ABSURD[judge] and all(None in want.values() for _, _, want, _ in ABSURD[judge]), judge
 
 
 # -- verdicts, outcomes and exits ------------------------------------------------------

@@ -85,3 +85,39 @@ def test_bad_kinds_protocols_and_ports_name_the_line(tmp_path: Path, change: tup
     write_model(tmp_path, "ref", REFERENCE.replace(*change))
     with pytest.raises(UsageError, match=message):
         models.all_models(tmp_path)
+
+
+MODEL = "name: m\nkind: server\nsummary: s\ndescription: d\nexpect:\n  peak_served: 1\n"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("workers: true\n", r"model.yaml:7: workers must be a whole number from 1 to 1024"),
+    ("workers: 1e9\n", r"model.yaml:7: workers must be a whole number"),
+    ("workers: 100000\n", r"model.yaml:7: workers must be a whole number from 1 to 1024"),
+    ("workers: .nan\n", r"model.yaml:7: workers must be a whole number"),
+    ("slow: {request: x, ms: 100000000}\n", r"model.yaml:7: slow is \{request: one line of text, ms: a whole number"),
+    ("  thread_count: true\n", r"model.yaml:7: expect.thread_count is True; allowed"),
+    ("  thread_count: .nan\n", r"model.yaml:7: expect.thread_count is nan; allowed"),
+    ("  thread_count: 0\n", r"model.yaml:7: expect.thread_count is 0; it must be from 1"),
+    ("  fd_limit: 99999999999\n", r"model.yaml:7: expect.fd_limit is 99999999999; it must be from 1 to"),
+    ("tolerances: {stall_ms_min: .nan}\n", r"model.yaml:7: tolerance stall_ms_min must be a finite number"),
+    ("tolerances: {stall_ms_min: 1e999}\n", r"model.yaml:7: tolerance stall_ms_min must be a finite number"),
+    ("tolerances: {patience: 3}\n", r"model.yaml:7: unknown tolerance 'patience'"),
+])
+def test_model_yaml_numbers_have_ranges(tmp_path: Path, extra: str, message: str) -> None:
+    write_model(tmp_path, "m", MODEL + extra)
+    with pytest.raises(UsageError, match=message):
+        models.all_models(tmp_path)
+
+
+def test_a_model_yaml_that_is_not_utf8_says_where(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.yaml").write_bytes(MODEL.replace("description: d", "description: \xe9").encode("latin-1"))
+    with pytest.raises(UsageError, match=r"m/model.yaml:4: not UTF-8 text"):
+        models.all_models(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["thread_count=true", "thread_count=.nan", "fd_limit=-1"])
+def test_expect_overrides_have_the_same_ranges(text: str) -> None:
+    with pytest.raises(UsageError, match=r"--expect .*: expect\.(thread_count|fd_limit) is"):
+        models.parse_expect([text])

@@ -93,3 +93,58 @@ def test_every_judge_the_scenarios_know_is_registered_with_its_keys() -> None:
     from lab.checks.registry import ENTRIES
     assert set(ENTRIES) == set(scenarios.JUDGE_KEYS)
     assert all(ENTRIES[name].keys == keys and ENTRIES[name].needs for name, keys in scenarios.JUDGE_KEYS.items())
+
+
+# -- numbers: each in its range, finite, of its type; every error at file:line -----------------
+
+@pytest.mark.parametrize("change, message", [
+    (("clients: max(3, workers + 1)", "clients: .nan"), r"s.yaml:7: clients must be a whole number from 1 to "),
+    (("clients: max(3, workers + 1)", "clients: .inf"), r"s.yaml:7: clients must be a whole number"),
+    (("clients: max(3, workers + 1)", "clients: 1e9"), r"s.yaml:7: clients is 1e\+09; it must be from 1 to 19936"),
+    (("clients: max(3, workers + 1)", "clients: 1000000000"), r"s.yaml:7: clients is 1e\+09; it must be from 1 to"),
+    (("clients: max(3, workers + 1)", "clients: 0"), r"s.yaml:7: clients is 0; it must be from 1"),
+    (("clients: max(3, workers + 1)", "clients: 2.5"), r"s.yaml:7: clients must be a whole number"),
+    (("clients: max(3, workers + 1)", "clients: true"), r"s.yaml:7: clients must be a whole number"),
+    (("clients: max(3, workers + 1)", "clients: 12 // workers"), r"s.yaml:7: '12 // workers' is not a number"),
+    (("    duration: 2\n", "    duration: 2\n    interval: 1e999\n"), r"s.yaml:9: interval must be a number"),
+    (("    duration: 2\n", "    duration: 2\n    interval: .nan\n"), r"s.yaml:9: interval must be a number"),
+    (("    duration: 2\n", "    duration: 2\n    interval: -5\n"), r"s.yaml:9: interval is -5; it must be from 0.1"),
+    (("    duration: 2\n", "    duration: 1e999\n"), r"s.yaml:8: duration must be a number"),
+    (("    duration: 2\n", "    duration: 2\n    warmup: 2\n"), r"s.yaml:9: probe 'main' warms up for 2 s of its 2"),
+    (("    duration: 2\n", "    duration: 2\n    active: 9\n"), r"s.yaml:9: probe 'main' has 9 active of"),
+    (("{t: 0.5, client: 1, send: \"BLOCK 500\"}", "{t: 5, client: 1, send: x}"),
+     r"s.yaml:10: probe 'main' sends at 5 s to client 1: outside its 2 s"),
+    (("{t: 0.5, client: 1, send: \"BLOCK 500\"}", "{t: .nan, client: 1, send: x}"), r"s.yaml:10: t must be >= 0"),
+    (("name: x\n", "name: x\norder: soon\n"), r"s.yaml:2: order must be a whole number from 0 to 10000, got 'soon'"),
+    (("name: x\n", "name: x\norder: 1e999\n"), r"s.yaml:2: order must be a whole number"),
+    (("name: x\n", "name: x\nidle: .inf\n"), r"s.yaml:2: idle must be a number"),
+    (("name: x\n", "name: x\nfresh: sometimes\n"), r"s.yaml:2: fresh is true or false, got 'sometimes'"),
+    (("name: x\n", "name: x\nsettings: {peak_within_s: .nan}\n"), r"s.yaml:2: peak_within_s must be a number"),
+    (("name: x\n", "name: x\nsettings: {hurry: 1}\n"), r"s.yaml:2: unknown setting 'hurry'"),
+])
+def test_scenario_numbers_have_ranges(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        scenarios.load_scenario(write(tmp_path, GOOD.replace(*change)))
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_bytes(GOOD.replace("claim: c", "claim: caf\xe9").encode("latin-1"))
+    with pytest.raises(UsageError, match=r"s.yaml:2: not UTF-8 text \(byte 0xe9\)"):
+        scenarios.load_scenario(f)
+    f.write_bytes(GOOD.replace("claim: c", "claim: a\x01b").encode())
+    with pytest.raises(UsageError, match=r"s.yaml:2: a character YAML does not allow \(U\+0001\)"):
+        scenarios.load_scenario(f)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "{file}", "--model", "epoll"], "s.yaml:2: order must be a whole number from 0 to 10000, got 'soon'"),
+    (["check", "epoll", "--scenario", "{file}"], "s.yaml:2: order must be a whole number"),
+])
+def test_a_bad_scenario_file_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 argv: list[str], message: str) -> None:
+    from lab import cli
+    f = write(tmp_path, GOOD.replace("name: x\n", "name: x\norder: soon\n"))
+    assert cli.main([a.format(file=f) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
