@@ -93,6 +93,27 @@ def summarise(snap: dict[str, Any], procs: dict[int, dict[str, Any]]) -> dict[st
     return snap
 
 
+def proc_files(procs_dir: str, names: tuple[str, ...]) -> str | None:
+    """``/proc/<pid>/<name>:<line>`` for each of the cgroup's processes and
+    each of ``names`` (what parse_memory_probe reads); None if this machine
+    cannot read the cgroup's process list.  A process that ended meanwhile
+    is left out."""
+    lines: list[str] = []
+    try:
+        with open(os.path.join(procs_dir, "cgroup.procs")) as f:
+            pids = [int(p) for p in f.read().split()]
+        for pid in pids:
+            for name in names:
+                try:
+                    with open(f"/proc/{pid}/{name}") as f:
+                        lines += [f"/proc/{pid}/{name}:{line}" for line in f.read().splitlines()]
+                except FileNotFoundError:
+                    break  # it ended meanwhile
+    except (OSError, ValueError):
+        return None
+    return "\n".join(lines)
+
+
 def local_resources(procs_dir: str) -> dict[str, Any] | None:
     """Processes, threads and memory from this machine's own view of the
     container (the engine is local): its cgroup's process list and each
@@ -101,20 +122,10 @@ def local_resources(procs_dir: str) -> dict[str, Any] | None:
     by the server can take longer than a measured window.  None if this
     machine may not read them (smaps_rollup needs the right to trace the
     process: root, or the same user)."""
-    lines: list[str] = []
-    try:
-        with open(os.path.join(procs_dir, "cgroup.procs")) as f:
-            pids = [int(p) for p in f.read().split()]
-        for pid in pids:
-            for name in ("status", "smaps_rollup"):
-                try:
-                    with open(f"/proc/{pid}/{name}") as f:
-                        lines += [f"/proc/{pid}/{name}:{line}" for line in f.read().splitlines()]
-                except FileNotFoundError:
-                    break  # it ended meanwhile
-    except (OSError, ValueError):
+    text = proc_files(procs_dir, ("status", "smaps_rollup"))
+    if text is None:
         return None
-    procs = parse_memory_probe("\n".join(lines))
+    procs = parse_memory_probe(text)
     init = {pid for pid, p in procs.items() if p.get("name") == "docker-init"}
     mine = model_processes(procs, init) if init else procs
     snap = {"processes": len(mine), "threads": sum(p.get("threads", 0) for p in mine.values()),
@@ -213,19 +224,10 @@ def local_tasks(procs_dir: str) -> Sample | None:
     engine is local): each process's status file only, a millisecond, with
     nothing run in the container or asked of the engine.  None if this
     machine cannot read them."""
-    lines: list[str] = []
-    try:
-        with open(os.path.join(procs_dir, "cgroup.procs")) as f:
-            pids = [int(p) for p in f.read().split()]
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    lines += [f"/proc/{pid}/status:{line}" for line in f.read().splitlines()]
-            except FileNotFoundError:
-                continue  # it ended meanwhile
-    except (OSError, ValueError):
+    text = proc_files(procs_dir, ("status",))
+    if text is None:
         return None
-    procs = parse_memory_probe("\n".join(lines))
+    procs = parse_memory_probe(text)
     init = {pid for pid, p in procs.items() if p.get("name") == "docker-init"}
     mine = model_processes(procs, init) if init else procs
     per_process = {pid: int(p.get("threads", 0)) for pid, p in sorted(mine.items())}

@@ -64,6 +64,7 @@ import sys
 from typing import NoReturn
 
 from . import loop
+from .procfs import read_text
 from .server import ACCEPT_BACKOFF, BACKOFF, GONE_ERRORS, RESOURCE_ERRORS, Server, close_reason
 
 # -- the kernel's numbers (include/uapi/linux/io_uring.h) ---------------------------
@@ -165,17 +166,11 @@ class Refused(RuntimeError):
     exit_code = 2  # the environment is not usable (the lab's convention)
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def seccomp_mode() -> int | None:
     """0 none, 1 strict, 2 a filter (Docker's profile is one), None unknown."""
-    for line in (_read("/proc/self/status") or "").splitlines():
+    for line in (read_text("/proc/self/status") or "").splitlines():
         if line.startswith("Seccomp:"):
             return int(line.split()[1])
     return None
@@ -188,12 +183,12 @@ def diagnose(call: str, err: int, *, disabled: str | None = None, group: str | N
     kernel = kernel or os.uname().release
     name = errno.errorcode.get(err, str(err))
     if err in (errno.EPERM, errno.EACCES):
-        disabled = disabled if disabled is not None else _read("/proc/sys/kernel/io_uring_disabled")
+        disabled = disabled if disabled is not None else read_text("/proc/sys/kernel/io_uring_disabled")
         if disabled == "2":
             return (f"{call} refused ({name}): kernel.io_uring_disabled=2 turns io_uring off for every "
                     f"process on this host; on the host: sysctl -w kernel.io_uring_disabled=0")
         if disabled == "1":
-            group = group if group is not None else _read("/proc/sys/kernel/io_uring_group")
+            group = group if group is not None else read_text("/proc/sys/kernel/io_uring_group")
             return (f"{call} refused ({name}): kernel.io_uring_disabled=1 allows io_uring only to the group "
                     f"kernel.io_uring_group ({group}) and CAP_SYS_ADMIN; on the host: sysctl -w "
                     f"kernel.io_uring_disabled=0, or run the server in that group")
@@ -207,7 +202,7 @@ def diagnose(call: str, err: int, *, disabled: str | None = None, group: str | N
         return (f"{call} refused ({name}): kernel {kernel} is too old for this server's ring "
                 f"(provided buffer rings need Linux 5.19); run on Linux 5.19 or newer")
     if err == errno.ENOMEM:
-        memlock = memlock or _read("/proc/self/limits")
+        memlock = memlock or read_text("/proc/self/limits")
         limit = next((l.split()[3] for l in (memlock or "").splitlines() if l.startswith("Max locked memory")), "?")
         return (f"{call} failed ({name}): the locked-memory limit ({limit} bytes) is too small for the rings "
                 f"on kernel {kernel} (before 5.12 they count against it); raise it (ulimit -l, or "

@@ -13,19 +13,15 @@ import sys
 import time
 from typing import Any
 
+from iorun.procfs import read_text
+
 RESOLVE_PAUSE = 0.2  # seconds between name lookups while the target's name is not known yet
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def port_range() -> tuple[int, int] | None:
-    text = _read("/proc/sys/net/ipv4/ip_local_port_range")
+    text = read_text("/proc/sys/net/ipv4/ip_local_port_range")
     try:
         low, high = (int(x) for x in (text or "").split())
     except ValueError:
@@ -40,7 +36,7 @@ def raise_nofile(need: int) -> dict[str, Any]:
     target = hard
     if hard == resource.RLIM_INFINITY:
         # nofile cannot be unlimited: the kernel's ceiling is fs.nr_open
-        target = int(_read("/proc/sys/fs/nr_open") or 1 << 20)
+        target = int(read_text("/proc/sys/fs/nr_open") or 1 << 20)
     error = None
     if target > soft:
         try:

@@ -63,7 +63,7 @@ def test_a_refused_setup_raises_refused_and_the_model_exits_2(monkeypatch, capsy
         ctypes.set_errno(errno.EPERM)
         return -1
     monkeypatch.setattr(uring, "_setup", refused)
-    monkeypatch.setattr(uring, "_read", lambda path: "2" if path.endswith("io_uring_disabled") else None)
+    monkeypatch.setattr(uring, "read_text", lambda path: "2" if path.endswith("io_uring_disabled") else None)
     with pytest.raises(uring.Refused) as caught:
         uring.Ring()
     assert "kernel.io_uring_disabled=2" in str(caught.value)
