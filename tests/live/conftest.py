@@ -39,6 +39,14 @@ def real_image(engine) -> str:
     return images.for_service(engine, topology.service("redis"), say)
 
 
+@pytest.fixture(scope="session")
+def all_checks(engine, app_image) -> dict[str, Any]:
+    """`lab check --all`, once a session: test_checks_live.py reads every
+    verdict of it, and the tour's own verdicts are compared with it."""
+    from tests.live.judged import check
+    return check("--all")
+
+
 @pytest.fixture
 def watch():
     """Register containers whose logs belong in the report if the test fails."""

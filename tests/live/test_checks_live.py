@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab.plan import models, scenarios
-from tests.live.judged import ROOT, check, expect_ok
+from tests.live.judged import ROOT, check, expect_ok  # the all_checks fixture: tests/live/conftest.py
 
 JUDGED = {key for s in scenarios.all_scenarios().values() if s.default for key in s.judges}
 # every declared expectation that `lab check --all` judges (c10k has its own test)
@@ -29,11 +29,6 @@ def test_every_model_and_every_judged_key_is_a_case() -> None:
     for model in ("asyncio", "coroutines", "gevent", "uvloop", "threads", "forking"):
         assert (model, "work_stalls_others") in CASES, model
         assert (model, "sleep_stalls_others") in CASES, model
-
-
-@pytest.fixture(scope="session")
-def all_checks(engine, app_image) -> dict:
-    return check("--all")
 
 
 @pytest.mark.parametrize("model, key", CASES, ids=[f"{m}-{k}" for m, k in CASES])

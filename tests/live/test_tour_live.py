@@ -4,9 +4,8 @@
   ran, its transcript is written in both languages (the Chinese one rendered
   from the same record), its wall time is recorded, and each step gives its
   lesson only where its verdicts held.
-- Its verdicts are `lab check`'s: a `lab check` of the same models and
-  scenarios in the same session gives the same expectation and, wherever
-  both could judge, the same result.
+- Its verdicts are `lab check`'s: the session's `lab check --all` gives the
+  same expectation and, wherever both could judge, the same result.
 - A short live run in Chinese (one step).
 - A broken threads model (a copy of compose.yaml whose threads service runs
   the blocking server): the threads step says what was measured, never its
@@ -24,7 +23,7 @@ import pytest
 
 from lab.tour.lesson import conclude
 from lab.tour.steps import load_steps, narration, tidy
-from tests.live.judged import ROOT, check, host_busy, lab
+from tests.live.judged import host_busy, lab
 from tests.live.test_broken_models_live import broken_compose
 
 WHERE = re.compile(r"^\S+: (\S+)/transcript\.(\w+)\.html", re.M)
@@ -101,11 +100,11 @@ def test_each_step_gives_its_lesson_only_where_its_verdicts_held(full) -> None:
                 assert words["labels"]["not_judged"] in text
 
 
-def test_its_verdicts_are_lab_checks(full) -> None:
-    """The same models and scenarios through `lab check`: the same judges say
-    the same expectation, and wherever both judged, the same result."""
-    doc = check("blocking", "threads", "busypoll", "--scenario", "served-at-once", "--scenario", "growth",
-                "--scenario", "would-block")
+def test_its_verdicts_are_lab_checks(full, all_checks: dict[str, Any]) -> None:
+    """The same models and scenarios through `lab check --all` (the session's
+    one run): the same judges say the same expectation, and wherever both
+    judged, the same result."""
+    doc = all_checks
     theirs = {(v["model"], v["check"]): v for v in doc["checks"]}
     mine = {(v["model"], v["check"]): v for v in verdicts(full["record"])}
     both = sorted(set(theirs) & set(mine))
