@@ -293,10 +293,23 @@ def _loop(o: Observation, out: Out) -> Classification:
         return out("event-loop-workers", readers, "high", f"{readers} tasks read the {top.held} held "
                                                           f"connections, each several{cap}")
     if o.load_threads and o.load_threads > 1:
-        return out("event-loop-workers", o.load_threads - 1, "high",
-                   f"one thread reads every connection and {o.load_threads - 1} more work under load{cap}")
+        return _one_reader(o, out, cap)
     return out("event-loop", None, "high", f"one thread reads all {top.held} held connections, and nothing "
                                            f"grows with them{cap}")
+
+
+def _one_reader(o: Observation, out: Out, cap: str) -> Classification:
+    """Held connections stayed on one thread, yet several work under load."""
+    # Loops that share one listener may leave every held connection to the one
+    # that wins the accepts; if as many threads as work under load read at some
+    # step, the workers are loops.  Otherwise one reader hands requests to the rest.
+    most = max((s.readers or 0 for s in o.steps if s.mode == "unfinished" and s.answered), default=0)
+    if most >= (o.load_threads or 0):
+        return out("event-loop-workers", o.load_threads, "high",
+                   f"held connections mostly stayed on one thread, but {most} read at some step and "
+                   f"{o.load_threads} work under load{cap}")
+    return out("event-loop-workers", (o.load_threads or 1) - 1, "high",
+               f"one thread reads every connection and {(o.load_threads or 1) - 1} more work under load{cap}")
 
 
 def declared(model: Model) -> tuple[str | None, int | None]:

@@ -101,6 +101,9 @@ CLASSES = {
                   ("event-loop-workers", 4, None)),
     "a loop with a pool for requests": (seen((1, 5), [step(k, True, 1, 5, 1) for k in (1, 2, 4, 8)],
                                              load_threads=5, load_processes=1), ("event-loop-workers", 4, None)),
+    "loops whose accepts one of them won": (seen((2, 4), [step(k, True, 2, 4, 1) for k in (1, 2, 4, 8, 16)]
+                                                + [step(32, True, 2, 4, 2)], load_threads=2, load_processes=1),
+                                               ("event-loop-workers", 2, None)),
     "a loop that caps its connections": (seen((1, 1), [step(k, True, 1, 1, 1) for k in (1, 2, 4, 8, 16)]
                                               + [step(32, False, 1, 1, 1)], bound=32), ("event-loop", None, None)),
 }
