@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
-
 from .test_swarm_local import check_shape, model, run, target  # noqa: F401  (run: the fixture)
 
 blocking = model("blocking")
