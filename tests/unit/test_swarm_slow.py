@@ -86,3 +86,21 @@ def test_slow_flags_default_and_reach_the_config() -> None:
     assert (config["slow_clients"], config["pace_ms"], config["piece"]) == (2, 100.0, 1)
     http = flags.parse_args(["--target", "h:80", "--protocol", "http", "--pattern", "slow", "--piece", "10"])
     assert http.piece == 10  # an HTTP request head is longer than 10 bytes
+
+
+def test_flags_the_swarm_refuses_are_bad_input_for_the_lab() -> None:
+    """A scenario's flags refused by the swarm in a container (argparse's exit 2,
+    e.g. a piece longer than the target's request) end the run as bad input,
+    in the swarm's one line; any other missing results are the environment's."""
+    from types import SimpleNamespace
+
+    from lab.errors import EnvironmentProblem, UsageError
+    from lab.run import probe
+
+    target = SimpleNamespace(model=SimpleNamespace(name="epoll"))
+    line = ["swarm: error: --piece 50 is longer than the request (9 bytes): it would not be sent in pieces"]
+    refused = probe._no_results(target, "slow-clients-main", 2, line)  # type: ignore[arg-type]
+    assert isinstance(refused, UsageError) and str(refused) == (
+        "epoll/slow-clients-main: the swarm refused the scenario's flags: --piece 50 is longer than the request "
+        "(9 bytes): it would not be sent in pieces")
+    assert isinstance(probe._no_results(target, "m", 137, "killed"), EnvironmentProblem)  # type: ignore[arg-type]
