@@ -153,3 +153,12 @@ def test_a_bad_scenario_file_exits_2_in_one_line(tmp_path: Path, capsys: pytest.
     assert cli.main([a.format(file=f) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err, err
+
+
+def test_the_measurement_scenarios_load_and_are_not_checks() -> None:
+    """scenarios/measure/ (the slow-clients timeouts of docs/checks.md) load as
+    scenario files, and lab check, which reads scenarios/*.yaml, never runs them."""
+    files = sorted((scenarios.SCENARIOS / "measure").glob("*.yaml"))
+    names = {scenarios.load_scenario(f).name for f in files}
+    assert names == {"slow-timeout", "slow-rate", "slow-long"}
+    assert not names & set(scenarios.all_scenarios())
