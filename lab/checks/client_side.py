@@ -14,7 +14,9 @@ after serving it counts as served until then, and its requests cut short by
 the close are not counted as waiting.
 
 Also here: the slow_stalls judge, for the target's own slow request
-(model.yaml `slow:`), the real servers' counterpart of BLOCK and SLEEP.
+(model.yaml `slow:`), the real servers' counterpart of BLOCK and SLEEP; and
+the slow_clients judge (slow clients sending their requests in pieces beside
+normal ones), read from the clients' side for every target alike.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from ..measure import analysis as a
 from .context import Context, connected_clients, threads_while_serving
 from .registry import judge
-from .domain import action_in_order, spans_in_order, timeline_in_order
+from .domain import action_in_order, distinct_clients, finite, need_count, spans_in_order, timeline_in_order
 from .verdict import Missing, Verdict, need
 
 
@@ -154,3 +156,69 @@ def slow_stalls(ctx: Context) -> list[Verdict]:
                            observed, stalled if want else free, **figures)
 
     return ctx.each(("slow_stalls_others",), one)
+
+
+SLOW_CONSIDERED_MIN = 10  # the others' requests it takes to tell a share answered on time
+
+
+@judge(host_cpu=True,
+       needs=("the swarm's connection records, each client once: slow clients (role slow) and the others",
+              "every slow client the scenario asked for connected and began a request",
+              "a slow request answered: the server read the pieces at all",
+              "the others' requests sent while every slow client was still connected, the timeline in order",
+              "what the host could give meanwhile, when the others were late but not held"))
+def slow_clients(ctx: Context) -> list[Verdict]:
+    """Slow clients (each request in pieces, --slow-clients) connect first,
+    then normal clients send every 50 ms: what share of the normal clients'
+    requests was answered within slow_clients_late_ms?  Held: almost none
+    (a worker per connection, every one taken by a slow client); not held:
+    almost all."""
+    def one(key: str) -> Verdict:
+        figures = _slow_figures(ctx)
+        share = figures["on_time_share"]
+        held, free = share <= ctx.tol["slow_held_share_max"], share >= ctx.tol["slow_free_share_min"]
+        if not held and not free:
+            reason, host = ctx.host_check("main", "free_cores_latency_min")
+            figures.update(host)
+            if reason:
+                raise Missing(f"{reason}; {share:.0%} of the others' requests answered on time", **figures)
+        want = ctx.expect(key)
+        late = ctx.tol["slow_clients_late_ms"]
+        observed = (f"{figures['on_time']} of {figures['considered']} of the others' requests answered within "
+                    f"{late} ms ({share:.0%}) beside {figures['slow']} slow clients"
+                    + ("" if held or free else ", in between"))
+        if figures["slow_closed_by_server"]:
+            observed += f"; the server closed {figures['slow_closed_by_server']} slow client(s)"
+        bound = (f"<= {ctx.tol['slow_held_share_max']:.0%}" if want == "held"
+                 else f">= {ctx.tol['slow_free_share_min']:.0%}")
+        return ctx.verdict(key, f"{want} (others answered on time {bound})", observed,
+                           held if want == "held" else free, **figures)
+
+    return ctx.each(("slow_clients",), one)
+
+
+def _slow_figures(ctx: Context) -> dict[str, Any]:
+    """What slow_clients reads, each figure through its domain (Missing if absurd)."""
+    results = ctx.probe().results
+    distinct_clients(results.get("connections", []))
+    timeline_in_order(results)
+    slow, others = a.slow_roles(results)
+    spec = ctx.scenario.probes.get("main")
+    asked = int(spec.number("slow-clients", ctx.workers, 0) if spec is not None else 0)
+    need(asked >= 1, "the scenario runs no slow clients (slow-clients)")
+    began = [c for c in slow if c.get("connect_end") is not None and need_count(c.get("sent"), "a slow client's sends")]
+    need(len(began) == asked, f"{len(began)} of {asked} slow clients connected and began a request")
+    answered = sum(need_count(c.get("replies"), "a slow client's replies") for c in slow)
+    need(answered >= 1, "no slow request was answered: the server never read the pieces to the end")
+    need(others, "no other client ran beside the slow ones")
+    end = finite((results.get("ended") or {}).get("monotonic"), "the swarm's end time")
+    closed = a.closed_by_server(results)
+    cut = [finite(c.get("close_t"), "a slow client's close") for c in slow if c["client"] in closed]
+    late_s = ctx.tol["slow_clients_late_ms"] / 1000
+    until = min([end] + cut) - late_s  # while every slow client was there, and the run went on late_s more
+    got, considered, worst = a.on_time(results, {c["client"] for c in others}, until, late_s)
+    need(considered >= SLOW_CONSIDERED_MIN, f"the others sent {considered} requests while every slow client was "
+                                            f"connected: fewer than {SLOW_CONSIDERED_MIN}")
+    return dict(on_time=got, considered=considered, on_time_share=round(got / considered, 3),
+                worst_ms=None if worst is None else round(worst, 1), slow=asked, slow_replies=answered,
+                slow_closed_by_server=len(cut), late_ms=ctx.tol["slow_clients_late_ms"])

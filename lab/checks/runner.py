@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from ..errors import UsageError
 from ..measure.host import HostLoad, wait_quiet
 from ..measure.sampler import Sampler
 from ..plan.models import Model
@@ -102,10 +103,14 @@ def _busy(v: Verdict) -> bool:
 
 def check(bench: Bench, ctx: Context) -> list[Verdict]:
     """The scenario's probes, then its judge: a probe or judge that breaks
-    leaves each key it judges not judged, saying why (never a lost run)."""
+    leaves each key it judges not judged, saying why (never a lost run).
+    Bad input (the swarm refusing the scenario's flags) is the user's to
+    fix: it ends the run, exit 2 in one line."""
     try:
         run_probes(bench, ctx)
         return ENTRIES[ctx.scenario.judge].fn(ctx)
+    except UsageError:
+        raise
     except Exception as exc:
         why = f"{type(exc).__name__}: {exc}"
         return [ctx.not_judged(k, why) for k in judged_keys(ctx.model, ctx.scenario)]

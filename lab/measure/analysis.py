@@ -160,3 +160,31 @@ def short_of(asked: int, connected: int, served: int, word: str) -> str:
     if served < asked:
         return f"; {asked - served} connected but never {word}"
     return ""
+
+
+def slow_roles(results: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The swarm's connection records: those of slow clients (the slow
+    pattern, ``--slow-clients``) and of the others that sent requests."""
+    conns = results.get("connections", [])
+    slow = [c for c in conns if c.get("role") == "slow"]
+    return slow, [c for c in conns if c.get("role") not in ("slow", "hold")]
+
+
+def on_time(results: dict[str, Any], clients: set[int], until: float, late_s: float) -> tuple[int, int, float | None]:
+    """Of the requests ``clients`` sent before ``until`` (the timeline's
+    [sent, replied] pairs), how many were answered within ``late_s``; how
+    many there were; the worst wait in ms (an unanswered one waited until
+    ``until + late_s`` at least: the run went on that long)."""
+    answered = considered = 0
+    worst: float | None = None
+    for conn in (results.get("timeline") or {}).get("conns") or []:
+        if conn.get("client") not in clients:
+            continue
+        for sent, got in conn.get("pairs") or []:
+            if sent > until:
+                continue
+            considered += 1
+            wait = (got - sent) if got is not None else until + late_s - sent
+            answered += got is not None and wait <= late_s
+            worst = wait * 1000 if worst is None else max(worst, wait * 1000)
+    return answered, considered, worst

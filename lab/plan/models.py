@@ -70,6 +70,7 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
     "fd_limit": (None, int),  # highest descriptor the readiness API can watch
     "c10k": ("holds", "threads", "fd-limit", "backlog", "pids-limit"),  # with 10,000 connections
     "slow_stalls_others": (True, False),  # the target's own slow request (slow:) delays other clients
+    "slow_clients": ("held", "not-held"),  # clients sending requests in pieces hold the workers, or not
 }
 KINDS = ("model", "reference", "server")
 # What `lab classify` can infer (lab/observe/classify.py), and a model.yaml's `class:` may declare.

@@ -49,7 +49,7 @@ SCENARIOS = config.ROOT / "scenarios"
 TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probes", "idle",
             "settings", "server", "default"}
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
-           "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
+           "size", "active", "workers", "connect-timeout", "slow-clients", "pace", "piece"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
 OPTIONS = {"sample", "before", "after", "memory", "cpu"}  # for the lab: sample the server;
 # STATS before/after; memory (and listen-queue counters) once every client is in;
@@ -66,6 +66,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "count": (1, 10_000_000, True), "pipeline": (1, 100_000, True), "size": (1, 16 * 2**20, True),
     "interval": (0.1, 3_600_000, False),  # milliseconds between one client's messages
     "rate": (0.001, 1_000_000, False), "ramp": (0.001, 1_000_000, False),  # per second
+    "slow-clients": (0, CLIENTS_MAX, True), "piece": (1, 16 * 2**20, True),
+    "pace": (0.1, 3_600_000, False),  # milliseconds between the pieces of a slow client's request
     "duration": (0.1, WEEK_S, False), "warmup": (0, WEEK_S, False), "connect-timeout": (0.1, 3600, False),
 }
 # Top-level numbers and settings: (least, most, whole number)
@@ -90,6 +92,7 @@ JUDGE_KEYS: dict[str, tuple[str, ...]] = {
     "faults": ("crash_takes", "raise_takes"),
     "c10k": ("c10k", "thread_count"),
     "slow_stalls": ("slow_stalls_others",),
+    "slow_clients": ("slow_clients",),
 }
 
 
@@ -277,9 +280,10 @@ def _check_together(name: str, spec: LineDict, file: Path) -> None:
         if n.get("warmup", 0) >= n["duration"]:
             raise UsageError(f"{where(file, spec, 'warmup')}: probe '{name}' warms up for {n['warmup']:g} s of "
                              f"its {n['duration']:g}: nothing would be measured")
-        if "clients" in n and n.get("active", 0) > n["clients"]:
-            raise UsageError(f"{where(file, spec, 'active')}: probe '{name}' has {n['active']} active of "
-                             f"{n['clients']} clients")
+        for part in ("active", "slow-clients"):
+            if n.get(part, 0) > n.get("clients", 3):  # the swarm's default: 3 clients
+                raise UsageError(f"{where(file, spec, part)}: probe '{name}' has {n[part]} {part} of "
+                                 f"{n.get('clients', 3)} clients")
         late = [a for a in spec.get("at") or [] if a["t"] > n["duration"] or a["client"] > n.get("clients", a["client"])]
         if late:
             raise UsageError(f"{where(file, late[0], None)}: probe '{name}' sends at {late[0]['t']} s to client "

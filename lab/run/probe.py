@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
-from ..errors import EnvironmentProblem, LabError
+from ..errors import EXIT_USAGE, EnvironmentProblem, LabError, UsageError
 from ..measure import merge, reach
 from ..measure.cgroup import Cgroup, Cpu
 from ..measure.procs import Sample, in_bytes, listen_queue, resources, top
@@ -269,8 +269,7 @@ class Bench:
                                      f"{text.strip().splitlines()[-2:] or 'no output'}")
         raw = self.swarm_container.read_file(f"{out}/results.json")
         if raw is None:
-            raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
-                                     f"(exit {code}): {text.strip().splitlines()[-1:] or 'no output'}")
+            raise _no_results(target, name, code, text.strip().splitlines()[-1:] or "no output")
         return code, output, raw
 
     def _by_unit(self, target: Target, name: str, command: list[str], out: str,
@@ -291,8 +290,7 @@ class Bench:
             output = unit.logs()
             docs = self.live.results(unit, f"{out}/results.json")
             if not docs:
-                raise EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} "
-                                         f"(exit {code}): {self.live.engine.tail(unit, 1)}")
+                raise _no_results(target, name, code, self.live.engine.tail(unit, 1))
             return code, output, json.dumps(merge.replicas(docs, self.replicas)).encode()
         finally:
             self._current = None
@@ -313,3 +311,14 @@ class Bench:
                 return found  # not every replica has its container yet: look again next time
             self._cgroups[unit.id] = found
         return self._cgroups[unit.id]
+
+
+def _no_results(target: Target, name: str, code: int | None, last: Any) -> Exception:
+    """The swarm wrote no results: its flags were refused (exit 2, argparse's:
+    the scenario asked for something impossible against this target, such as
+    a --piece longer than its request), or the environment failed it."""
+    if code == EXIT_USAGE:  # argparse refused the flags
+        line = " ".join(last) if isinstance(last, list) else str(last)
+        return UsageError(f"{target.model.name}/{name}: the swarm refused the scenario's flags: "
+                          f"{line.removeprefix('swarm: error: ')}")
+    return EnvironmentProblem(f"the swarm wrote no results for {target.model.name}/{name} (exit {code}): {last}")

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if done.swarm is not None:
         out.print(f"  swarm   {done.swarm.name}  {args.clients} clients"
                   + (f" in {args.swarm_replicas} replicas" if args.swarm_replicas > 1 else "")
-                  + f", {args.pattern} every {args.interval:g} ms, stops after {args.duration:g} s")
+                  + f", {_doing(args)}, stops after {args.duration:g} s")
     out.print(f"  stop    `lab down` (or `make lab-down`); the logs are kept in {escape(str(done.run_dir))}/logs")
     if args.watch:
         watch_run(done.run_id, out)
@@ -77,3 +77,15 @@ def run(args: argparse.Namespace) -> int:
     out.print("  `lab logs` (make lab-logs)    every event, server and swarm, on one time axis")
     out.print("  `lab tour` (make tour)        the article's argument, one live experiment at a time")
     return 0
+
+
+def _doing(args: argparse.Namespace) -> str:
+    """What the swarm's clients do, in a few words (the slow pattern's pace
+    is the swarm's default: lab up does not set it)."""
+    if args.pattern == "slow":
+        return "slow: each request in pieces, 1 byte every 100 ms"
+    if args.pattern == "rate":
+        return f"rate: {args.rate:g} requests/s in all"
+    if args.pattern == "interval":
+        return f"interval every {args.interval:g} ms"
+    return args.pattern

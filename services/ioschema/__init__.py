@@ -26,7 +26,7 @@ from __future__ import annotations
 
 DEFAULT_PORT = 12345  # the article's example port
 
-PATTERNS = ("interval", "pingpong", "rate", "hold", "storm")
+PATTERNS = ("interval", "pingpong", "rate", "hold", "storm", "slow")
 PROTOCOLS = ("line", "http", "redis", "memcached", "postgres")  # "line", the lab's own, is the default
 
 # A connection's end that is a failure (the others: the server closed it, the

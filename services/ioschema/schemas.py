@@ -80,7 +80,7 @@ CONFIG = record(
      "trace": enum(TRACE_LEVELS)},
     {"replica": nullable(record({"index": POSITIVE, "of": POSITIVE, "clients": POSITIVE, "active": COUNT})),
      "fast_path": enum(("auto",) + FAST_PATHS), "user": nullable(TEXT), "database": nullable(TEXT),
-     "http_host": nullable(TEXT)})
+     "http_host": nullable(TEXT), "slow_clients": COUNT, "pace_ms": nullable(SECONDS), "piece": nullable(POSITIVE)})
 
 ENVIRONMENT = record(
     {"python": TEXT, "implementation": TEXT, "platform": TEXT, "hostname": TEXT, "cpu_count": nullable(POSITIVE),

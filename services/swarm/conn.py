@@ -71,6 +71,8 @@ class Share:
     # and its fast path.  ``message`` then returns codec-encoded requests.
     codec: Callable[[], Codec] | None = None
     fast_path: bool = True  # ping-pong's steady state in C, where the library is built (fastpath.py)
+    slow_clients: int = 0  # clients 1..slow_clients run ``slow`` (patterns.Slow) instead of ``pattern``
+    slow: Pattern | None = None
 
     @property
     def active_clients(self) -> int:
@@ -91,7 +93,7 @@ class Conn:
         "close_reason",
         "failed", "msg", "msgs", "ledger", "out", "owed", "left", "bytes_in", "extra_out",
         "unexpected", "errors", "slow", "reader", "codec", "next_due", "refill", "recv_into",
-        "send",
+        "send", "partial",
     )
 
     def __init__(self, client: int, active: bool, pattern: Pattern, msg: bytes, msgs: list[bytes],
@@ -128,6 +130,7 @@ class Conn:
         self.reader: Reader | None = None
         self.codec: Codec | None = None
         self.next_due = 0.0
+        self.partial = b""  # the slow pattern: what is still to write of the request under way
         self.refill = isinstance(pattern, PingPong)  # each reply buys the next request
         # the socket's bound methods, looked up once: the hot path calls them
         self.recv_into: Callable[..., int] = _not_open

@@ -50,9 +50,13 @@ class Roster:
         self.storm_left: dict[int, int] = {}  # storm: connections each slot may still make
         self.notified = False
 
+    def sending(self, client: int) -> bool:
+        """Does this client run a pattern that sends (its own, or slow)?"""
+        return client <= self.share.active and (self.sends or client <= self.share.slow_clients)
+
     def enlist(self, client: int) -> None:
         self.live += 1
-        if client <= self.share.active and self.sends:
+        if self.sending(client):
             self.active_live += 1
         if self.storm:
             self.storm_left[client] = UNLIMITED if self.share.count is None else self.share.count
@@ -71,7 +75,7 @@ class Roster:
         """A client will not send again; the run's end reason if it was the last."""
         share = self.share
         self.live -= 1
-        if client <= share.active and self.sends:
+        if self.sending(client):
             self.active_live -= 1
             self.active_done += by_count
             if self.active_live == 0 and share.count is not None and self.live > 0:
@@ -142,6 +146,8 @@ class Connector:
         share = self.share
         active = client <= share.active
         pattern = share.pattern if active else self.hold
+        if active and client <= share.slow_clients and share.slow is not None:
+            pattern = share.slow  # slow beside the others' pattern
         msg = share.message(client)
         depth = min(PRECOMPUTED, getattr(pattern, "depth", 1))
         msgs = [msg * n for n in range(depth + 1)]

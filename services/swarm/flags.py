@@ -59,6 +59,12 @@ FLAGS: list[tuple[str, dict[str, Any]]] = [
                                           f"number (default: {_MESSAGES})")),
     ("--interval", dict(type=positive_float, default=50.0,
                         help="interval: milliseconds between a client's requests (default %(default)s)")),
+    ("--pace", dict(type=positive_float, default=None,
+                    help="slow: milliseconds between the pieces of a request (default 100)")),
+    ("--piece", dict(type=positive_int, default=None,
+                     help="slow: bytes in each piece of a request, at most the request's length (default 1)")),
+    ("--slow-clients", dict(type=nonneg_int, default=0, metavar="K",
+                            help="clients 1..K run the slow pattern, the others --pattern (default 0)")),
     ("--pipeline", dict(type=positive_int, default=1,
                         help="pingpong: requests in flight per connection (default %(default)s)")),
     ("--size", dict(type=positive_int, default=None,
@@ -135,10 +141,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup >= args.duration:
         p.error(f"--warmup {args.warmup} leaves nothing of --duration {args.duration}")
     args.mine = _replica_share(p, args)
+    if args.fast_path == "native" and (args.pattern == "slow" or args.slow_clients):
+        p.error("--fast-path native carries ping-pong only; slow clients run in the Python loop: "
+                "use auto or python")
     if args.fast_path == "native" and fastpath.load() is None:
         p.error(f"--fast-path native: no {fastpath.LIBRARY.name} next to swarm/fastpath.py "
                 f"(it is built into the app image); use auto or python")
     _protocol_args(p, args)
+    _slow_args(p, args)
     args.actions = _actions(p, args)
     if args.out is not None:
         _writable(p, args.out)
@@ -189,6 +199,35 @@ def _actions(p: argparse.ArgumentParser, args: argparse.Namespace) -> list[patte
         if a.t > args.duration:
             p.error(f"scripted request at {a.t} s, after the end of the run at {args.duration} s")
     return actions
+
+
+PACE_MS, PIECE = 100.0, 1  # the slow pattern's defaults: one byte every 100 ms
+
+
+def _slow_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--pace, --piece and --slow-clients: only with slow clients, a piece
+    no longer than the request (else it is not sent in pieces), and the
+    Python loop (the C fast path carries ping-pong only)."""
+    slow = args.pattern == "slow" or args.slow_clients > 0
+    if args.slow_clients > args.clients:
+        p.error(f"--slow-clients {args.slow_clients} is more than --clients {args.clients}")
+    if not slow:
+        if args.pace is not None or args.piece is not None:
+            p.error("--pace and --piece are for slow clients (--pattern slow or --slow-clients K)")
+        return
+    args.pace = PACE_MS if args.pace is None else args.pace
+    args.piece = PIECE if args.piece is None else args.piece
+    shortest = min(len(_request(args, i)) for i in {1, args.clients})
+    if args.piece > shortest:
+        p.error(f"--piece {args.piece} is longer than the request ({shortest} bytes): "
+                "it would not be sent in pieces")
+
+
+def _request(args: argparse.Namespace, client: int) -> bytes:
+    """Client ``client``'s request, as the wire carries it."""
+    if args.encode is None:
+        return patterns.message(args.message, client, args.size)
+    return args.encode(args.message.format(i=client))
 
 
 def _writable(p: argparse.ArgumentParser, out: str) -> None:
@@ -282,4 +321,5 @@ def config_of(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         "timeline_max": args.timeline_max, "records_max": args.records_max,
         "out": args.out, "trace": args.trace, "fast_path": args.fast_path,
         "user": args.user, "database": args.database, "http_host": args.http_host,
+        "slow_clients": args.slow_clients, "pace_ms": args.pace, "piece": args.piece,
     }

@@ -22,6 +22,11 @@ rate       open loop at an aggregate rate, spread evenly over the active
 hold       connect and say nothing: slow clients, held descriptors.
 storm      one request per connection, then close and connect again:
            connection churn across ``clients`` concurrent slots.
+slow       each request in pieces, ``piece`` bytes every ``pace`` (a
+           slowloris client), the next once the reply came: a server that
+           gives a connection a worker while it reads holds that worker
+           for the whole request.  ``--slow-clients K`` makes clients 1..K
+           slow beside the others' pattern.
 
 Scripted actions (``--at``/``--plan``) are separate from the pattern: at a
 chosen time a chosen client writes a chosen line, and its reply (or the
@@ -147,7 +152,41 @@ class Storm(Pattern):
         return 1
 
 
-def make(name: str, *, interval_ms: float, depth: int, rate: float | None, active: int) -> Pattern:
+class Slow(Pattern):
+    """One request at a time, written ``piece`` bytes every ``pace`` seconds;
+    its latency runs from its first piece to its reply.  The bytes still to
+    write of the request under way are ``conn.partial``."""
+
+    name = "slow"
+    sends = True
+
+    def __init__(self, pace: float, piece: int) -> None:
+        self.pace = pace
+        self.piece = piece
+
+    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+        self._begin(w, conn, now)
+
+    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
+        if conn.left > 0 and not conn.partial:
+            self._begin(w, conn, now)
+
+    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
+        part = conn.partial
+        if not part:
+            return
+        conn.partial = part[self.piece:]
+        w.send_piece(conn, part[:self.piece], now)
+        if conn.partial:
+            w.arm(conn, now + self.pace)
+
+    def _begin(self, w: "Worker", conn: "Conn", now: float) -> None:
+        conn.partial = w.book_request(conn, now)
+        self.due(w, conn, now)
+
+
+def make(name: str, *, interval_ms: float, depth: int, rate: float | None, active: int,
+         pace_ms: float = 100.0, piece: int = 1) -> Pattern:
     if name == "interval":
         return Interval(interval_ms / 1000.0)
     if name == "pingpong":
@@ -157,6 +196,8 @@ def make(name: str, *, interval_ms: float, depth: int, rate: float | None, activ
         return Rate(rate, max(1, active))
     if name == "storm":
         return Storm()
+    if name == "slow":
+        return Slow(pace_ms / 1000.0, piece)
     return Hold()
 
 

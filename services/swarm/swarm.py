@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if target is None:
         return run.unreachable()
     shares = run.shares(*target)
-    with_active = {s.worker for s in shares if s.pattern.sends and s.clients and s.clients[0] <= args.active}
+    with_active = {s.worker for s in shares if (s.pattern.sends or s.slow_clients) and s.clients
+                   and s.clients[0] <= args.active}
     reports, failures = fork_workers(shares, with_active, args.count is not None)
     return run.finish(reports, failures, [])
 
@@ -159,7 +160,9 @@ class Run:
         """Each worker's share of this process's clients: every Nth."""
         args, n = self.args, self.n_workers
         pattern = patterns.make(args.pattern, interval_ms=args.interval, depth=args.pipeline,
-                                rate=args.rate, active=args.active)
+                                rate=args.rate, active=args.active, pace_ms=args.pace or 0, piece=args.piece or 1)
+        slow = patterns.make("slow", interval_ms=0, depth=1, rate=None, active=0, pace_ms=args.pace or 0,
+                             piece=args.piece or 1) if args.slow_clients else None
         shares = []
         for w in range(n):
             clients = args.mine[w::n]
@@ -173,7 +176,7 @@ class Run:
                 timeline_per_conn=args.timeline_per_conn,
                 timeline_max=math.ceil(args.timeline_max * part),
                 records_max=math.ceil(args.records_max * part), trace_level=args.trace,
-                fast_path=args.fast_path != "python",
+                fast_path=args.fast_path != "python", slow_clients=args.slow_clients, slow=slow,
             ))
         return shares
 

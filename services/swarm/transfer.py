@@ -250,6 +250,26 @@ class Transfer:
             self.write(c, c.msgs[n] if n < len(c.msgs) else c.msg * n, t)
         return n
 
+    def book_request(self, c: Conn, t: float) -> bytes:
+        """One request booked as sent at ``t`` (its reply is matched to it),
+        its bytes handed back to be written piece by piece (the slow
+        pattern); until they are, they do not count as written."""
+        if c.left <= 0 or c.state != OPEN:
+            return b""
+        c.left -= 1
+        c.ledger.sent_batch(t, 1, 0.0)
+        if t >= self.warm_end:
+            self.sent_measured += 1
+        c.extra_out -= len(c.msg)  # bytes_out counts booked requests whole: the pieces add back what left
+        return c.msg
+
+    def send_piece(self, c: Conn, data: bytes, now: float) -> None:
+        """A piece of a booked request, behind whatever waits."""
+        if c.state != OPEN:
+            return
+        c.extra_out += len(data)
+        self.write(c, data, now)
+
     def write(self, c: Conn, data: bytes, now: float) -> None:
         """Write ``data`` now, or behind what already waits."""
         if c.out or c.owed:

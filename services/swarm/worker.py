@@ -183,6 +183,15 @@ class Worker:
         ``t + j*step`` (transfer.Transfer.send_batch)."""
         return self.io.send_batch(c, n, t, step)
 
+    def book_request(self, c: Conn, t: float) -> bytes:
+        """For the slow pattern: book one request as sent at ``t`` without
+        writing it; returns its bytes, for ``send_piece`` (b"": no budget)."""
+        return self.io.book_request(c, t)
+
+    def send_piece(self, c: Conn, data: bytes, now: float) -> None:
+        """For the slow pattern: write a piece of a booked request."""
+        self.io.send_piece(c, data, now)
+
     def arm(self, c: Conn, due: float) -> None:
         """For the patterns: wake ``c``'s pattern at ``due`` if that
         connection is still open then."""

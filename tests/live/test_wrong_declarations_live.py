@@ -24,10 +24,10 @@ WRONG: dict[str, Any] = {  # what epoll does not do
     "peak_served": 1, "thread_count": 2, "threads": "per-client", "processes": "per-client",
     "idle_cpu": "busy", "crash_takes": "connection", "raise_takes": "all", "block_stalls_others": False,
     "sleep_stalls_others": True, "work_stalls_others": False, "cpu_parallel": True, "lost_updates": True,
-    "wouldblock_counter": True, "triggering": "edge", "fd_limit": 1024,
+    "wouldblock_counter": True, "triggering": "edge", "fd_limit": 1024, "slow_clients": "held",
 }
 GROUPS = ({"peak_served", "processes", "idle_cpu", "block_stalls_others", "cpu_parallel", "fd_limit",
-           "raise_takes", "wouldblock_counter"},
+           "raise_takes", "wouldblock_counter", "slow_clients"},
           {"thread_count", "threads", "sleep_stalls_others", "lost_updates", "triggering", "crash_takes",
            "work_stalls_others"})
 

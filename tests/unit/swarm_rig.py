@@ -134,7 +134,7 @@ class Rig:
                  message: str | Callable[[int], bytes] = "x" * 63, clients: int = 1, count: int | None = None,
                  warmup: float = 0.0, level: str = "conn", actions: list[patterns.Action] | None = None,
                  ramp: float | None = None, max_connecting: int | None = None, connect: int = errno.EINPROGRESS,
-                 **options: Any) -> None:
+                 slow: tuple[int, patterns.Pattern] | None = None, **options: Any) -> None:
         codec = wire.codec_factory(protocol, **options)
         if callable(message):
             encode = message
@@ -148,6 +148,8 @@ class Rig:
                       warm_end=T0 + warmup, t_end=T0 + 100, count=count, ramp=ramp, connect_timeout=1.0,
                       max_connecting=max_connecting or clients, actions=list(actions or []),
                       timeline_per_conn=10_000)
+        if slow is not None:  # --slow-clients K: clients 1..K slow beside the pattern
+            share.slow_clients, share.slow = slow
         self.trace_path = tmp / "trace.jsonl"
         self.trace_fd = os.open(self.trace_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self.clock = FakeClock(T0)

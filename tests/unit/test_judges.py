@@ -459,6 +459,56 @@ SLOW_STALLS = [
 ]
 
 
+# -- slow_clients ----------------------------------------------------------------------
+
+def slow_run(want: str, late: float | None, *, on_time: int = 50, slow: int = 4, connected: int | None = None,
+             slow_replies: int = 3, others: int = 3, cut_at: float | None = None, free: float | None = 2.0,
+             sends: int = 50) -> checks.Context:
+    """``slow`` slow clients connect first; ``others`` normal clients send every
+    50 ms from 0.2 s; ``on_time`` of each one's ``sends`` requests answered in
+    5 ms, the rest after ``late`` seconds (None: never).  ``cut_at``: the
+    server closes slow client 1 then."""
+    connections, conns = [], []
+    for c in range(1, slow + 1):
+        ok = c <= (slow if connected is None else connected)
+        connections.append({"client": c, "conn": f"s{c}" if ok else None, "role": "slow",
+                            "connect_end": T0 + 0.05 * c if ok else None, "sent": 1 if ok else 0,
+                            "replies": slow_replies if c == 1 else 0,
+                            "close": "eof" if cut_at is not None and c == 1 else "duration",
+                            "close_t": T0 + (cut_at if cut_at is not None and c == 1 else 3.0)})
+    for c in range(slow + 1, slow + 1 + others):
+        pairs = []
+        for k in range(sends):
+            at = 0.2 + 0.05 * k
+            got = at + 0.005 if k < on_time else (None if late is None else at + late)
+            pairs.append([T0 + at, None if got is None else T0 + got])
+        conns.append({"client": c, "conn": f"n{c}", "pairs": pairs})
+        connections.append({"client": c, "conn": f"n{c}", "role": "interval", "connect_end": T0 + 0.05 * c,
+                            "sent": sends, "replies": sum(p[1] is not None for p in pairs), "close": "duration"})
+    results = {"connections": connections, "timeline": {"conns": conns}, "summary": {"clients": slow + others}}
+    return context("slow-clients", {"slow_clients": want}, workers=4, probes={"main": probe(results, length=3.0)},
+                   host={} if free is None else {"main": FakeLoad(free)})
+
+
+SLOW_CLIENTS = [
+    ("held-a-pool-taken", lambda: slow_run("held", None, on_time=0), {"slow_clients": True}),
+    ("held-answered-only-after-seconds", lambda: slow_run("held", 2.0, on_time=1), {"slow_clients": True}),
+    ("held-not-held", lambda: slow_run("not-held", None, on_time=50), {"slow_clients": True}),
+    ("held-not-held-a-few-late", lambda: slow_run("not-held", 0.3, on_time=47), {"slow_clients": True}),
+    ("contradicted-held", lambda: slow_run("held", None, on_time=50), {"slow_clients": False}),
+    ("contradicted-not-held", lambda: slow_run("not-held", None, on_time=0), {"slow_clients": False}),
+    ("contradicted-in-between", lambda: slow_run("not-held", 1.0, on_time=25), {"slow_clients": False}),
+    ("busy-host-in-between", lambda: slow_run("not-held", 1.0, on_time=25, free=0.3), {"slow_clients": None}),
+    ("missing-host-load-in-between", lambda: slow_run("held", 1.0, on_time=25, free=None), {"slow_clients": None}),
+    ("empty-no-other-client", lambda: slow_run("held", None, others=0), {"slow_clients": None}),
+    ("zero-slow-replies", lambda: slow_run("held", None, on_time=0, slow_replies=0), {"slow_clients": None}),
+    ("partial-a-slow-client-never-connected", lambda: slow_run("held", None, on_time=0, connected=3),
+     {"slow_clients": None}),
+    ("partial-cut-at-once", lambda: slow_run("held", None, on_time=0, cut_at=0.3), {"slow_clients": None}),
+    ("held-cut-late-judged-before-it", lambda: slow_run("held", None, on_time=0, cut_at=2.0), {"slow_clients": True}),
+]
+
+
 # -- gil -----------------------------------------------------------------------------
 
 def gil(want: bool, cores: float, *, free: float | None = 2.0, solo: bool = True, pair_conns: int = 2,
@@ -871,6 +921,21 @@ ABSURD: dict[str, list[Absurd]] = {
         ("a-negative-own-time", lambda: with_action(slow_stall(False, 0.004), latency_ms=-500.0),
          {"slow_stalls_others": None}, "own reply time"),
     ],
+    "slow_clients": [
+        ("negative-waits", lambda: slow_run("held", -0.5, on_time=0), {"slow_clients": None},
+         "before its request was sent"),
+        ("a-nan-send-time", lambda: mutate(slow_run("held", None, on_time=0),
+                                           lambda r: conns(r)[0]["pairs"][0].__setitem__(0, NAN)),
+         {"slow_clients": None}, "not a finite number"),
+        ("a-negative-reply-count", lambda: mutate(slow_run("held", None, on_time=0),
+                                                  lambda r: r["connections"][0].__setitem__("replies", -3)),
+         {"slow_clients": None}, "outside what is possible"),
+        ("one-client-counted-twice", lambda: mutate(slow_run("not-held", None), one_client),
+         {"slow_clients": None}, "twice"),
+        ("a-nan-end", lambda: mutate(slow_run("held", None, on_time=0),
+                                     lambda r: r["ended"].__setitem__("monotonic", NAN)),
+         {"slow_clients": None}, "not a finite number"),
+    ],
     "gil": [
         ("serial-with-no-core-busy", lambda: gil(False, 0.0), {"cpu_parallel": None}, "no CPU work ran"),
         ("serial-with-minus-three-cores", lambda: gil(False, -3.0), {"cpu_parallel": None}, "outside what is possible"),
@@ -939,7 +1004,8 @@ ABSURD_CASES = [(judge, *row) for judge, rows in ABSURD.items() for row in rows]
 
 TABLES: dict[str, list[tuple[str, Callable[[], checks.Context], dict[str, bool | None]]]] = {
     "idle_cpu": IDLE, "served_at_once": SERVED, "growth": GROWTH, "would_block": WOULD_BLOCK,
-    "stalls": STALLS + WORK_STALLS, "slow_stalls": SLOW_STALLS, "gil": GIL, "shared_counter": COUNTER, "triggering": TRIGGERING,
+    "stalls": STALLS + WORK_STALLS, "slow_stalls": SLOW_STALLS, "slow_clients": SLOW_CLIENTS,
+    "gil": GIL, "shared_counter": COUNTER, "triggering": TRIGGERING,
     "many_descriptors": DESCRIPTORS, "faults": FAULTS, "c10k": C10K,
 }
 CASES = [(judge, case, build, want) for judge, rows in TABLES.items() for case, build, want in rows]

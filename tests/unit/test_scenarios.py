@@ -112,6 +112,11 @@ def test_every_judge_the_scenarios_know_is_registered_with_its_keys() -> None:
     (("    duration: 2\n", "    duration: 1e999\n"), r"s.yaml:8: duration must be a number"),
     (("    duration: 2\n", "    duration: 2\n    warmup: 2\n"), r"s.yaml:9: probe 'main' warms up for 2 s of its 2"),
     (("    duration: 2\n", "    duration: 2\n    active: 9\n"), r"s.yaml:9: probe 'main' has 9 active of"),
+    (("    duration: 2\n", "    duration: 2\n    slow-clients: 9\n"), r"s.yaml:9: probe 'main' has 9 slow-clients of"),
+    (("    duration: 2\n", "    duration: 2\n    pace: 0\n"), r"s.yaml:9: pace is 0; it must be from 0.1"),
+    (("    duration: 2\n", "    duration: 2\n    pace: -100\n"), r"s.yaml:9: pace is -100; it must be from 0.1"),
+    (("    duration: 2\n", "    duration: 2\n    piece: 0\n"), r"s.yaml:9: piece is 0; it must be from 1"),
+    (("    duration: 2\n", "    duration: 2\n    piece: 1.5\n"), r"s.yaml:9: piece must be a whole number"),
     (("{t: 0.5, client: 1, send: \"BLOCK 500\"}", "{t: 5, client: 1, send: x}"),
      r"s.yaml:10: probe 'main' sends at 5 s to client 1: outside its 2 s"),
     (("{t: 0.5, client: 1, send: \"BLOCK 500\"}", "{t: .nan, client: 1, send: x}"), r"s.yaml:10: t must be >= 0"),
@@ -148,3 +153,12 @@ def test_a_bad_scenario_file_exits_2_in_one_line(tmp_path: Path, capsys: pytest.
     assert cli.main([a.format(file=f) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and message in err, err
+
+
+def test_the_measurement_scenarios_load_and_are_not_checks() -> None:
+    """scenarios/measure/ (the slow-clients timeouts of docs/checks.md) load as
+    scenario files, and lab check, which reads scenarios/*.yaml, never runs them."""
+    files = sorted((scenarios.SCENARIOS / "measure").glob("*.yaml"))
+    names = {scenarios.load_scenario(f).name for f in files}
+    assert names == {"slow-timeout", "slow-rate", "slow-long"}
+    assert not names & set(scenarios.all_scenarios())
