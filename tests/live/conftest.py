@@ -47,6 +47,15 @@ def all_checks(engine, app_image) -> dict[str, Any]:
     return check("--all")
 
 
+@pytest.fixture(scope="session")
+def real_checks(real_image, app_image) -> dict[str, Any]:
+    """`lab check` of every real server, once a session: their own tests and the
+    slow clients' read it."""
+    from lab.plan import models
+    from tests.live.judged import check
+    return check(*sorted(n for n, m in models.all_models().items() if m.kind == "server"), timeout=900)
+
+
 @pytest.fixture
 def watch():
     """Register containers whose logs belong in the report if the test fails."""

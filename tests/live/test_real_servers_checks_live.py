@@ -32,9 +32,9 @@ SERVERS = sorted(n for n, m in models.all_models().items() if m.kind == "server"
 
 
 @pytest.fixture(scope="module")
-def checked(real_image, app_image) -> dict[str, Any]:
-    """One `lab check` of every real server: its checks.json."""
-    return check(*SERVERS, timeout=900)
+def checked(real_checks: dict[str, Any]) -> dict[str, Any]:
+    """One `lab check` of every real server (tests/live/conftest.py): its checks.json."""
+    return real_checks
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -1,14 +1,16 @@
-"""Slow clients on live containers: `lab run slow-clients`, once a session.
+"""Slow clients on live containers, read from the session's two check runs.
 
-Four clients send their requests in pieces (3 bytes every 100 ms) and three
-normal clients beside them send every 50 ms.  One run over the pools (the
-prefork and threadpool models: 4 workers), the one-at-a-time server, a
-thread and a process per connection, two loops, and the real servers:
-Apache prefork (held: a child per connection while it reads), Apache event
-and worker (held too: mpm_event reads request heads in its worker threads),
-nginx (not held).  Every declared claim must hold; then the recorded
-evidence is judged again with each declaration flipped, and must turn red,
-without a second run.  About 1.5 minutes with the images made.
+`lab check --all` and the real servers' `lab check` (tests/live/conftest.py)
+each run the slow-clients scenario on every model that declares it: four
+clients send their requests in pieces (3 bytes every 100 ms) and three
+normal clients beside them send every 50 ms.  Here: the pools (the prefork
+and threadpool models: 4 workers), the one-at-a-time server, a thread and a
+process per connection, two loops, and the real servers: Apache prefork
+(held: a child per connection while it reads), Apache event and worker
+(held too: mpm_event reads request heads in its worker threads), nginx (not
+held).  Every declared claim must hold; then the recorded evidence is
+judged again with each declaration flipped, and must turn red, without a
+second run.
 """
 
 from __future__ import annotations
@@ -22,20 +24,20 @@ from lab import checks, config
 from lab.checks.registry import JUDGES
 from lab.plan import models, scenarios
 from lab.run.probe import Probe
-from tests.live.judged import expect_ok, lab
+from tests.live.judged import expect_ok
 
 MODELS = ("blocking", "prefork", "threadpool", "threads", "forking", "epoll", "asyncio",
           "apache-prefork", "apache-event", "apache-worker", "nginx")
 FLIP = {"held": "not-held", "not-held": "held"}
 
 
+
+
 @pytest.fixture(scope="session")
-def slow_run(real_image, app_image) -> dict[str, Any]:
-    """One `lab run slow-clients` of every model above: its results.json."""
-    argv = ["run", "slow-clients", "--json"] + [a for m in MODELS for a in ("--model", m)]
-    done = lab(*argv, timeout=600)
-    assert done.returncode in (0, 1, 3), f"exit {done.returncode}: {done.stderr[-2000:]}"
-    return json.loads(done.stdout)
+def slow_run(all_checks: dict[str, Any], real_checks: dict[str, Any]) -> dict[str, Any]:
+    """Both check runs' verdicts, and the run each model's probes were recorded in."""
+    runs = {v["model"]: doc["run"] for doc in (all_checks, real_checks) for v in doc["checks"]}
+    return {"checks": all_checks["checks"] + real_checks["checks"], "runs": runs}
 
 
 def verdict_of(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def test_apache_prefork_and_the_pools_are_held_nginx_is_not(slow_run: dict[str, 
 @pytest.mark.parametrize("name", MODELS)
 def test_a_flipped_declaration_is_red_on_the_same_evidence(slow_run: dict[str, Any], name: str) -> None:
     """The recorded swarm results, judged with the declaration flipped."""
-    path = config.runs_dir() / slow_run["run"] / "probes" / name / "slow-clients-main.results.json"
+    path = config.runs_dir() / slow_run["runs"][name] / "probes" / name / "slow-clients-main.results.json"
     results = json.loads(path.read_text())
     real = models.get(name)
     wrong = {**real.expect, "slow_clients": FLIP[real.expect["slow_clients"]]}
