@@ -26,10 +26,13 @@ from ..errors import EvidenceError
 from ..validate import Schema, accepts, first_non_finite, violation
 
 Event = dict[str, Any]
+RESULTS = accepts(SWARM_RESULTS)  # compiled once: a c10k probe's results hold 10,000 connections
 
 
 def check_results(doc: Any, source: str, schema: Schema = SWARM_RESULTS) -> dict[str, Any]:
     """``doc`` if it holds to the swarm's results schema; else an EvidenceError."""
+    if (RESULTS if schema is SWARM_RESULTS else accepts(schema))(doc):
+        return doc
     bad = first_non_finite(doc)
     problem = f"{bad[0]} is {bad[1]}: not a finite number" if bad else violation(doc, schema)
     if problem:
