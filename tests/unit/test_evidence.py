@@ -169,13 +169,14 @@ def test_the_judges_fakes_are_evidence_the_swarm_and_servers_could_write() -> No
     """Read as the lab reads (200k events and 180 documents: jsonschema takes
     a minute, and agrees with the lab's reading, above)."""
     from . import test_judges
-    results = accepts(structural(schemas.SWARM_RESULTS))
+    shape = structural(schemas.SWARM_RESULTS)
+    results = accepts(shape)
     events = {ev: accepts(structural(schema)) for ev, schema in evidence.FLAT.items()}
     seen = 0
     for judge, case, build, _ in test_judges.CASES:
         ctx = build()
         for name, probe in ctx.probes.items():
-            assert results(probe.results), f"{judge}/{case}/{name}: {violation(probe.results, structural(schemas.SWARM_RESULTS))}"
+            assert results(probe.results), f"{judge}/{case}/{name}: {violation(probe.results, shape)}"
             seen += 1
         for event in getattr(ctx.target.events, "events", []):
             assert events[None if "truncated" in event else event.get("ev")](event), f"{judge}/{case}: {event}"
