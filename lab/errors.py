@@ -38,3 +38,15 @@ class NotJudged(Exception):
     """Some expectation could not be judged, and none failed: exit code 3."""
 
     exit_code = EXIT_NOT_JUDGED
+
+
+class InternalError(Exception):
+    """A bug in the lab, or in what its own parts wrote: exit code 70."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class EvidenceError(InternalError):
+    """The swarm's results or a trace event out of their schema
+    (services/ioschema/schemas.py): the evidence is the lab's own and broken,
+    so nothing is judged from it.  One line: the file, the field, the value."""

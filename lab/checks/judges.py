@@ -680,7 +680,7 @@ def _c10k_figures(ctx: Context, probe: Any, reading: dict[str, Any]) -> tuple[di
     cpu = a.cores(before, after) if before is not None and after is not None else None
     overflow = {k: v - reading.get("netstat_before", {}).get(k, 0)
                 for k, v in reading.get("netstat_peak", {}).items()}
-    start = next((e for e in ctx.target.events.events if e["ev"] == "start"), {})
+    start = next(iter(ctx.target.events.matching(lambda e: e["ev"] == "start")), {})
     limits = ctx.target.container.limits()
     figures = {
         "asked": ctx.asked(), "connected": s.get("connections", {}).get("connected"), "accepted": accepted,

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..engine import NO_HEALTHCHECK, Engine, EngineError, EngineTimeout, Unit
 from ..errors import LabError
-from ..measure import merge, reach
+from ..measure import evidence, merge, reach
 from ..measure.cgroup import Cgroup, Cpu, server_cpu
 from ..measure.environment import engine_cpu_model
 from ..measure.events import EventStream, TraceTimeout
@@ -218,7 +218,7 @@ def _swarm_results(live: LiveRun, swarm: Unit, tag: str, code: int | None) -> tu
         raise LabError(f"the swarm for {tag} exited ({code}) without results.json")
     if len(docs) > 1 or swarm.replicas > 1 or docs[0].clock.offset_s:
         return merge.replicas(docs, swarm.replicas), limit
-    return json.loads(docs[0].data), limit
+    return evidence.check_results(json.loads(docs[0].data), f"/results/{tag}/results.json"), limit
 
 
 def _cpu_record(watch: Watch, doc: dict[str, Any], limit: int, env: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def run_scenario(live: LiveRun, model: str, rep: int, w: Workload, env: dict[str
 
 
 def _server(target: Target) -> dict[str, Any]:
-    start = next((e for e in target.events.events if e["ev"] == "start"), {})
+    start = next(iter(target.events.matching(lambda e: e["ev"] == "start")), {})
     return {"command": target.container.command(), "ready_after_s": round(target.healthy_after, 3),
             "start": {k: start.get(k) for k in START_FIELDS}}
 

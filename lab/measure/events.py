@@ -6,9 +6,12 @@
 A wait that times out raises TraceTimeout carrying the last events seen, so
 a check that fails says what the server did instead.  Reading is done by a
 background thread from the engine's log stream: the unit is never held up
-by a slow reader.  A unit on another machine (a Swarm node) stamps its
-events on that machine's clock; they are moved onto this machine's (its
-Clock, lab/engine/base.py), so every trace and reading shares one axis.
+by a slow reader.  Each event is held to TRACE_EVENT as it is read
+(lab/measure/evidence.py): a broken one stops the reading, and the next
+look at the stream raises its EvidenceError (exit 70).  A unit on another
+machine (a Swarm node) stamps its events on that machine's clock; they are
+moved onto this machine's (its Clock, lab/engine/base.py), so every trace
+and reading shares one axis.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import json
 import threading
 import time
 from typing import Any, Callable
+
+from ..errors import EvidenceError
+from .evidence import check_event
 
 Event = dict[str, Any]
 
@@ -35,6 +41,8 @@ class EventStream:
         self.other: list[str] = []  # lines that were not JSON events (tracebacks, ...)
         self.ended = False
         self.error: str | None = None  # why reading stopped, if not because it ended or was closed
+        self.broken: EvidenceError | None = None  # an event outside TRACE_EVENT: raised at the next look
+        self._lines = 0
         self._closing = False
         self._cond = threading.Condition()
         self._stream = unit.logs(stream=True, follow=True, stdout=True, stderr=True)
@@ -47,21 +55,15 @@ class EventStream:
             for chunk in self._stream:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                parsed = []
-                for line in lines:
-                    try:
-                        event = json.loads(line)
-                        if isinstance(event, dict) and "ev" in event:
-                            if self._offset and isinstance(event.get("t"), (int, float)):
-                                event["t"] -= self._offset  # onto this machine's clock
-                            parsed.append(event)
-                            continue
-                    except ValueError:
-                        pass
-                    self.other.append(line.decode(errors="replace"))
-                with self._cond:
-                    self.events.extend(parsed)
-                    self._cond.notify_all()
+                parsed: list[Event] = []
+                try:
+                    self._parse(lines, parsed)
+                finally:  # a broken event: those before it are kept, none after
+                    with self._cond:
+                        self.events.extend(parsed)
+                        self._cond.notify_all()
+        except EvidenceError as exc:
+            self.broken = exc
         except Exception as exc:  # closed under us by close(): that is how it ends; else say why
             if not self._closing:
                 self.error = f"reading {self.name}'s log stopped: {type(exc).__name__}: {exc}"
@@ -70,7 +72,29 @@ class EventStream:
                 self.ended = True
                 self._cond.notify_all()
 
+    def _parse(self, lines: list[bytes], into: list[Event]) -> None:
+        """Each line's event into ``into``, held to TRACE_EVENT first; other lines into ``other``."""
+        for line in lines:
+            self._lines += 1
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not (isinstance(event, dict) and "ev" in event):
+                self.other.append(line.decode(errors="replace"))
+                continue
+            check_event(event, f"{self.name}'s trace, line {self._lines}")
+            if self._offset and isinstance(event.get("t"), (int, float)):
+                event["t"] -= self._offset  # onto this machine's clock
+            into.append(event)
+
+    def _whole(self) -> None:
+        """Raise the broken event's error: nothing is judged from a broken trace."""
+        if self.broken is not None:
+            raise self.broken
+
     def matching(self, match: Callable[[Event], bool]) -> list[Event]:
+        self._whole()
         with self._cond:
             return [e for e in self.events if match(e)]
 
@@ -82,6 +106,7 @@ class EventStream:
         seen = found = 0
         with self._cond:
             while True:
+                self._whole()
                 for event in self.events[seen:]:
                     if match(event):
                         found += 1

@@ -16,6 +16,8 @@ one swarm whatever ran it:
                  stamp is shifted by that machine's measured offset, and the
                  worst error bound is kept with the result (``clock``)
 
+Each replica's document is held to SWARM_RESULTS before it is merged
+(lab/measure/evidence.py): a broken one is an EvidenceError, exit 70.
 ``replicas`` in the merged document says, per replica, where it ran, its
 clients, its exit status and its clock.
 """
@@ -29,6 +31,7 @@ from ioschema import END_REASONS
 from ioschema.hist import Histogram
 
 from ..engine import Clock, Output
+from .evidence import check_results
 
 # The monotonic stamps of a results document (SCHEMA.md: t-named fields and
 # `monotonic`; actions' `t` is seconds after the start, not a stamp).
@@ -92,7 +95,8 @@ def _histogram(docs: list[dict[str, Any]], name: str) -> Any:
 def replicas(outputs: list[Output], expected: int = 1) -> dict[str, Any]:
     """One results document from the replicas' documents (see the module's
     docstring); a replica that sent nothing is a failure of the merged run."""
-    docs = [on_our_clock(json.loads(o.data), o.clock) for o in outputs]
+    docs = [on_our_clock(check_results(json.loads(o.data), f"swarm replica {o.replica or i + 1}: results.json"),
+                         o.clock) for i, o in enumerate(outputs)]
     if not docs:
         raise ValueError("no replica sent results")
     first = docs[0]

@@ -19,7 +19,6 @@ share (services/ioschema) and can move there as they are.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 from ioschema import CHECKS_SCHEMA, COMPARE_SCHEMAS
 
 from ..errors import UsageError
+from ..validate import (KEYWORDS, JSON_TYPES, first_error, first_non_finite,  # noqa: F401 (read here)
+                        keywords, violation)
 
 # -- the domains of single figures -------------------------------------------------
 
@@ -206,130 +207,3 @@ def check(doc: Any, path: Path, schema: dict[str, Any]) -> Any:
     if problem:
         raise UsageError(f"{path}: {problem}")
     return doc
-
-
-def first_non_finite(value: Any, where: str = "") -> tuple[str, float] | None:
-    """The first NaN or infinity in a parsed document (Python's json reads
-    NaN, Infinity and 1e999 as floats), with where it is."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where, value
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = first_non_finite(item, _join(where, key))
-        if found is not None:
-            return found
-    return None
-
-
-def violation(doc: Any, schema: dict[str, Any]) -> str | None:
-    """The first place ``doc`` leaves ``schema``, in one line (`field: what`), or None."""
-    found = first_error(doc, schema, "")
-    return None if found is None else f"{found[0] or 'the document'}: {found[1]}"
-
-
-# The JSON Schema keywords these schemas use, read here: a few milliseconds for a
-# compare run, where the general validator (jsonschema, which the tests hold
-# these schemas and this reading to) takes a tenth of a second.
-KEYWORDS = {"$schema", "title", "type", "minimum", "exclusiveMinimum", "enum", "pattern", "required",
-            "properties", "additionalProperties", "items", "prefixItems", "minItems", "maxItems", "if", "then"}
-JSON_TYPES = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-              "null": lambda v: v is None, "object": lambda v: isinstance(v, dict),
-              "array": lambda v: isinstance(v, list),
-              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-              or (isinstance(v, float) and v.is_integer())}
-
-
-def first_error(value: Any, schema: dict[str, Any], where: str) -> tuple[str, str] | None:
-    """(field, what is wrong) for the first place ``value`` leaves ``schema``."""
-    types = schema.get("type")
-    if types is not None and not any(JSON_TYPES[t](value) for t in _listed(types)):
-        return where, f"{_shown(value)} should be {_types(types)}"
-    said = _scalar_error(value, schema)
-    if said:
-        return where, f"{_shown(value)} {said}"
-    if isinstance(value, dict):
-        found = _object_error(value, schema, where)
-    elif isinstance(value, list):
-        found = _array_error(value, schema, where)
-    else:
-        found = None
-    if found is None and "if" in schema and first_error(value, schema["if"], where) is None:
-        found = first_error(value, schema.get("then", {}), where)
-    return found
-
-
-def _scalar_error(value: Any, schema: dict[str, Any]) -> str | None:
-    if "enum" in schema and not any(value == e and isinstance(value, bool) == isinstance(e, bool)
-                                    for e in schema["enum"]):
-        return f"should be one of {', '.join(map(json.dumps, schema['enum']))}"
-    if JSON_TYPES["number"](value):
-        if "minimum" in schema and value < schema["minimum"]:
-            return f"should be at least {schema['minimum']}"
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            return f"should be above {schema['exclusiveMinimum']}"
-    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
-        return f"should match {schema['pattern']}"
-    return None
-
-
-def _object_error(value: dict[str, Any], schema: dict[str, Any], where: str) -> tuple[str, str] | None:
-    for key in schema.get("required", ()):
-        if key not in value:
-            return _join(where, key), "missing"
-    properties, rest = schema.get("properties", {}), schema.get("additionalProperties")
-    for key, item in value.items():
-        sub = properties.get(key, rest)
-        found = first_error(item, sub, _join(where, key)) if isinstance(sub, dict) else None
-        if found:
-            return found
-    return None
-
-
-def _array_error(value: list[Any], schema: dict[str, Any], where: str) -> tuple[str, str] | None:
-    if len(value) < schema.get("minItems", 0):
-        return where, f"{_shown(value)} should have at least {schema['minItems']} items"
-    if "maxItems" in schema and len(value) > schema["maxItems"]:
-        return where, f"{_shown(value)} should have at most {schema['maxItems']} items"
-    prefix, rest = schema.get("prefixItems", []), schema.get("items")
-    for i, item in enumerate(value):
-        sub = prefix[i] if i < len(prefix) else rest
-        found = first_error(item, sub, _join(where, i)) if isinstance(sub, dict) else None
-        if found:
-            return found
-    return None
-
-
-def keywords(schema: Any) -> set[str]:
-    """Every keyword a schema uses (the tests hold them to KEYWORDS)."""
-    if not isinstance(schema, dict):
-        return set()
-    found = set(schema)
-    for key, sub in schema.items():
-        if key in ("properties",):
-            found |= set().union(*(keywords(v) for v in sub.values()))
-        elif key in ("additionalProperties", "items", "if", "then"):
-            found |= keywords(sub)
-        elif key == "prefixItems":
-            found |= set().union(*(keywords(v) for v in sub))
-    return found
-
-
-def _listed(types: Any) -> list[str]:
-    return types if isinstance(types, list) else [types]
-
-
-def _shown(value: Any) -> str:
-    shown = json.dumps(value)
-    return shown if len(shown) <= 40 else shown[:37] + "..."
-
-
-def _types(value: Any) -> str:
-    names = _listed(value)
-    words = {"integer": "a whole number", "number": "a number", "string": "text", "object": "a mapping",
-             "array": "a list", "boolean": "true or false", "null": "null"}
-    return " or ".join(words.get(n, n) for n in names)
-
-
-def _join(where: str, key: Any) -> str:
-    return f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)

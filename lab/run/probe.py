@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from ..engine import NO_HEALTHCHECK, EngineError, EngineTimeout, Gone, Unit
 from ..errors import EXIT_USAGE, EnvironmentProblem, LabError, UsageError
-from ..measure import merge, reach
+from ..measure import evidence, merge, reach
 from ..measure.cgroup import Cgroup, Cpu
 from ..measure.procs import Sample, in_bytes, listen_queue, resources, top
 from ..measure.events import EventStream
@@ -217,12 +217,13 @@ class Bench:
         ended = time.monotonic()
         text = output.decode(errors="replace")
         results = json.loads(raw)
-        for warning in results.get("warnings", []):  # e.g. a descriptor limit the host cannot raise
-            self.live.say(f"warning from the swarm ({target.model.name}/{name}): {warning}")
-        if save:
+        if save:  # kept before it is judged: broken evidence is what a bug report needs
             stem = f"{self.saved_under}/{target.model.name}/{name}"
             self.live.dir.write_bytes(f"{stem}.results.json", raw)
             self.live.dir.write_bytes(f"{stem}.swarm.log", output)
+        evidence.check_results(results, f"{out}/results.json")  # the swarm's, or its replicas' merged
+        for warning in results.get("warnings", []):  # e.g. a descriptor limit the host cannot raise
+            self.live.say(f"warning from the swarm ({target.model.name}/{name}): {warning}")
         return Probe(name, results, code, began, ended, text, command)
 
     def run_client(self, name: str, argv: list[str], timeout: float) -> tuple[int | None, str]:

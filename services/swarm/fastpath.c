@@ -23,6 +23,13 @@
  *
  * Everything crosses as arrays of the structs below (fastpath.py mirrors
  * them with ctypes): a turn's leftovers, a connection's delta and pairs.
+ *
+ * A test seam: fp_set_clock gives a loop a scripted clock (the worker's
+ * injected one), so a test can feed this loop and Python's the same bytes at
+ * the same times and compare their books (tests/unit/test_fastpath_parity.py).
+ * While it is set, a turn reads it instead of CLOCK_MONOTONIC, never waits in
+ * epoll (a scripted clock does not pass while epoll waits) and is one turn.
+ * One branch per turn when unset: the run's cost does not change.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -87,9 +94,11 @@ typedef struct {
     int64_t total, sum, max, low, clamped;
     leftover *out;     /* the leftovers of the last turn */
     double now;
+    double scripted;   /* the test seam's clock (fp_set_clock); < 0: CLOCK_MONOTONIC */
 } loop;
 
-static double clock_now(void) {
+static double clock_now(const loop *l) {
+    if (l->scripted >= 0) return l->scripted;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);  /* what time.monotonic() reads */
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -114,6 +123,7 @@ void *fp_new(int epfd, int max_events, int64_t bufsize) {
     l->max_events = max_events;
     l->bufsize = (size_t)bufsize;
     l->low = INT64_MAX;
+    l->scripted = -1.0;
     l->events = calloc((size_t)max_events, sizeof *l->events);
     l->out = calloc((size_t)max_events, sizeof *l->out);
     l->buf = malloc(l->bufsize);
@@ -130,6 +140,9 @@ static void drop(slot *s) {
     free(s->tl);
     memset(s, 0, sizeof *s);
 }
+
+/* The test seam: every turn from now on reads t (t < 0: CLOCK_MONOTONIC again). */
+void fp_set_clock(loop *l, double t) { l->scripted = t; }
 
 void fp_free(loop *l) {
     for (int fd = 0; fd < l->nslots; fd++) drop(&l->slots[fd]);
@@ -235,13 +248,15 @@ static int readable(loop *l, int fd, slot *s, int measure, leftover *o) {
 int fp_turn(loop *l, double until, double warm_end, double t_end) {
     for (;;) {
         int timeout = -1;
-        if (until >= 0) {
-            double ms = (until - clock_now()) * 1000.0;
+        if (l->scripted >= 0) {
+            timeout = 0;  /* a scripted clock: what is ready now, nothing waited for */
+        } else if (until >= 0) {
+            double ms = (until - clock_now(l)) * 1000.0;
             /* rounded up, as epoll.poll() rounds; an hour at most (the caller loops) */
             timeout = ms <= 0 ? 0 : ms >= 3600e3 ? 3600000 : (int)ms + (ms > (int)ms);
         }
         int ready = epoll_wait(l->epfd, l->events, l->max_events, timeout);
-        l->now = clock_now();
+        l->now = clock_now(l);
         if (ready < 0) return errno == EINTR ? 0 : -1;
         if (l->now >= t_end) return 0;
         int measure = l->now >= warm_end, left = 0;
@@ -254,7 +269,7 @@ int fp_turn(loop *l, double until, double warm_end, double t_end) {
                 continue;
             left++;
         }
-        if (left || (until >= 0 && l->now >= until)) return left;
+        if (left || (until >= 0 && l->now >= until) || l->scripted >= 0) return left;
     }
 }
 

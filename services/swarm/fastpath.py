@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ioschema import hist
 from ioschema.hist import Histogram
@@ -62,6 +62,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fp_bucket_of": (i64, [i64]),
         "fp_new": (p, [i, i, i64]),
         "fp_free": (None, [p]),
+        "fp_set_clock": (None, [p, d]),
         "fp_put": (i, [p, i, d, i64, i64, ctypes.c_char_p, i64, i, i64]),
         "fp_take": (i, [p, i, ctypes.POINTER(Delta), ctypes.POINTER(Pair)]),
         "fp_turn": (i, [p, d, d, d]),
@@ -101,8 +102,12 @@ def load(path: Path | None = None) -> ctypes.CDLL | None:
 class FastLoop:
     """One worker's C loop over its epoll set."""
 
-    def __init__(self, lib: ctypes.CDLL, epfd: int, max_events: int, bufsize: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, epfd: int, max_events: int, bufsize: int,
+                 clock: Callable[[], float] | None = None) -> None:
+        """``clock``: the worker's injected clock (a test's), which C then reads
+        too (fastpath.c's fp_set_clock); None: both read CLOCK_MONOTONIC."""
         self.lib = lib
+        self.clock = clock
         self.h = lib.fp_new(epfd, max_events, bufsize)
         if not self.h:
             raise MemoryError("fastpath: fp_new")
@@ -115,6 +120,8 @@ class FastLoop:
     def turn(self, until: float, warm_end: float, t_end: float) -> list[Leftover]:
         """Turns of the C loop until something is left for Python (or
         ``until``, the next timer, < 0: none); ``now`` is its last clock."""
+        if self.clock is not None:
+            self.lib.fp_set_clock(self.h, self.clock())
         n = self.lib.fp_turn(self.h, until, warm_end, t_end)
         self.now = self.lib.fp_now(self.h)
         if n < 0:

@@ -37,8 +37,10 @@ The parts, one module each:
 
 The clock, the readiness poller and the socket factory are injected, so a
 test drives a worker turn by turn (``start``, ``turn``, ``finish``) with a
-fake clock, poller and sockets; the C fast path needs the real ones, and is
-off otherwise.
+fake clock, poller and sockets.  The C fast path needs the real epoll (it
+is off with a fake poller); an injected clock it reads as well, so a test
+can run both paths on the same bytes at the same times
+(tests/unit/test_fastpath_parity.py).
 """
 
 from __future__ import annotations
@@ -142,9 +144,10 @@ class Worker:
         self.stopping = False  # the run is over: closing everything, nothing starts again
         self.cpu_warm: tuple[float, float] | None = None  # this worker's CPU at the warm-up's end
         self._wake_r = -1  # the signal wake-up pipe, once run() has set it
-        real = poller is None and clock is monotonic  # C reads CLOCK_MONOTONIC and epoll itself
-        lib = fastpath.load() if share.fast_path and real else None
-        self.native = fastpath.FastLoop(lib, self.poller.fileno(), MAX_EVENTS, BUFSIZE) if lib else None
+        # C waits in the real epoll itself; an injected clock it reads too (a test's, fastpath.c's seam)
+        lib = fastpath.load() if share.fast_path and poller is None else None
+        self.native = fastpath.FastLoop(lib, self.poller.fileno(), MAX_EVENTS, BUFSIZE,
+                                        None if clock is monotonic else clock) if lib else None
         self.table = Table(self.poller, self.native)
         self.io = Transfer(self)
         self.connector = Connector(self, sockets or (lambda family: socket.socket(family, socket.SOCK_STREAM)))

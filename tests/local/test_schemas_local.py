@@ -1,7 +1,9 @@
 """Real outputs held to services/ioschema/schemas.py: the results.json and
 every stdout event of swarms run as processes against local models (as the
 other local tests run them), and every event of those models, from start to
-stop.  The schemas' own tests (broken documents refused, the lab's kept
+stop, by jsonschema and by the lab's own reading where the evidence enters
+lab/ (lab/measure/evidence.py: it must take every real output).  The
+schemas' own tests (broken documents refused, the lab's kept
 results) are in tests/unit/test_schemas.py."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jsonschema
 import pytest
 
 from ioschema import schemas
+from lab.measure import evidence
 
 from .model_process import ModelProcess
 from .test_swarm_local import Swarm, run, target  # noqa: F401  (run: the fixture)
@@ -31,6 +34,8 @@ def valid_events(events: list[dict[str, Any]], who: str) -> None:
     assert events, f"{who} wrote no events"
     bad = [(e, problems(EVENT, e)) for e in events if not EVENT.is_valid(e)]
     assert not bad, f"{who}: {len(bad)} of {len(events)} events break the schema, first: {bad[:3]}"
+    for i, e in enumerate(events, 1):
+        evidence.check_event(e, f"{who}, event {i}")  # an EvidenceError says where
 
 
 # Each run's events are few enough to check one by one (a run at --trace msg
@@ -61,6 +66,7 @@ def test_real_results_and_every_event_are_valid(run: Callable[..., Swarm], model
             code, doc = swarm.finish(20)
             assert code == 0 and doc is not None, (name, swarm.stderr[-800:])
             assert not problems(SWARM, doc), (name, problems(SWARM, doc)[:5])
+            evidence.check_results(doc, f"{model}/{name}: results.json")
             valid_events(swarm.events, f"swarm {name}")
     finally:
         server.stop(signal.SIGTERM)
@@ -80,4 +86,5 @@ def test_a_failed_run_is_valid_too(run: Callable[..., Swarm], tmp_path: Path) ->
     assert code == 1 and doc is not None and not doc["ok"]
     assert doc["summary"]["connections"]["failed"] == 2
     assert not problems(SWARM, doc), problems(SWARM, doc)[:5]
+    evidence.check_results(doc, "refused: results.json")
     valid_events(swarm.events, "swarm refused")

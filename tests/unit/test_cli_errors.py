@@ -196,7 +196,7 @@ def test_run_json_never_stays_running_when_removal_fails(tmp_path: Path, monkeyp
 
 class BrokenStream:
     def __iter__(self) -> Any:
-        yield b'{"t": 1.0, "ev": "start"}\n'
+        yield b'{"t": 1.0, "ev": "start", "model": "fake", "pid": 7, "tid": 7, "wall": 1.7e9}\n'
         raise ConnectionError("the engine hung up")
 
     def close(self) -> None:

@@ -301,29 +301,30 @@ def test_a_node_that_cannot_run_the_probe_is_assumed_and_says_so() -> None:
 
 
 def replica_doc(offset: float, client: int, t0: float) -> dict[str, Any]:
-    """A replica's results, every stamp on a machine ``offset`` seconds ahead of ours."""
+    """A replica's results, every stamp on a machine ``offset`` seconds ahead
+    of ours: a whole document the swarm's own code made (swarm_docs.py),
+    with this replica's figures."""
+    from .swarm_docs import whole_results
+    doc = whole_results()
     hist = {"unit": "us", "significant_digits": 3, "count": 1, "sum": 900, "min": 900, "max": 900,
-            "buckets": [[900, 1]]}
-    return {
-        "schema": "iolab.swarm/1", "ok": True, "failures": [], "warnings": [], "exit_code": 0,
-        "config": {"clients": 1, "active": 1, "replica": {"index": client, "of": 2}}, "environment": {},
-        "started": {"monotonic": t0 + offset, "wall": 1e9}, "ended": {"monotonic": t0 + 2 + offset, "wall": 1e9 + 2},
-        "warmup_s": 0.5, "duration_s": 2.0, "measure_window_s": 1.5,
-        "summary": {"protocol": "line", "pattern": "pingpong", "clients": 1, "active": 1, "hold": 0, "workers": 1,
-                    "end_reason": "duration", "replies": 10, "replies_measured": 8, "requests_sent": 10,
-                    "connections": {"attempted": 1, "connected": 1, "tcp_connected": 1, "failed": 0,
-                                    "never_started": 0, "clients_connected": 1, "connect_all_s": 0.01,
-                                    "closed_by": {"duration": 1}},
-                    "errors": {"reset": 0}, "latency": {}, "connect": {}, "handshake": {}, "rate": None, "storm": None},
-        "cpu": {"user_s": 0.1, "sys_s": 0.1, "workers_s": 0.2, "measured_s": 0.15, "total_s": 0.2, "per_s": 0.1},
-        "workers": [{"worker": 0, "ended": t0 + 2 + offset}],
-        "histograms": {"latency": hist, "connect": hist, "handshake": dict(hist, count=0, sum=0, buckets=[])},
-        "connections": [{"client": client, "connect_start": t0 + offset, "connect_end": t0 + 0.01 + offset,
-                         "first_reply": t0 + 0.02 + offset, "close_t": t0 + 2 + offset}],
-        "connections_capped": {"capped": False, "kept": 1, "dropped": 0, "max": 100},
-        "timeline": {"capped": False, "conns": [{"client": client, "pairs": [[t0 + 1 + offset, t0 + 1.001 + offset]]}]},
-        "actions": [{"t": 1.0, "client": client, "sent_t": t0 + 1 + offset, "done_t": None}],
-    }
+            "buckets": [[900, 1]], "clamped": 0}
+    doc.update({"started": {"monotonic": t0 + offset, "wall": 1e9}, "ended": {"monotonic": t0 + 2 + offset,
+                "wall": 1e9 + 2}, "warmup_s": 0.5, "duration_s": 2.0, "measure_window_s": 1.5,
+                "histograms": {"latency": hist, "connect": hist, "handshake": dict(hist, count=0, sum=0, buckets=[])}})
+    doc["config"].update(clients=1, active=1, replica={"index": client, "of": 2, "clients": 1, "active": 1})
+    doc["summary"].update(clients=1, active=1, hold=0, workers=1, end_reason="duration", replies=10,
+                          replies_measured=8, requests_sent=10)
+    doc["summary"]["connections"].update(attempted=1, connected=1, tcp_connected=1, failed=0, never_started=0,
+                                         clients_connected=1, connect_all_s=0.01, closed_by={"duration": 1})
+    doc["cpu"].update(user_s=0.1, sys_s=0.1, workers_s=0.2, measured_s=0.15, total_s=0.2, per_s=0.1)
+    doc["workers"] = [{**doc["workers"][0], "ended": t0 + 2 + offset}]
+    doc["connections"] = [{**doc["connections"][0], "client": client, "connect_start": t0 + offset,
+                           "connect_end": t0 + 0.01 + offset, "tcp_connect_end": t0 + 0.01 + offset,
+                           "first_reply": t0 + 0.02 + offset, "last_reply": t0 + 0.02 + offset,
+                           "close_t": t0 + 2 + offset}]
+    doc["timeline"]["conns"] = [{"client": client, "conn": None, "pairs": [[t0 + 1 + offset, t0 + 1.001 + offset]]}]
+    doc["actions"] = [{**doc["actions"][0], "t": 1.0, "client": client, "sent_t": t0 + 1 + offset, "done_t": None}]
+    return doc
 
 
 def test_replicas_on_other_clocks_are_merged_on_ours() -> None:
