@@ -51,9 +51,10 @@ TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probe
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
            "size", "active", "workers", "connect-timeout"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
-OPTIONS = {"sample", "before", "after", "memory", "cpu"}  # for the lab: sample the server;
-# STATS before/after; memory (and listen-queue counters) once every client is in;
-# the server's CPU read every 50 ms meanwhile
+OPTIONS = {"sample", "before", "after", "memory", "cpu", "strace", "switches"}  # for the lab: sample
+# the server; STATS before/after; memory (and listen-queue counters) once every client is in;
+# the server's CPU read every 50 ms meanwhile; its system calls counted by the tracing
+# sidecar (lab/run/tracer.py); its tasks' context switches sampled from /proc
 PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
 NOFILE = 20000  # descriptors per container (compose.yaml ulimits), within this host's hard limit
 RESERVED_FDS = 64  # the swarm's own files, pipes and sockets besides its clients
@@ -90,6 +91,7 @@ JUDGE_KEYS: dict[str, tuple[str, ...]] = {
     "faults": ("crash_takes", "raise_takes"),
     "c10k": ("c10k", "thread_count"),
     "slow_stalls": ("slow_stalls_others",),
+    "syscalls": ("eagain_per_reply", "scan_cost", "switches_per_reply", "uring_enter_per_reply"),
 }
 
 
@@ -323,6 +325,11 @@ def get(name_or_path: str) -> Scenario:
     if name_or_path not in found:
         raise UsageError(f"unknown scenario '{name_or_path}'; the scenarios are: {', '.join(found)}")
     return found[name_or_path]
+
+
+def traced(scenario: Scenario) -> bool:
+    """Does a probe of ``scenario`` count system calls (the tracing sidecar)?"""
+    return any(p.values.get("strace") for p in scenario.probes.values())
 
 
 def judged_keys(model: Model, scenario: Scenario) -> list[str]:
