@@ -124,6 +124,8 @@ def run_probes(bench: Bench, ctx: Context) -> None:
             threading.Event().wait(scenario.idle)  # the measurement window itself
             ctx.idle = [first, target.cpu()]
     for name, spec in scenario.probes.items():
+        if not spec.runs_for(ctx.model.expect):
+            continue  # it measures only what this model does not declare
         label = f"{scenario.name}-{name}"
         if spec.values.get("before"):
             ctx.stats[f"{name}:before"] = target.stats_request()

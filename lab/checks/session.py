@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 
 from ..console import say
+from ..engine import orchestrator
 from ..errors import UsageError
 from ..plan import models, scenarios
 from ..plan.models import Model
@@ -82,8 +83,8 @@ def check(req: CheckRequest, view_for: ViewFor) -> Outcome:
     for s in skips:
         say(f"skipped: {s['model']} {s['check']}: {s['why']}")
     began = time.monotonic()
+    scenarios.traceable(orchestrator(req.orchestrator), found)
     eng = engine(req.orchestrator)
-    traceable(eng.kind, found)
     chosen = images.runnable(eng, chosen, explicit=not req.every, say=say)
     params = {"models": [m.name for m in chosen], "scenarios": [s.name for s in found],
               "expect_overrides": overrides, "orchestrator": eng.kind, "swarm_replicas": req.swarm_replicas}
@@ -127,8 +128,8 @@ def run_scenario(req: RunRequest, progress: Progress) -> Outcome:
                              f"which {scenario.name} judges")
     if not chosen:
         raise UsageError(f"no model declares {', '.join(scenario.judges)}, which {scenario.name} judges")
+    scenarios.traceable(orchestrator(req.orchestrator), [scenario])
     eng = engine(req.orchestrator)
-    traceable(eng.kind, [scenario])
     with LiveRun(eng, "run", scenario.name, say=say,
                  params={"scenario": scenario.name, "models": [m.name for m in chosen],
                          "orchestrator": eng.kind, "swarm_replicas": req.swarm_replicas}) as live:
@@ -136,15 +137,6 @@ def run_scenario(req: RunRequest, progress: Progress) -> Outcome:
         report = as_json(verdicts, {"run": live.id, "scenario": scenario.name, "models": [m.name for m in chosen]})
         live.dir.write_json("results.json", report)
     return Outcome(verdicts, report, live.dir.path)
-
-
-def traceable(orchestrator: str, found: list[Scenario]) -> None:
-    """The tracing sidecar shares the server's PID namespace: a container
-    can, a Swarm-mode service cannot.  Refused before anything starts."""
-    traced = [s.name for s in found if scenarios.traced(s)]
-    if traced and orchestrator == "swarm":
-        raise UsageError(f"{traced[0]} counts system calls from a sidecar in the server's PID namespace, "
-                         "which Swarm mode cannot give: use --orchestrator local")
 
 
 def judge_all(live: LiveRun, chosen: list[Model], found: list[Scenario], replicas: int, progress: Progress,

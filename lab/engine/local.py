@@ -118,6 +118,10 @@ class ContainerUnit(Unit):
         with sdk(self.name):
             self.raw.remove(force=True, v=True)
 
+    def signal(self, name: str) -> None:
+        with sdk(self.name):
+            self.raw.kill(signal=name)
+
     def logs(self, *, stream: bool = False, follow: bool = False, tail: int | str | None = None,
              stdout: bool = True, stderr: bool = True) -> Any:
         kwargs: dict[str, Any] = {"stdout": stdout, "stderr": stderr}

@@ -37,10 +37,9 @@ from .live import LiveRun
 
 KEY = "tracer"  # its name in the run, its logs and its labels
 CAPABILITY = "SYS_PTRACE"
-PIDFILE = "/tmp/strace.pid"
 # Every process of the PID namespace but the server's init (1) and this shell
 # (which becomes strace), then strace on them all.
-SCRIPT = ('echo $$ > ' + PIDFILE + '; p=""; for d in /proc/[0-9]*; do n=${d#/proc/}; '
+SCRIPT = ('p=""; for d in /proc/[0-9]*; do n=${d#/proc/}; '
           '[ "$n" = 1 ] || [ "$n" = $$ ] || p="$p -p $n"; done; '
           'echo "tracing:$p"; exec strace -c -f $p')
 ATTACH_S = 15.0  # bound on strace attaching to every process
@@ -109,9 +108,12 @@ def _attached(unit: Unit) -> list[str]:
 
 
 def _stop(unit: Unit) -> str:
-    """SIGINT to strace (it detaches and prints its summary), then its output."""
+    """SIGINT to strace, the sidecar's main process (it detaches and prints
+    its summary), then its output.  Through the engine, not an exec: an
+    exec'd process in a PID namespace that is not the sidecar's own would
+    outlive strace and hold the exec's stream open."""
     try:
-        unit.exec(["sh", "-c", f"kill -INT $(cat {PIDFILE})"])
+        unit.signal("SIGINT")
         unit.wait(STOP_S)
     except EngineTimeout:
         raise EnvironmentProblem(f"strace did not stop within {STOP_S:g}s of SIGINT") from None

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.checks import session
 from lab.engine.local import create_kwargs
 from lab.engine.spec import UnitSpec
 from lab.engine.swarmmode_spec import service_create
@@ -110,6 +109,74 @@ def test_swarm_mode_refuses_the_sidecar_in_one_line() -> None:
     syscalls = scenarios.get("syscalls")
     assert scenarios.traced(syscalls) and not scenarios.traced(scenarios.get("stalls"))
     with pytest.raises(UsageError, match="Swarm mode") as got:
-        session.traceable("swarm", [syscalls])
+        scenarios.traceable("swarm", [syscalls])
     assert "\n" not in str(got.value)
-    session.traceable("local", [syscalls])
+    scenarios.traceable("local", [syscalls])
+
+
+# -- the report's "cost per reply" section ---------------------------------------------
+
+COMPARE_RUN = Path(__file__).resolve().parent.parent / "fixtures" / "compare-run"
+
+
+def with_cost(tmp_path: Path) -> Path:
+    """The recorded compare run, with a syscalls workload added to each model's first repeat."""
+    import json
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(COMPARE_RUN, run_dir)
+    doc = json.loads((run_dir / "results.json").read_text())
+    doc["workloads"].append({"name": "syscalls", "title": "cost per reply", "kind": "cost", "about": "a",
+                             "warmup_s": 0.0, "measure_s": 2.0, "flags": {}, "scenario": "syscalls",
+                             "server_flags": ["--trace=off"]})
+    for i, model in enumerate(doc["models"].values()):
+        calls = {"recv": 1.0, "send": 1.0, "eagain": 0.1 * i, "epoll_wait": 0.2, "io_uring_enter": 0.0}
+        model["repeats"][0]["workloads"]["syscalls"] = {
+            "error": None, "server": None,
+            "cost": {"calls_per_reply": calls, "switches_per_reply": {"voluntary": 0.5, "involuntary": 0.1},
+                     "missing": [], "verdicts": [{"expect": "eagain_per_reply", "expected": "few",
+                                                  "observed": "0.1 per reply", "ok": True}]}}
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    return run_dir
+
+
+def test_the_report_has_a_cost_per_reply_section(tmp_path: Path) -> None:
+    from lab.report import data, render, schema
+    run_dir = with_cost(tmp_path)
+    schema.read(run_dir / "results.json", schema.COMPARE)  # the record is within results.json's schema
+    files = render(data.load(run_dir))
+    md = files["report.md"].decode()
+    assert "Cost per reply: system calls and context switches" in md
+    assert "plots/syscalls.svg" in md and files["plots/syscalls.svg"].startswith(b"<?xml")
+    assert "eagain_per_reply held" in md
+
+
+def test_a_negative_cost_figure_is_refused_by_the_schema(tmp_path: Path) -> None:
+    import json
+    from lab.report import schema
+    run_dir = with_cost(tmp_path)
+    doc = json.loads((run_dir / "results.json").read_text())
+    next(iter(doc["models"].values()))["repeats"][0]["workloads"]["syscalls"]["cost"]["calls_per_reply"]["recv"] = -1
+    (run_dir / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="recv"):
+        schema.read(run_dir / "results.json", schema.COMPARE)
+
+
+def test_uring_is_drawn_beside_epoll() -> None:
+    from lab.report import cost
+
+    class FakeRun:
+        models = ["native", "blocking", "epoll", "epoll-edge", "uring", "threads"]
+
+    assert cost.ordered(FakeRun()) == ["native", "blocking", "epoll", "uring", "epoll-edge", "threads"]  # type: ignore[arg-type]
+
+
+def test_a_probe_runs_only_for_a_model_that_declares_what_it_measures(tmp_path: Path) -> None:
+    probes = scenarios.get("syscalls").probes
+    assert probes["idle"].runs_for({"scan_cost": "per-ready"}) and not probes["idle"].runs_for({"threads": "fixed"})
+    assert probes["main"].runs_for({})  # no `only:`: every model
+    bad = (Path(__file__).resolve().parents[2] / "scenarios" / "syscalls.yaml").read_text().replace(
+        "only: [scan_cost]", "only: [no_such_key]")
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(UsageError, match="'only' is a list of model.yaml expectations"):
+        scenarios.load_scenario(tmp_path / "bad.yaml")

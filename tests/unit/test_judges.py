@@ -937,9 +937,8 @@ ABSURD: dict[str, list[Absurd]] = {
 
 # -- syscalls (lab/checks/cost.py) ----------------------------------------------------
 
-COST_KEYS = ("eagain_per_reply", "scan_cost", "switches_per_reply", "uring_enter_per_reply")
 BUSYPOLL = {"eagain_per_reply": "many", "scan_cost": "per-descriptor", "switches_per_reply": "fewer"}
-FLIPPED = {"eagain_per_reply": "few", "scan_cost": "per-ready", "switches_per_reply": "at-least-one"}
+FLIPPED = {"eagain_per_reply": "few", "scan_cost": "per-ready", "switches_per_reply": "per-reply"}
 
 
 def cost_probe(name: str, replies: Any, measured: Any = None) -> Probe:
@@ -950,10 +949,11 @@ def cost_probe(name: str, replies: Any, measured: Any = None) -> Probe:
 
 def cost(expect: dict[str, Any], *, replies: Any = 1000, eagain: tuple[float, float] = (12, 17),
          uring: float = 0.0, vol: Any = 100, cores: tuple[float, float] = (0.3, 0.6),
-         traced: Any = None) -> checks.Context:
+         traced: Any = None, waits: float = 0.1) -> checks.Context:
     """Per reply: ``eagain`` EAGAIN returns (8 clients, then with 64 idle), ``uring``
-    io_uring_enter calls; ``vol`` voluntary switches in all; ``cores`` of CPU
-    without and with 100 idle connections; ``traced``: what the sidecar left instead."""
+    io_uring_enter calls, ``waits`` epoll_wait calls; ``vol`` voluntary switches in
+    all; ``cores`` of CPU without and with 900 idle connections; ``traced``: what
+    the sidecar left instead."""
     from lab.measure.strace import SyscallCounts
     from lab.measure.switches import SwitchSampler
     from lab.run.tracer import Traced
@@ -961,7 +961,7 @@ def cost(expect: dict[str, Any], *, replies: Any = 1000, eagain: tuple[float, fl
         else 1000  # the counts stay those of a real run; only the replies the swarm reports are absurd
 
     def counts(per: float) -> Traced:
-        return Traced(SyscallCounts({"recvfrom": int(n + per * n), "sendto": int(n), "epoll_wait": int(n),
+        return Traced(SyscallCounts({"recvfrom": int(n + per * n), "sendto": int(n), "epoll_wait": int(waits * n),
                                      "io_uring_enter": int(uring * n)}, {"recvfrom": int(per * n)}))
 
     samples = [(T0 + 0.1, {7: (0, 0)}), (T0 + 1.0, {7: (0, 5)}), (T0 + 1.9, {7: (vol, 10)})]
@@ -978,11 +978,15 @@ COST = [
     ("contradicted-flipped", lambda: cost(FLIPPED), dict.fromkeys(FLIPPED, False)),
     ("held-epoll", lambda: cost({"eagain_per_reply": "few", "scan_cost": "per-ready"}, eagain=(0.0, 0.0),
                                 cores=(0.3, 0.31)), {"eagain_per_reply": True, "scan_cost": True}),
-    ("held-edge-one-per-reply", lambda: cost({"eagain_per_reply": "one"}, eagain=(1.0, 1.0)),
-     {"eagain_per_reply": True}),
+    ("held-edge-drains-to-eagain", lambda: cost({"drains_to_eagain": True}, eagain=(0.05, 0.05), waits=0.01),
+     {"drains_to_eagain": True}),
+    ("contradicted-level-does-not-drain", lambda: cost({"drains_to_eagain": True}, eagain=(0.0, 0.0)),
+     {"drains_to_eagain": False}),
+    ("no-readiness-wait-to-divide-by", lambda: cost({"drains_to_eagain": False}, waits=0.0),
+     {"drains_to_eagain": None}),
     ("contradicted-many-but-not-growing", lambda: cost({"eagain_per_reply": "many"}, eagain=(12, 12)),
      {"eagain_per_reply": False}),
-    ("held-threads-switch-per-reply", lambda: cost({"switches_per_reply": "at-least-one"}, vol=2000),
+    ("held-threads-switch-per-reply", lambda: cost({"switches_per_reply": "per-reply"}, vol=2000),
      {"switches_per_reply": True}),
     ("held-uring-batches", lambda: cost({"uring_enter_per_reply": "fewer-than-one"}, uring=0.3),
      {"uring_enter_per_reply": True}),
