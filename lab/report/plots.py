@@ -457,7 +457,8 @@ def cost(run: Run, workload: str) -> bytes | None:
     fig = _figure(0.35 * len(models) + 1.4)
     calls, switches = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 1]})
     y = list(range(len(models)))[::-1]
-    _stacked(calls, y, models, [(c, CALL_COLOURS[i]) for i, c in enumerate(costs.CALLS)],
+    # EAGAIN returns are recv, send and accept calls already: stacked again they would count twice
+    _stacked(calls, y, models, [(c, CALL_COLOURS[i]) for i, c in enumerate(costs.CALLS) if c != "eagain"],
              lambda m, c: costs.median(run, m, workload, "calls_per_reply", c))
     _stacked(switches, y, models, [("voluntary", SERVED), ("involuntary", WAITING)],
              lambda m, c: costs.median(run, m, workload, "switches_per_reply", c))

@@ -180,3 +180,10 @@ def test_a_probe_runs_only_for_a_model_that_declares_what_it_measures(tmp_path: 
     (tmp_path / "bad.yaml").write_text(bad)
     with pytest.raises(UsageError, match="'only' is a list of model.yaml expectations"):
         scenarios.load_scenario(tmp_path / "bad.yaml")
+
+
+def test_compare_says_a_cost_record_in_one_line_without_a_speed() -> None:
+    from lab.report.terminal import one_line
+    got = {"error": None, "cost": {"verdicts": [{"expect": "uring_enter_per_reply", "observed": "0.21 per reply",
+                                                 "ok": True}]}}
+    assert one_line("uring", 1, "syscalls", got) == "uring 1 syscalls: uring_enter_per_reply 0.21 per reply"
