@@ -144,7 +144,7 @@ def test_a_killed_lab_run_leaves_no_sidecar_after_the_next_command(engine: Any, 
 @pytest.mark.parametrize("args, says", [
     (("run", "syscalls", "--model", "no-such-model"), "unknown"),
     (("run", "no-such-scenario", "--model", "epoll"), "unknown scenario"),
-    (("run", "syscalls", "--model", "nginx"), "declares none of"),
+    (("run", "syscalls", "--model", "apache-prefork"), "declares none of"),
     (("run", "syscalls", "--model", "epoll", "--orchestrator", "swarm"), "Swarm mode cannot"),
 ])
 def test_bad_input_is_one_line_and_exit_2(engine: Any, args: tuple[str, ...], says: str) -> None:
