@@ -77,6 +77,8 @@ class Context:
     cpu: dict[str, Any] = field(default_factory=dict)  # a Sampler per probe (option cpu)
     idle: list[Cpu] = field(default_factory=list)  # two readings around the idle window
     host: dict[str, Any] = field(default_factory=dict)  # host.HostLoad per probe ("idle": the idle window)
+    traces: dict[str, Any] = field(default_factory=dict)  # per probe: run.tracer.Traced, or why not (text)
+    switches: dict[str, Any] = field(default_factory=dict)  # per probe: measure.switches.SwitchSampler
 
     @property
     def workers(self) -> int:

@@ -19,10 +19,12 @@ from typing import Any, Callable, Iterator
 from ..errors import UsageError
 from ..measure.host import HostLoad, wait_quiet
 from ..measure.sampler import Sampler
+from ..measure.switches import SwitchSampler
 from ..plan.models import Model
 from ..plan.scenarios import Scenario, applicable, judged_keys
 from ..run.probe import Bench, Probe, Target
-from . import client_side, judges  # noqa: F401  (their @judge decorators fill the registry)
+from ..run.tracer import TraceRefused, tracing
+from . import client_side, cost, judges  # noqa: F401  (their @judge decorators fill the registry)
 from .context import Context, tolerances
 from .registry import ENTRIES
 from .verdict import Verdict
@@ -127,6 +129,8 @@ def run_probes(bench: Bench, ctx: Context) -> None:
             threading.Event().wait(scenario.idle)  # the measurement window itself
             ctx.idle = [first, target.cpu()]
     for name, spec in scenario.probes.items():
+        if not spec.runs_for(ctx.model.expect):
+            continue  # it measures only what this model does not declare
         label = f"{scenario.name}-{name}"
         if spec.values.get("before"):
             ctx.stats[f"{name}:before"] = target.stats_request()
@@ -138,7 +142,8 @@ def run_probes(bench: Bench, ctx: Context) -> None:
             sampler.start()
             ctx.cpu[name] = sampler
         try:
-            with _host_load(bench, ctx, name, watch_host), \
+            with _host_load(bench, ctx, name, watch_host), _switches(ctx, name, spec.values.get("switches")), \
+                    _traced(bench, ctx, name, spec.values.get("strace")), \
                     target.sampling() if spec.values.get("sample") else _nothing() as taken:
                 if spec.values.get("memory"):
                     ctx.probes[name] = _with_peak_reading(bench, ctx, name, label, spec.flags(workers),
@@ -206,6 +211,45 @@ def _with_peak_reading(bench: Bench, ctx: Context, name: str, label: str, flags:
     if ctx.target.alive():
         reading["cpu_after"] = ctx.target.cpu()
     return done["probe"]
+
+
+@contextlib.contextmanager
+def _switches(ctx: Context, name: str, wanted: bool) -> Iterator[None]:
+    """The server's tasks' context switches, sampled from /proc while the probe runs."""
+    if not wanted:
+        yield
+        return
+    sampler = SwitchSampler(ctx.target.container, ctx.target.cgroup.procs_dir)
+    ctx.switches[name] = sampler
+    sampler.start()
+    try:
+        yield
+    finally:
+        sampler.stop()
+
+
+@contextlib.contextmanager
+def _traced(bench: Bench, ctx: Context, name: str, wanted: bool) -> Iterator[None]:
+    """The tracing sidecar counting the server's system calls while the
+    probe runs; a host that refuses ptrace leaves the reason instead."""
+    if not wanted:
+        yield
+        return
+    stack = contextlib.ExitStack()
+    try:
+        traced = stack.enter_context(tracing(bench.live, ctx.target.container,
+                                                    f"tracer.{ctx.model.name}.{name}"))
+    except TraceRefused as why:  # the probe still runs: its other readings stand
+        ctx.traces[name] = str(why)
+        yield
+        return
+    try:
+        with stack:
+            yield
+    except TraceRefused as why:
+        ctx.traces[name] = str(why)
+        return
+    ctx.traces[name] = traced
 
 
 @contextlib.contextmanager

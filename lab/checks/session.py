@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 
 from ..console import say
+from ..engine import orchestrator
 from ..errors import UsageError
 from ..plan import models, scenarios
 from ..plan.models import Model
@@ -82,6 +83,7 @@ def check(req: CheckRequest, view_for: ViewFor) -> Outcome:
     for s in skips:
         say(f"skipped: {s['model']} {s['check']}: {s['why']}")
     began = time.monotonic()
+    scenarios.traceable(orchestrator(req.orchestrator), found)
     eng = engine(req.orchestrator)
     chosen = images.runnable(eng, chosen, explicit=not req.every, say=say)
     params = {"models": [m.name for m in chosen], "scenarios": [s.name for s in found],
@@ -126,6 +128,7 @@ def run_scenario(req: RunRequest, progress: Progress) -> Outcome:
                              f"which {scenario.name} judges")
     if not chosen:
         raise UsageError(f"no model declares {', '.join(scenario.judges)}, which {scenario.name} judges")
+    scenarios.traceable(orchestrator(req.orchestrator), [scenario])
     eng = engine(req.orchestrator)
     with LiveRun(eng, "run", scenario.name, say=say,
                  params={"scenario": scenario.name, "models": [m.name for m in chosen],

@@ -99,9 +99,9 @@ class Plan:
         """Why ``model`` does not run ``w``: a scenario's workload is its
         check, judged against a model.yaml key the model must declare."""
         if w.scenario and model in self.declares:
-            key = scenarios.get(w.scenario).expect
-            if key not in self.declares[model]:
-                return f"its model.yaml makes no `{key}:` promise for the check to judge"
+            keys = scenarios.get(w.scenario).judges
+            if not any(k in self.declares[model] for k in keys):
+                return f"its model.yaml makes no `{'`, `'.join(keys)}:` promise for the check to judge"
         return None
 
     def target(self, model: str) -> str:

@@ -1,4 +1,4 @@
-"""A scenario's workload (c10k), measured as `lab check` measures it."""
+"""A scenario's workload (c10k, syscalls), measured as `lab check` measures it."""
 
 from __future__ import annotations
 
@@ -36,14 +36,13 @@ def run_scenario(live: LiveRun, model: str, rep: int, w: Workload, env: dict[str
         if env["engine"]["cpu_model"] is None:
             env["engine"]["cpu_model"] = engine_cpu_model(target.container)
         ctx = checks.Context(spec, scenario, target, checks.tolerances(spec))
-        verdict = checks.check(bench, ctx)[0]
+        verdicts = checks.check(bench, ctx)
         if "main" not in ctx.probes:
-            raise LabError(verdict.observed)
-        probe, reading = ctx.probes["main"], ctx.readings.get("main", {})
-        counters = results.c10k_counters(ctx.events(probe), probe.results, reading.get("peak_t"),
-                                         verdict.figures.get("kept_to_the_end"))
-        got.update(results.scenario_record(probe, reading, verdict, _server(target),
-                                           _cpu(probe, reading, target), counters))
+            raise LabError(verdicts[0].observed)
+        if w.kind == "cost":  # its figures are the judge's; no throughput (traced runs are slowed)
+            got.update(results.cost_record(verdicts, _server(target)))
+        else:
+            got.update(_record(ctx, verdicts[0], target))
     except Exception as exc:  # a probe or judge that breaks is a failed measurement, not a lost run
         got["error"] = str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
     finally:
@@ -53,6 +52,14 @@ def run_scenario(live: LiveRun, model: str, rep: int, w: Workload, env: dict[str
         live.discard(bench.swarm_container if bench else live.containers.get("swarm"),
                      f"swarm.{model}-r{rep}-{w.name}")
     return got
+
+
+def _record(ctx: checks.Context, verdict: checks.Verdict, target: Target) -> dict[str, Any]:
+    """c10k's record: the swarm's results, the peak reading, the counters."""
+    probe, reading = ctx.probes["main"], ctx.readings.get("main", {})
+    counters = results.c10k_counters(ctx.events(probe), probe.results, reading.get("peak_t"),
+                                     verdict.figures.get("kept_to_the_end"))
+    return results.scenario_record(probe, reading, verdict, _server(target), _cpu(probe, reading, target), counters)
 
 
 def _server(target: Target) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import checks, config
 from ..console import say
-from ..engine import Engine
+from ..engine import Engine, orchestrator
 from ..errors import EXIT_FAILED, EXIT_NOT_JUDGED, LabError, UsageError
 from ..measure.environment import environment
 from ..observe import classify
@@ -57,6 +57,8 @@ def compare(req: Request) -> Outcome:
     if plan.wrk and (why := wrk_available()):
         raise UsageError(why)
     params = _params(req, plan)
+    scenarios.traceable(orchestrator(req.orchestrator), [scenarios.get(w.scenario) for w in plan.workloads
+                                                         if w.scenario])
     eng = engine(req.orchestrator)
     kept = [m.name for m in images.runnable(eng, [catalogue[n] for n in plan.models], explicit=bool(req.models),
                                             say=say)]
@@ -175,6 +177,8 @@ def exit_status(doc: dict[str, Any], report: dict[str, Any] | None) -> int:
     oks = [c.get("ok") for c in (report or {}).get("checks", [])]
     oks += [(rec.get("check") or {}).get("ok") for m in doc["models"].values() for rep in m["repeats"]
             for rec in rep["workloads"].values() if rec.get("check")]
+    oks += [v.get("ok") for m in doc["models"].values() for rep in m["repeats"]
+            for rec in rep["workloads"].values() for v in (rec.get("cost") or {}).get("verdicts", [])]
     if any(ok is False for ok in oks):
         say(f"{sum(1 for ok in oks if ok is False)} expectation(s) did not hold: see the report's verdicts")
     elif any(ok is None for ok in oks):

@@ -66,6 +66,8 @@ WORKLOADS: tuple[Workload, ...] = (
              {"clients": 50, "pattern": "rate", "rate": OPEN_RATE, "size": 64}, measure=1.5),
     Workload("c10k", "c10k: 10,000 connections, 100 of them busy", "c10k", "", {}, default=False,
              scenario="c10k"),
+    Workload("syscalls", "cost per reply: system calls (traced) and context switches (untraced)", "cost", "", {},
+             default=False, scenario="syscalls"),
 )
 
 

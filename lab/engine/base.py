@@ -196,6 +196,11 @@ class Unit(ABC):
              stdout: bool = True, stderr: bool = True) -> Any:
         """Its output: bytes, or with stream=True an iterator of chunks."""
 
+    def signal(self, name: str) -> None:
+        """Send signal ``name`` (SIGINT...) to its main process; an
+        orchestrator that cannot says so (EngineError)."""
+        raise EngineError(f"{self.name}: this orchestrator cannot signal a unit's process")
+
     @abstractmethod
     def exec(self, argv: list[str], *, stdout: bool = True, stderr: bool = True,
              split: bool = False) -> Exec:

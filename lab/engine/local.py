@@ -118,6 +118,10 @@ class ContainerUnit(Unit):
         with sdk(self.name):
             self.raw.remove(force=True, v=True)
 
+    def signal(self, name: str) -> None:
+        with sdk(self.name):
+            self.raw.kill(signal=name)
+
     def logs(self, *, stream: bool = False, follow: bool = False, tail: int | str | None = None,
              stdout: bool = True, stderr: bool = True) -> Any:
         kwargs: dict[str, Any] = {"stdout": stdout, "stderr": stderr}
@@ -223,8 +227,13 @@ def create_kwargs(spec: UnitSpec) -> dict[str, Any]:
         kw["ulimits"] = [Ulimit(name=k, soft=s, hard=h) for k, (s, h) in spec.ulimits.items()]
     if spec.healthcheck is not None:
         kw["healthcheck"] = dict(spec.healthcheck)
-    kw["network"] = spec.network
-    kw["networking_config"] = {spec.network: EndpointConfig("1.41", aliases=list(spec.aliases))}
+    if spec.pid_mode:
+        kw["pid_mode"] = spec.pid_mode
+    if spec.network_mode:  # no network of the run at all (network_mode none): nothing to alias
+        kw["network_mode"] = spec.network_mode
+    else:
+        kw["network"] = spec.network
+        kw["networking_config"] = {spec.network: EndpointConfig("1.41", aliases=list(spec.aliases))}
     if spec.mounts:
         kw["volumes"] = {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                          for m in spec.mounts}

@@ -53,6 +53,8 @@ class UnitSpec:
     publish: bool = False  # port 12345 on 127.0.0.1 of the engine's host, a free port
     stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL
     replicas: int = 1  # copies of it (the client swarm, spread over load nodes)
+    pid_mode: str | None = None  # "container:<id>": share that container's PID namespace (the tracing sidecar)
+    network_mode: str | None = None  # "none": no network at all (the tracing sidecar); None: ``network``
     role: str = "server"  # server | swarm | tools | client: where it is placed
 
     def but(self, **changes: Any) -> "UnitSpec":

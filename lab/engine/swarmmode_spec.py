@@ -12,7 +12,7 @@ from typing import Any
 
 from docker.utils import parse_bytes
 
-from ..errors import EnvironmentProblem
+from ..errors import EnvironmentProblem, UsageError
 from .spec import UnitSpec
 
 ROLE_LABEL = "iolab.role"  # node label: server | load
@@ -61,6 +61,9 @@ def registry_needed(nodes: list[Node], registry: str | None) -> None:
 def service_create(spec: UnitSpec, network_id: str, where: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The body of POST /services/create for ``spec`` (API 1.41), and what of
     the spec it cannot express, in words."""
+    if spec.pid_mode or spec.network_mode:  # a service cannot join a container's PID namespace
+        raise UsageError(f"{spec.service}: sharing another container's PID namespace (the tracing sidecar of "
+                         "`lab run syscalls`) needs --orchestrator local: Swarm mode cannot do it")
     notes: list[str] = []
     task: dict[str, Any] = {
         "ContainerSpec": _container(spec, _mounts(spec, notes)), "Resources": {"Limits": _limits(spec)},

@@ -71,6 +71,16 @@ OPTIONAL_EXPECT: dict[str, tuple[Any, ...]] = {
     "c10k": ("holds", "threads", "fd-limit", "backlog", "pids-limit"),  # with 10,000 connections
     "slow_stalls_others": (True, False),  # the target's own slow request (slow:) delays other clients
     "slow_clients": ("held", "not-held"),  # clients sending requests in pieces hold the workers, or not
+    # What a reply costs (scenarios/syscalls.yaml, docs/cost.md): EAGAIN returns per reply (many:
+    # busy polling, more with idle connections), whether each readiness wait's reads end in
+    # EAGAIN (an edge-triggered loop drains), what a readiness wait pays for (every open
+    # descriptor, or the ready ones), voluntary context switches per reply (per-reply: a task
+    # wakes for each), io_uring_enter calls per reply (fewer than one: batched)
+    "eagain_per_reply": ("many", "few"),
+    "drains_to_eagain": (True, False),
+    "scan_cost": ("per-descriptor", "per-ready"),
+    "switches_per_reply": ("per-reply", "fewer"),
+    "uring_enter_per_reply": ("fewer-than-one",),
 }
 KINDS = ("model", "reference", "server")
 # What `lab classify` can infer (lab/observe/classify.py), and a model.yaml's `class:` may declare.

@@ -51,10 +51,11 @@ TOP_KEYS = {"name", "claim", "judge", "expect", "also", "fresh", "order", "probe
 NUMBERS = {"clients", "interval", "count", "duration", "rate", "ramp", "warmup", "pipeline",
            "size", "active", "workers", "connect-timeout", "slow-clients", "pace", "piece"}  # swarm flags that take a number
 TEXTS = {"pattern", "message", "trace"}  # swarm flags that take text
-OPTIONS = {"sample", "before", "after", "memory", "cpu"}  # for the lab: sample the server;
-# STATS before/after; memory (and listen-queue counters) once every client is in;
-# the server's CPU read every 50 ms meanwhile
-PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at"}
+OPTIONS = {"sample", "before", "after", "memory", "cpu", "strace", "switches"}  # for the lab: sample
+# the server; STATS before/after; memory (and listen-queue counters) once every client is in;
+# the server's CPU read every 50 ms meanwhile; its system calls counted by the tracing
+# sidecar (lab/run/tracer.py); its tasks' context switches sampled from /proc
+PROBE_KEYS = NUMBERS | TEXTS | OPTIONS | {"at", "only"}  # only: [keys]: run it for a model that declares one
 NOFILE = 20000  # descriptors per container (compose.yaml ulimits), within this host's hard limit
 RESERVED_FDS = 64  # the swarm's own files, pipes and sockets besides its clients
 CLIENTS_MAX = NOFILE - RESERVED_FDS  # each client is a descriptor
@@ -93,6 +94,8 @@ JUDGE_KEYS: dict[str, tuple[str, ...]] = {
     "c10k": ("c10k", "thread_count"),
     "slow_stalls": ("slow_stalls_others",),
     "slow_clients": ("slow_clients",),
+    "syscalls": ("eagain_per_reply", "drains_to_eagain", "scan_cost", "switches_per_reply",
+                 "uring_enter_per_reply"),
 }
 
 
@@ -102,6 +105,10 @@ class ProbeSpec:
     values: dict[str, Any]
     file: Path
     line: int
+
+    def runs_for(self, declared: dict[str, Any]) -> bool:
+        """Does this probe run for a model declaring ``declared`` (its `only:` keys)?"""
+        return "only" not in self.values or any(k in declared for k in self.values["only"])
 
     def flags(self, workers: int) -> list[str]:
         """The swarm's command-line flags for a model with ``workers``."""
@@ -296,6 +303,10 @@ def _check_probe_key(name: str, key: str, value: Any, file: Path, spec: LineDict
                          f"(known: {', '.join(sorted(PROBE_KEYS))})")
     if key == "at":
         _check_at(value, file, spec)
+    elif key == "only":
+        if not isinstance(value, list) or not value or not all(k in EXPECT or k in OPTIONAL_EXPECT for k in value):
+            raise UsageError(f"{where(file, spec, key)}: 'only' is a list of model.yaml expectations: the probe "
+                             "runs for a model that declares one of them")
     elif key in OPTIONS and not isinstance(value, bool):
         raise UsageError(f"{where(file, spec, key)}: {key} is true or false")
     elif key in NUMBERS:  # within its range for every pool size it may meet
@@ -327,6 +338,20 @@ def get(name_or_path: str) -> Scenario:
     if name_or_path not in found:
         raise UsageError(f"unknown scenario '{name_or_path}'; the scenarios are: {', '.join(found)}")
     return found[name_or_path]
+
+
+def traced(scenario: Scenario) -> bool:
+    """Does a probe of ``scenario`` count system calls (the tracing sidecar)?"""
+    return any(p.values.get("strace") for p in scenario.probes.values())
+
+
+def traceable(orchestrator: str, found: list[Scenario]) -> None:
+    """The tracing sidecar shares the server's PID namespace: a container
+    can, a Swarm-mode service cannot.  Refused before anything starts."""
+    traces = [s.name for s in found if traced(s)]
+    if traces and orchestrator == "swarm":
+        raise UsageError(f"{traces[0]} counts system calls from a sidecar in the server's PID namespace, "
+                         "which Swarm mode cannot give: use --orchestrator local")
 
 
 def judged_keys(model: Model, scenario: Scenario) -> list[str]:

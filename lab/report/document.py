@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import c10k as c10k_tables, data, tables
+from . import c10k as c10k_tables, cost as cost_tables, data, tables
 from .data import Run
 from .tables import Table
 
@@ -54,6 +54,8 @@ def build(run: Run, plot_files: list[str], baseline: Run | None = None) -> Docum
         sections.append(resources(run, plot_files, number.next()))
     for w in run.of_kind("c10k"):
         sections.append(c10k(run, w, plot_files, number.next()))
+    for w in run.of_kind("cost"):
+        sections.append(cost(run, w, plot_files, number.next()))
     sections += _table_sections(number, [("checks", "Behaviour checks", tables.checks(run), ABOUT_CHECKS),
                                          ("classification", "Classification", tables.classification(run),
                                           ABOUT_CLASSES)])
@@ -251,4 +253,20 @@ def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Sect
         s.figures.append(Figure(f"{w.name}.svg", "C10K: memory per connection and the busy clients' latency"))
     connections, busy, costs = c10k_tables.c10k(run, w)
     s.tables += [("Connections", connections), ("The busy clients", busy), ("What a connection costs", costs)]
+    return s
+
+
+def cost(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Section:
+    s = Section(w.name, f"{number}. Cost per reply: system calls and context switches")
+    s.paragraphs.append(w.about)
+    s.paragraphs.append(
+        f"Each model got a fresh server of its own (`{' '.join(w.server_flags)}`) and the probes of "
+        f"`scenarios/{w.scenario}.yaml`, run and judged as `lab run {w.scenario}` runs them. System calls are "
+        "counted by a tracing sidecar (strace in the tools image, holding only SYS_PTRACE, in the server's PID "
+        "namespace, on no network); tracing slows the server, so nothing here is a throughput figure, and "
+        "the context switches come from a run without it. io_uring is drawn beside epoll "
+        "(the lab's docs/cost.md says how each figure is read).")
+    if f"{w.name}.svg" in plot_files:
+        s.figures.append(Figure(f"{w.name}.svg", "System calls per reply by name, and context switches per reply"))
+    s.tables.append(("", cost_tables.table(run, w)))
     return s

@@ -440,6 +440,45 @@ def _mem_kind(run: Run) -> str:
     return "PSS" if src.startswith("PSS") else "RSS" if src.startswith("RSS") else src
 
 
+# -- (6) cost per reply --------------------------------------------------------------
+
+CALL_COLOURS = ["#2a6fb0", "#7fb0de", "#e07b24", "#6b6b6b", "#8c6bb1", "#b39ddb", "#1b7f79", "#c9a227",
+                "#d62728", "#74a57f"]
+
+
+def cost(run: Run, workload: str) -> bytes | None:
+    """Left: system calls per reply, stacked by name (traced runs).  Right:
+    context switches per reply, voluntary and involuntary (untraced)."""
+    from . import cost as costs
+    models = [m for m in costs.ordered(run)
+              if costs.median(run, m, workload, "calls_per_reply", "recv") is not None]
+    if not models:
+        return None
+    fig = _figure(0.35 * len(models) + 1.4)
+    calls, switches = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 1]})
+    y = list(range(len(models)))[::-1]
+    # EAGAIN returns are recv, send and accept calls already: stacked again they would count twice
+    _stacked(calls, y, models, [(c, CALL_COLOURS[i]) for i, c in enumerate(costs.CALLS) if c != "eagain"],
+             lambda m, c: costs.median(run, m, workload, "calls_per_reply", c))
+    _stacked(switches, y, models, [("voluntary", SERVED), ("involuntary", WAITING)],
+             lambda m, c: costs.median(run, m, workload, "switches_per_reply", c))
+    calls.set_yticks(y, models)
+    calls.set_title("system calls per reply (traced: counts, not speeds)")
+    switches.set_title("context switches per reply (untraced)")
+    calls.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(models)))
+    switches.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(models)))
+    return _svg(fig)
+
+
+def _stacked(ax: Any, y: list[int], models: list[str], parts: list[tuple[str, str]],
+             value: Callable[[str, str], float | None]) -> None:
+    left = [0.0] * len(models)
+    for name, col in parts:
+        widths = [value(m, name) or 0.0 for m in models]
+        ax.barh(y, widths, left=left, color=col, label=name, height=0.7)
+        left = [a + b for a, b in zip(left, widths)]
+
+
 def all_plots(run: Run) -> dict[str, bytes]:
     """{file name under plots/: SVG bytes}, in the order the report shows them."""
     found: dict[str, bytes | None] = {}
@@ -450,4 +489,6 @@ def all_plots(run: Run) -> dict[str, bytes]:
     found["resources.svg"] = resources(run)
     for w in run.of_kind("c10k"):
         found[f"{w.name}.svg"] = c10k(run, w.name)
+    for w in run.of_kind("cost"):
+        found[f"{w.name}.svg"] = cost(run, w.name)
     return {k: v for k, v in found.items() if v is not None}

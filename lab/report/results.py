@@ -98,6 +98,24 @@ def scenario_record(probe: Any, reading: dict[str, Any], verdict: Any, server: d
     }
 
 
+COST_FIGURES = ("calls_per_reply", "calls_per_reply_idle", "switches_per_reply", "cpu_us_per_reply",
+                "cpu_us_per_reply_idle")  # what the syscalls judge computed (lab/checks/cost.py)
+
+
+def cost_record(verdicts: list[Any], server: dict[str, Any]) -> dict[str, Any]:
+    """The syscalls workload's record: the cost figures its judge computed
+    (the same in each verdict's figures, merged) and each verdict.  No swarm
+    figures: two of its runs were traced, and a traced run is no throughput."""
+    figures: dict[str, Any] = {}
+    for v in verdicts:
+        figures.update({k: v.figures[k] for k in COST_FIGURES if k in v.figures})
+    missing = sorted({str(v.figures[k]) for v in verdicts for k in v.figures if k.endswith("_missing")})
+    return {"error": None, "server": server,
+            "cost": {**figures, "missing": missing,
+                     "verdicts": [{"expect": v.expect, "expected": v.expected, "observed": v.observed, "ok": v.ok}
+                                  for v in verdicts]}}
+
+
 def c10k_counters(events: list[dict[str, Any]], results: dict[str, Any], peak_t: float | None,
                   kept: int | None) -> dict[str, Any]:
     """Who got how far, each counted once, on one clock (SCHEMA.md, `counters`):

@@ -120,12 +120,21 @@ CHECK = obj({"expected": TEXT_OR_NULL, "observed": TEXT_OR_NULL, "ok": FLAG, "al
              "peak_at_s": SIGNED, "peak_threads": COUNT_OR_NULL, "peak_processes": COUNT_OR_NULL,
              "figures": C10K_FIGURES}, null=True)
 
+# The syscalls workload's record (lab/report/results.py cost_record): calls per reply by
+# name, switches per reply, CPU per reply, and each verdict.
+COST = obj({"calls_per_reply": each(AMOUNT), "calls_per_reply_idle": each(AMOUNT),
+            "switches_per_reply": each(AMOUNT), "cpu_us_per_reply": AMOUNT, "cpu_us_per_reply_idle": AMOUNT,
+            "missing": TEXTS,
+            "verdicts": {"type": "array", "items": obj({"expect": TEXT, "expected": TEXT_OR_NULL,
+                                                         "observed": TEXT_OR_NULL, "ok": FLAG}, ("expect", "ok"))}},
+           null=True)
+
 COUNTERS = obj({k: COUNT_OR_NULL for k in ("asked", "connected", "accepted", "accepted_after_end", "open_at_peak",
                                            "kept", "waited_unaccepted")}, null=True)
 
 RECORD = obj({"error": TEXT_OR_NULL, "swarm": SWARM, "replies_per_client": {"type": ["array", "null"], "items": COUNT},
               "server_cpu": SERVER_CPU, "limit_inputs": LIMIT_INPUTS, "load": SNAPSHOT, "wrk": WRK,
-              "counters": COUNTERS, "check": CHECK, "swarm_command": {"type": ["array", "null"], "items": TEXT},
+              "counters": COUNTERS, "check": CHECK, "cost": COST, "swarm_command": {"type": ["array", "null"], "items": TEXT},
               "server": obj({"command": {"type": ["array", "null"], "items": TEXT}, "ready_after_s": AMOUNT,
                              "start": TABLE}, null=True)})
 

@@ -81,6 +81,8 @@ class Progress:
 def one_line(model: str, rep: int, workload: str, got: dict[str, Any]) -> str:
     """A measured workload record (results.json) in one line, as `lab compare` goes."""
     head = f"{model} {rep} {workload}:"
+    if got.get("cost") and not got.get("error"):  # traced: its verdicts, never a speed
+        return f"{head} " + "; ".join(f"{v['expect']} {v['observed']}" for v in got["cost"]["verdicts"])
     if got.get("swarm") is None:
         return f"{head} FAILED: {got.get('error')}"
     cpu = got["server_cpu"]

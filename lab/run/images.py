@@ -7,8 +7,9 @@ two, once).  Containers never reach a package index: whatever a container
 needs is put in here.
 
     base     python3, procps, python3-gevent, python3-uvloop: the models run on it
-    tools    nc, curl, wrk, hey, ab (the real clients) and gcc, libc6-dev (to
-             compile the native reference in a build stage)
+    tools    nc, curl, wrk, hey, ab (the real clients), gcc, libc6-dev (to
+             compile the native reference in a build stage) and strace (the
+             tracing sidecar that counts a server's system calls)
     servers  apache2, nginx, postgresql-15, redis-server, memcached (the real
              servers; made only when a service asks for it)
 
@@ -74,7 +75,7 @@ class Family:
 FAMILIES = {f.name: f for f in (
     Family("base", ("python3", "procps", "python3-gevent", "python3-uvloop"),
            modules=("gevent", "uvloop"), cmd='["python3"]'),
-    Family("tools", ("netcat-openbsd", "curl", "wrk", "hey", "apache2-utils", "gcc", "libc6-dev")),
+    Family("tools", ("netcat-openbsd", "curl", "wrk", "hey", "apache2-utils", "gcc", "libc6-dev", "strace")),
     Family("servers", ("apache2", "nginx", "postgresql-15", "redis-server", "memcached")),
 )}
 # Keep the image small: documentation, manuals and translations are never read.

@@ -999,6 +999,90 @@ ABSURD: dict[str, list[Absurd]] = {
          {"c10k": True, "thread_count": None}, "process table was not read"),
     ],
 }
+
+# -- syscalls (lab/checks/cost.py) ----------------------------------------------------
+
+BUSYPOLL = {"eagain_per_reply": "many", "scan_cost": "per-descriptor", "switches_per_reply": "fewer"}
+FLIPPED = {"eagain_per_reply": "few", "scan_cost": "per-ready", "switches_per_reply": "per-reply"}
+
+
+def cost_probe(name: str, replies: Any, measured: Any = None) -> Probe:
+    return probe({"started": {"monotonic": T0}, "warmup_s": 0.0,
+                  "summary": {"replies": replies, "replies_measured": replies if measured is None else measured}},
+                 name, length=2.0)
+
+
+def cost(expect: dict[str, Any], *, replies: Any = 1000, eagain: tuple[float, float] = (12, 17),
+         uring: float = 0.0, vol: Any = 100, cores: tuple[float, float] = (0.3, 0.6),
+         traced: Any = None, waits: float = 0.1) -> checks.Context:
+    """Per reply: ``eagain`` EAGAIN returns (8 clients, then with 64 idle), ``uring``
+    io_uring_enter calls, ``waits`` epoll_wait calls; ``vol`` voluntary switches in
+    all; ``cores`` of CPU without and with 900 idle connections; ``traced``: what
+    the sidecar left instead."""
+    from lab.measure.strace import SyscallCounts
+    from lab.measure.switches import SwitchSampler
+    from lab.run.tracer import Traced
+    n = replies if isinstance(replies, (int, float)) and not isinstance(replies, bool) and 0 < replies < 1e12 \
+        else 1000  # the counts stay those of a real run; only the replies the swarm reports are absurd
+
+    def counts(per: float) -> Traced:
+        return Traced(SyscallCounts({"recvfrom": int(n + per * n), "sendto": int(n), "epoll_wait": int(waits * n),
+                                     "io_uring_enter": int(uring * n)}, {"recvfrom": int(per * n)}))
+
+    samples = [(T0 + 0.1, {7: (0, 0)}), (T0 + 1.0, {7: (0, 5)}), (T0 + 1.9, {7: (vol, 10)})]
+    probes = {name: cost_probe(name, replies) for name in ("main", "idle", "traced", "traced-idle")}
+    return context("syscalls", expect, probes=probes,
+                   traces={"traced": traced if traced is not None else counts(eagain[0]),
+                           "traced-idle": traced if traced is not None else counts(eagain[1])},
+                   switches={"main": SwitchSampler(None, None, samples)},  # type: ignore[arg-type]
+                   cpu={"main": FakeSampler(cores[0]), "idle": FakeSampler(cores[1])})
+
+
+COST = [
+    ("held-busypoll", lambda: cost(BUSYPOLL), dict.fromkeys(BUSYPOLL, True)),
+    ("contradicted-flipped", lambda: cost(FLIPPED), dict.fromkeys(FLIPPED, False)),
+    ("held-epoll", lambda: cost({"eagain_per_reply": "few", "scan_cost": "per-ready"}, eagain=(0.0, 0.0),
+                                cores=(0.3, 0.31)), {"eagain_per_reply": True, "scan_cost": True}),
+    ("held-edge-drains-to-eagain", lambda: cost({"drains_to_eagain": True}, eagain=(0.05, 0.05), waits=0.01),
+     {"drains_to_eagain": True}),
+    ("contradicted-level-does-not-drain", lambda: cost({"drains_to_eagain": True}, eagain=(0.0, 0.0)),
+     {"drains_to_eagain": False}),
+    ("no-readiness-wait-to-divide-by", lambda: cost({"drains_to_eagain": False}, waits=0.0),
+     {"drains_to_eagain": None}),
+    ("contradicted-many-but-not-growing", lambda: cost({"eagain_per_reply": "many"}, eagain=(12, 12)),
+     {"eagain_per_reply": False}),
+    ("held-threads-switch-per-reply", lambda: cost({"switches_per_reply": "per-reply"}, vol=2000),
+     {"switches_per_reply": True}),
+    ("held-uring-batches", lambda: cost({"uring_enter_per_reply": "fewer-than-one"}, uring=0.3),
+     {"uring_enter_per_reply": True}),
+    ("contradicted-uring-enter-per-reply", lambda: cost({"uring_enter_per_reply": "fewer-than-one"}, uring=1.5),
+     {"uring_enter_per_reply": False}),
+    ("ptrace-refused-leaves-the-traced-keys-not-judged",
+     lambda: cost({**BUSYPOLL, "uring_enter_per_reply": "fewer-than-one"},
+                  traced="ptrace refused on this host: strace: attach: ptrace(PTRACE_SEIZE, 8): Operation not permitted"),
+     {"eagain_per_reply": None, "uring_enter_per_reply": None, "scan_cost": True, "switches_per_reply": True}),
+    ("zero-replies", lambda: cost(BUSYPOLL, replies=0), dict.fromkeys(BUSYPOLL, None)),
+    ("no-switch-samples", lambda: _without(cost(BUSYPOLL), "switches"),
+     {"eagain_per_reply": True, "scan_cost": True, "switches_per_reply": None}),
+]
+
+
+def _without(ctx: checks.Context, what: str) -> checks.Context:
+    getattr(ctx, what).clear()
+    return ctx
+
+
+COST_ABSURD = [
+    ("nan-replies", lambda: cost(BUSYPOLL, replies=NAN), dict.fromkeys(BUSYPOLL, None), "not a"),
+    ("negative-replies", lambda: cost(BUSYPOLL, replies=-5), dict.fromkeys(BUSYPOLL, None), "-5"),
+    ("switch-counter-runs-backwards", lambda: cost({"switches_per_reply": "fewer"}, vol=-50),
+     {"switches_per_reply": None}, "only grows"),
+    ("nan-cpu", lambda: cost({"scan_cost": "per-ready"}, cores=(NAN, NAN)), {"scan_cost": None}, "not a finite"),
+    ("replies-a-boolean", lambda: cost({"uring_enter_per_reply": "fewer-than-one"}, replies=True),
+     {"uring_enter_per_reply": None}, "not a"),
+]
+ABSURD["syscalls"] = COST_ABSURD
+
 ABSURD_CASES = [(judge, *row) for judge, rows in ABSURD.items() for row in rows]
 
 
@@ -1006,7 +1090,7 @@ TABLES: dict[str, list[tuple[str, Callable[[], checks.Context], dict[str, bool |
     "idle_cpu": IDLE, "served_at_once": SERVED, "growth": GROWTH, "would_block": WOULD_BLOCK,
     "stalls": STALLS + WORK_STALLS, "slow_stalls": SLOW_STALLS, "slow_clients": SLOW_CLIENTS,
     "gil": GIL, "shared_counter": COUNTER, "triggering": TRIGGERING,
-    "many_descriptors": DESCRIPTORS, "faults": FAULTS, "c10k": C10K,
+    "many_descriptors": DESCRIPTORS, "faults": FAULTS, "c10k": C10K, "syscalls": COST,
 }
 CASES = [(judge, case, build, want) for judge, rows in TABLES.items() for case, build, want in rows]
 

@@ -899,12 +899,13 @@ def test_c10k_counters_from_events() -> None:
 def test_the_workload_table_is_well_formed() -> None:
     names = [w.name for w in WORKLOADS]
     assert len(names) == len(set(names))
-    assert {w.kind for w in WORKLOADS} <= {"timeline", "closed", "open", "c10k"}
+    assert {w.kind for w in WORKLOADS} <= {"timeline", "closed", "open", "c10k", "cost"}
     assert [w.name for w in pick_workloads("rate,classic")] == ["rate", "classic"]
     assert "c10k" not in [w.name for w in pick_workloads(None)]  # too long for every compare
+    assert "syscalls" not in [w.name for w in pick_workloads(None)]  # traced: no throughput figure
     plan = Plan(["native", "epoll"], list(WORKLOADS), 1, None, kinds={"native": "reference"},
-                        declares={"native": {"peak_served"}, "epoll": {"peak_served", "c10k"}})
-    assert [w.name for w in WORKLOADS if plan.skipped("native", w)] == ["c10k"]
+                        declares={"native": {"peak_served"}, "epoll": {"peak_served", "c10k", "scan_cost"}})
+    assert [w.name for w in WORKLOADS if plan.skipped("native", w)] == ["c10k", "syscalls"]
     assert not [w for w in WORKLOADS if plan.skipped("epoll", w)]
 
 
