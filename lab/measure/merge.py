@@ -195,6 +195,7 @@ def _cpu(docs: list[dict[str, Any]], measured: int) -> dict[str, Any]:
     cpu: dict[str, Any] = {k: round(_sum(docs, "cpu", k), 3)
                            for k in ("user_s", "sys_s", "workers_s", "measured_s", "total_s", "per_s")}
     cpu["us_per_reply"] = round(cpu["measured_s"] * 1e6 / measured, 2) if measured else None
+    cpu["parent"] = {k: round(sum(d["cpu"]["parent"][k] for d in docs), 3) for k in ("user_s", "sys_s")}
     return cpu
 
 

@@ -53,6 +53,16 @@ def test_a_broken_replica_is_refused_before_it_is_merged() -> None:
         merge.replicas(outputs, 2)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_merged_replicas_are_whole_evidence_too(n: int) -> None:
+    """What Swarm mode judges is the merge, checked again where it enters: it
+    must keep every field the swarm's own document has (cpu.parent was lost)."""
+    outputs = [Output(json.dumps(whole_results()).encode(), replica=f"{i + 1}/{n}") for i in range(n)]
+    merged = merge.replicas(outputs, n)
+    evidence.check_results(merged, "merged results.json")
+    assert merged["cpu"]["parent"]["user_s"] == round(n * whole_results()["cpu"]["parent"]["user_s"], 3)
+
+
 def test_a_nan_in_the_results_is_refused() -> None:
     doc = whole_results()
     doc["summary"]["replies_per_s"] = float("nan")
