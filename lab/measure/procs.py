@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from ..engine import EngineError, Unit
 
@@ -217,6 +217,26 @@ def top(unit: Unit) -> Sample:
     """The model's processes and threads now (ps -eLf on the unit's machine)."""
     answer = unit.top()
     return table_sample(answer.get("Titles") or [], answer.get("Processes") or [], time.monotonic())
+
+
+def task_files(pids: list[str], names: tuple[str, ...], prefix: str = "/proc") -> Iterator[tuple[str, list[str]]]:
+    """(``<prefix>/<pid>/task/<tid>``, the text of each of ``names`` there) for
+    every task of ``pids``; a task or process that ended meanwhile is left out."""
+    for pid in pids:
+        try:
+            tids = os.listdir(f"{prefix}/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            base = f"{prefix}/{pid}/task/{tid}"
+            try:
+                texts = []
+                for name in names:
+                    with open(f"{base}/{name}") as f:
+                        texts.append(f.read())
+            except OSError:
+                continue
+            yield base, texts
 
 
 def local_tasks(procs_dir: str) -> Sample | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..engine import EngineError, Unit
 from ..errors import LabError
+from .procs import task_files
 
 Counters = dict[int, tuple[int, int]]  # tid -> (voluntary, involuntary)
 PROBE = ["sh", "-c", "exec grep -s -H -e '^Name:' -e 'ctxt_switches:' /proc/[0-9]*/task/[0-9]*/status"]
@@ -52,25 +53,13 @@ def parse_status(text: str) -> Counters:
 
 def local_text(procs_dir: str) -> str | None:
     """The status lines of every task of the cgroup's processes, read here; None if not readable."""
-    lines: list[str] = []
     try:
         with open(os.path.join(procs_dir, "cgroup.procs")) as f:
-            pids = [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
+            pids = f.read().split()
+    except OSError:
         return None
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue  # it ended meanwhile
-        for tid in tids:
-            path = f"/proc/{pid}/task/{tid}/status"
-            try:
-                with open(path) as f:
-                    lines += [f"{path}:{line}" for line in f.read().splitlines()]
-            except OSError:
-                continue
-    return "\n".join(lines)
+    return "\n".join(f"{base}/status:{line}" for base, (text,) in task_files(pids, ("status",))
+                     for line in text.splitlines())
 
 
 def read(unit: Unit, procs_dir: str | None) -> Counters:

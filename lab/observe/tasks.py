@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..engine import EngineError, Unit
+from ..measure import procs
 from ..measure.cgroup import Cgroup
 
 EVERY = 0.05  # seconds between readings: several inside each of the hold probe's 0.25 s pauses
@@ -113,21 +114,10 @@ def own_tasks(tasks: dict[Key, Task]) -> dict[Key, Task]:
 def _read_proc(pids: list[str], prefix: str = "/proc") -> str:
     """The lines parse() reads, for ``pids``, from this machine's /proc."""
     lines = []
-    for pid in pids:
-        try:
-            tids = os.listdir(f"{prefix}/{pid}/task")
-        except OSError:
-            continue  # it ended meanwhile
-        for tid in tids:
-            base = f"{prefix}/{pid}/task/{tid}"
-            try:
-                with open(f"{base}/stat") as f:
-                    stat = f.read().strip()
-                with open(f"{base}/status") as f:
-                    woken = next((ln.split()[1] for ln in f if ln.startswith("voluntary_ctxt_switches")), "-1")
-            except (OSError, IndexError):
-                continue
-            lines.append(f"/proc/{pid}/task/{tid} {woken} {stat}")
+    for base, (stat, status) in procs.task_files(pids, ("stat", "status"), prefix):
+        woken = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("voluntary_ctxt_switches")),
+                     "-1")
+        lines.append(f"{base} {woken} {stat.strip()}")
     return "\n".join(lines)
 
 
