@@ -118,6 +118,7 @@ class Truth:
     per_connection: dict[str, int] | None
     bound: int | str
     note: str
+    also_seen: str | None = None  # a class a run may honestly see instead (the note says why)
 
 
 @dataclass(frozen=True)
@@ -153,15 +154,15 @@ def unescape(text: str) -> bytes:
     return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
 
 
-def _need(doc: Any, keys: tuple[str, ...], where: str) -> None:
+def _need(doc: Any, keys: tuple[str, ...], where: str, optional: tuple[str, ...] = ()) -> None:
     if not isinstance(doc, dict):
         raise ZooError(f"{where}: expected a mapping, found {type(doc).__name__}")
     missing = [k for k in keys if k not in doc]
     if missing:
         raise ZooError(f"{where}: missing {', '.join(missing)}")
-    extra = [k for k in doc if k not in keys]
+    extra = [k for k in doc if k not in keys + optional]
     if extra:
-        raise ZooError(f"{where}: unknown key {', '.join(map(str, extra))} (known: {', '.join(keys)})")
+        raise ZooError(f"{where}: unknown key {', '.join(map(str, extra))} (known: {', '.join(keys + optional)})")
 
 
 def _int(value: Any, where: str, low: int = 0) -> int:
@@ -177,7 +178,7 @@ def _text(value: Any, where: str) -> str:
 
 
 def _truth(doc: Any, where: str) -> Truth:
-    _need(doc, TRUTH_KEYS, where)
+    _need(doc, TRUTH_KEYS, where, optional=("also_seen",))
     cls = doc["class"]
     if cls not in _classes():
         raise ZooError(f"{where}.class: {cls!r} is not one of {', '.join(_classes())}")
@@ -208,7 +209,10 @@ def _truth(doc: Any, where: str) -> Truth:
     hybrid = doc["hybrid"]
     if hybrid is not None:
         _text(hybrid, f"{where}.hybrid")
-    return Truth(cls, n, hybrid, per, bound, _text(doc["note"], f"{where}.note"))
+    also = doc.get("also_seen")
+    if also is not None and (also not in _classes() or also == cls):
+        raise ZooError(f"{where}.also_seen: {also!r} is not another of {', '.join(_classes())}")
+    return Truth(cls, n, hybrid, per, bound, _text(doc["note"], f"{where}.note"), also)
 
 
 def _verified(doc: Any, where: str) -> dict[str, Any]:
