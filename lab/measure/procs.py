@@ -32,18 +32,24 @@ MEMORY_PROBE = ["sh", "-c", "exec grep -s -H -e '^Name:' -e '^PPid:' -e '^Thread
                 "/proc/[0-9]*/status /proc/[0-9]*/smaps_rollup"]
 
 
-def parse_memory_probe(text: str) -> dict[int, dict[str, Any]]:
-    """{pid: {"name", "ppid", "threads", "rss_kib", "pss_kib", "uss_kib", "smaps"}}
-    from /proc/<pid>/status and smaps_rollup lines prefixed by their path."""
-    procs: dict[int, dict[str, Any]] = {}
+def path_lines(text: str, depth: int) -> Iterator[tuple[list[str], str, str]]:
+    """(the path's parts, key, value) of each ``PATH:Key: value`` line (grep -H's)
+    whose path has ``depth`` parts and a number before its file name: the
+    process's (/proc/<pid>/status) or the task's (/proc/<pid>/task/<tid>/status)."""
     for line in text.splitlines():
         path, _, rest = line.partition(":")
         key, _, value = rest.partition(":")
         parts = path.split("/")
-        if len(parts) != 4 or not parts[2].isdigit():
-            continue
+        if len(parts) == depth and parts[depth - 2].isdigit():
+            yield parts, key.strip(), value.strip()
+
+
+def parse_memory_probe(text: str) -> dict[int, dict[str, Any]]:
+    """{pid: {"name", "ppid", "threads", "rss_kib", "pss_kib", "uss_kib", "smaps"}}
+    from /proc/<pid>/status and smaps_rollup lines prefixed by their path."""
+    procs: dict[int, dict[str, Any]] = {}
+    for parts, key, value in path_lines(text, 4):
         p = procs.setdefault(int(parts[2]), {"smaps": False, "uss_kib": 0})
-        value = value.strip()
         number = int(value.split()[0]) if value.split() and value.split()[0].isdigit() else None
         if parts[3] == "status":
             if key == "Name":

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ..engine import EngineError, Unit
 from ..errors import LabError
-from .procs import task_files
+from .procs import path_lines, task_files
 
 Counters = dict[int, tuple[int, int]]  # tid -> (voluntary, involuntary)
 PROBE = ["sh", "-c", "exec grep -s -H -e '^Name:' -e 'ctxt_switches:' /proc/[0-9]*/task/[0-9]*/status"]
@@ -35,14 +35,8 @@ def parse_status(text: str) -> Counters:
     """Counters by task from `/proc/<pid>/task/<tid>/status:<line>` lines;
     the init's tasks, and a task with only one of its two counters, are left out."""
     found: dict[int, dict[str, object]] = {}
-    for line in text.splitlines():
-        path, _, rest = line.partition(":")
-        key, _, value = rest.partition(":")
-        parts = path.split("/")
-        if len(parts) != 6 or not parts[4].isdigit():
-            continue
-        task = found.setdefault(int(parts[4]), {})
-        task[key.strip()] = value.strip()
+    for parts, key, value in path_lines(text, 6):
+        found.setdefault(int(parts[4]), {})[key] = value
     out: Counters = {}
     for tid, task in found.items():
         vol, invol = str(task.get("voluntary_ctxt_switches", "")), str(task.get("nonvoluntary_ctxt_switches", ""))
