@@ -18,6 +18,7 @@ import traceback
 from typing import Any
 
 from . import __version__, config, verbs
+from .verbs import _args
 from .console import QuietStdout, fail
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, ExpectationFailed, LabError, NotJudged
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = QuietStdout(stdout)  # `lab models | head -1`: the verb's own exit code, nothing said
     try:
         config.require_root()
+        _args.replicas_need_swarm(args)  # a flag several verbs share, checked once
         code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code

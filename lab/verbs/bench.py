@@ -74,7 +74,6 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    _args.replicas_need_swarm(args)
     results, run_dir = bench(Request(args.what, args.repeat, args.duration, args.pipeline, args.rounds,
                                      args.connections, args.orchestrator, args.swarm_replicas),
                              params=vars(args) | {"func": None})

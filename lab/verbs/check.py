@@ -102,7 +102,6 @@ def final_table(verdicts: list[Verdict]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    _args.replicas_need_swarm(args)
     done = check(CheckRequest(args.models, args.all, args.scenario, args.expect, args.orchestrator,
                               args.swarm_replicas),
                  lambda names, scenarios, skipped: Board(names, scenarios, skipped,

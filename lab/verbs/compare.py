@@ -98,7 +98,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _args.replicas_need_swarm(args)
     done = compare(Request(models=args.models, scenario=args.scenario, repeat=args.repeat, duration=args.duration,
                            checks=args.checks, client=args.client, no_native=args.no_native, targets=args.targets,
                            classify=args.classify, orchestrator=args.orchestrator,

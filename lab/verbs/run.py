@@ -52,7 +52,6 @@ def _progress(model: str, scenario: str, verdicts: list[Verdict] | None) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    _args.replicas_need_swarm(args)
     done = run_scenario(RunRequest(args.scenario, args.model, args.all, args.orchestrator, args.swarm_replicas),
                         _progress)
     if args.json:

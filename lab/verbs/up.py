@@ -50,7 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _args.replicas_need_swarm(args)
     if (args.pattern == "rate") != (args.rate is not None):  # before anything starts
         raise UsageError("--pattern rate needs --rate R (requests per second), and --rate needs --pattern rate")
     if args.watch and not out.is_terminal:  # before anything starts
