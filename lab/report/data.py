@@ -26,6 +26,19 @@ Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    kind: str  # timeline | closed | open | c10k | anything a later scenario brings
+    about: str
+    warmup_s: float
+    measure_s: float
+    flags: dict[str, Any]
+    scenario: Optional[str] = None  # measured as `lab check` measures this scenario (c10k)
+    server_flags: tuple[str, ...] = ()  # on a server of its own, with these flags
+
+
+@dataclass(frozen=True)
 class Spread:
     """One figure over the repeats: the values, their min, median and max."""
 
@@ -42,19 +55,6 @@ class Spread:
     @property
     def max(self) -> float:
         return max(self.values)
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    title: str
-    kind: str  # timeline | closed | open | c10k | anything a later scenario brings
-    about: str
-    warmup_s: float
-    measure_s: float
-    flags: dict[str, Any]
-    scenario: Optional[str] = None  # measured as `lab check` measures this scenario (c10k)
-    server_flags: tuple[str, ...] = ()  # on a server of its own, with these flags
 
 
 @dataclass(frozen=True)

@@ -235,38 +235,45 @@ def resources(run: Run, plot_files: list[str], number: int) -> Section:
     return s
 
 
+def _opened(w: data.Workload, title: str, plot_files: list[str], caption: str, how: str) -> Section:
+    """A per-model workload's section, begun: what it is about, how it ran, and its figure if drawn."""
+    s = Section(w.name, title)
+    s.paragraphs += [w.about, how]
+    if f"{w.name}.svg" in plot_files:
+        s.figures.append(Figure(f"{w.name}.svg", caption))
+    return s
+
+
+def _fresh(w: data.Workload, load: str, how: str) -> str:
+    """The opening every per-model workload section shares: what each model ran against."""
+    return (f"Each model got a fresh server of its own (`{' '.join(w.server_flags)}`) and {load} of "
+            f"`scenarios/{w.scenario}.yaml`, run and {how}")
+
+
 def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Section:
     clients, active = tables.count(w.flags.get("clients")), tables.count(w.flags.get("active"))
-    s = Section(w.name, f"{number}. C10K: {clients} connections, {active} of them busy")
-    s.paragraphs.append(w.about)
-    s.paragraphs.append(
-        f"Each model got a fresh server of its own (`{' '.join(w.server_flags)}`) and the swarm of "
-        f"`scenarios/{w.scenario}.yaml`, run and read as `lab check --scenario {w.scenario}` runs them: "
-        f"{clients} connections opened at {tables.count(w.flags.get('ramp'))} a second, the run lasting "
+    how = _fresh(w, "the swarm", f"read as `lab check --scenario {w.scenario}` runs them") + (
+        f": {clients} connections opened at {tables.count(w.flags.get('ramp'))} a second, the run lasting "
         f"{w.warmup_s + w.measure_s:g} s in all, the first {active} clients in pingpong throughout; their "
         f"latency counts after the first {w.warmup_s:g} s (the ramp). Each connection counter is defined "
         "under the first table, in the order a connection goes through them. Memory is read once, at the peak "
         "(when the server had accepted every client, or when the scenario's bound ran out), against the "
         "same server idle. The cgroup figure includes what the kernel holds for each socket, which PSS "
         "and USS (the processes' own pages) do not.")
-    if f"{w.name}.svg" in plot_files:
-        s.figures.append(Figure(f"{w.name}.svg", "C10K: memory per connection and the busy clients' latency"))
+    s = _opened(w, f"{number}. C10K: {clients} connections, {active} of them busy", plot_files,
+                "C10K: memory per connection and the busy clients' latency", how)
     connections, busy, costs = c10k_tables.c10k(run, w)
     s.tables += [("Connections", connections), ("The busy clients", busy), ("What a connection costs", costs)]
     return s
 
 
 def cost(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Section:
-    s = Section(w.name, f"{number}. Cost per reply: system calls and context switches")
-    s.paragraphs.append(w.about)
-    s.paragraphs.append(
-        f"Each model got a fresh server of its own (`{' '.join(w.server_flags)}`) and the probes of "
-        f"`scenarios/{w.scenario}.yaml`, run and judged as `lab run {w.scenario}` runs them. System calls are "
-        "counted by a tracing sidecar (strace in the tools image, holding only SYS_PTRACE, in the server's PID "
-        "namespace, on no network); tracing slows the server, so nothing here is a throughput figure, and "
+    how = _fresh(w, "the probes", f"judged as `lab run {w.scenario}` runs them") + (
+        ". System calls are counted by a tracing sidecar (strace in the tools image, holding only "
+        "SYS_PTRACE, in the server's PID namespace, on no network); tracing slows the server, so nothing here is a throughput figure, and "
         "the context switches come from a run without it. io_uring is drawn beside epoll "
         "(the lab's docs/cost.md says how each figure is read).")
-    if f"{w.name}.svg" in plot_files:
-        s.figures.append(Figure(f"{w.name}.svg", "System calls per reply by name, and context switches per reply"))
+    s = _opened(w, f"{number}. Cost per reply: system calls and context switches", plot_files,
+                "System calls per reply by name, and context switches per reply", how)
     s.tables.append(("", cost_tables.table(run, w)))
     return s
