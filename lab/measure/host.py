@@ -35,6 +35,7 @@ from typing import Any, Callable
 from ..errors import LabError
 from .cgroup import Cgroup, Cpu
 from .sampler import Sampler
+from .ticker import Ticker
 
 PERIOD = 0.05
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat counts in these
@@ -96,8 +97,7 @@ class HostLoad:
         self._ours = 0.0
         self.readings: list[Reading] = []
         self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker: Ticker | None = None
 
     @classmethod
     def around(cls, server: Cgroup, swarm: Any, extra: Callable[[], list[Cgroup]] | None = None) -> "HostLoad":
@@ -135,21 +135,15 @@ class HostLoad:
 
     def start(self) -> None:
         self.readings, self.error, self._last, self._ours = [], None, {}, 0.0
-        self._stop.clear()
-        if not self._take() or self.every is None:
-            return
-
-        def run() -> None:
-            while not self._stop.wait(self.every) and self._take():
-                pass
-
-        self._thread = threading.Thread(target=run, daemon=True, name="host-load")
-        self._thread.start()
+        if self.every is None:  # two readings only: one now, one at stop()
+            self._take()
+        else:
+            self._ticker = Ticker(self._take, self.every, "host-load")
+            self._ticker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._ticker is not None:
+            self._ticker.stop()
         if self.error is None:
             self._take()
 

@@ -18,13 +18,13 @@ list); elsewhere by one exec of grep in the container.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 
 from ..engine import EngineError, Unit
 from ..errors import LabError
 from .procs import path_lines, task_files
+from .ticker import Ticker
 
 Counters = dict[int, tuple[int, int]]  # tid -> (voluntary, involuntary)
 PROBE = ["sh", "-c", "exec grep -s -H -e '^Name:' -e 'ctxt_switches:' /proc/[0-9]*/task/[0-9]*/status"]
@@ -102,26 +102,20 @@ class SwitchSampler:
     PERIOD = 0.1
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(self._take, self.PERIOD, "switches", join_s=10)
+
+    def _take(self) -> bool:
+        try:
+            self.samples.append((time.monotonic(), read(self.unit, self.procs_dir)))
+            return True
+        except (OSError, LabError, EngineError):
+            return False  # the server is gone
 
     def start(self) -> None:
-        def run() -> None:
-            while True:
-                try:
-                    self.samples.append((time.monotonic(), read(self.unit, self.procs_dir)))
-                except (OSError, LabError, EngineError):
-                    return  # the server is gone
-                if self._stop.wait(self.PERIOD):
-                    return
-
-        self._thread = threading.Thread(target=run, daemon=True, name="switches")
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._ticker.stop()
 
     def window(self, start: float, end: float) -> Window | None:
         return in_window(self.samples, start, end)
