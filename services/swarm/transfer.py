@@ -27,7 +27,7 @@ behind whatever waits already, and open-loop sends past OUT_CAP are owed
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from ioproto import ProtocolViolation
 
@@ -109,18 +109,26 @@ class Transfer:
         return c.refill and c.ready and not lg.later and not lg.actions and lg.step == 0.0 \
             and 0 < lg.n < len(c.msgs)
 
+    def _io(self, c: Conn, op: Callable[[Any], int], arg: Any, now: float) -> int | None:
+        """One recv or send on the non-blocking socket: the bytes it moved, or
+        None when there is nothing more to do now (it would block, or the
+        connection broke, which is booked here)."""
+        try:
+            return op(arg)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            self.w.broke(c, exc.errno, now)
+            return None
+
     # -- reading ------------------------------------------------------------------------
     def read(self, c: Conn, now: float, measure: bool) -> None:
         """One read.  Without a reader (the line protocol, replies not read
         as texts: the fast path) the replies are the newlines, counted in
         the buffer; otherwise the codec or the slow path takes the bytes."""
         buf = self.buf
-        try:
-            n = c.recv_into(buf)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.w.broke(c, exc.errno, now)
+        n = self._io(c, c.recv_into, buf, now)
+        if n is None:
             return
         if not n:
             self._eof(c, now)
@@ -300,12 +308,8 @@ class Transfer:
         """EPOLLOUT: write what waits, then what the schedule owes."""
         out = c.out
         if out:
-            try:
-                sent = c.send(out)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self.w.broke(c, exc.errno, now)
+            sent = self._io(c, c.send, out, now)
+            if sent is None:
                 return
             del out[:sent]
         if not out and c.owed:
