@@ -22,16 +22,14 @@ import os
 import socket
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from swarm.book import Ledger
 from swarm.conn import CLOSED, CONNECTING, OPEN, RETRYING, Conn, Share, errno_name, error_kind
+from swarm.owner import Owner
 from swarm.patterns import UNLIMITED, Pattern, Storm
 from swarm.transfer import PRECOMPUTED
 from swarm.wire import CodecReader
-
-if TYPE_CHECKING:
-    from swarm.worker import Worker
 
 PORTS_OUT = ("out of local ports (EADDRNOTAVAIL): connections closed by the swarm wait in "
              "TIME_WAIT; widen net.ipv4.ip_local_port_range or lower the churn")
@@ -94,7 +92,7 @@ class Connector:
     """Starting clients on the ramp, connect attempts and retries, the
     handshake, and what follows a close."""
 
-    def __init__(self, worker: Worker, sockets: Callable[[int], Any]) -> None:
+    def __init__(self, worker: Owner, sockets: Callable[[int], Any]) -> None:
         self.w = worker
         self.share = worker.share
         self.sockets = sockets  # family -> a new stream socket

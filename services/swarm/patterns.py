@@ -38,16 +38,30 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ioschema import PATTERNS
 
-if TYPE_CHECKING:  # the worker imports this module; the reverse is for typing only
-    from swarm.conn import Conn
-    from swarm.worker import Worker
-
 NAMES = PATTERNS
 UNLIMITED = 1 << 62  # "no --count": a send budget that never runs out
+
+
+class Line(Protocol):
+    """What a pattern reads and keeps on a connection (swarm.conn.Conn)."""
+
+    client: int  # 1..clients
+    left: int  # requests it may still send
+    next_due: float  # an open loop's next intended send
+    partial: bytes  # the slow pattern's request still to write
+
+
+class Sender(Protocol):
+    """What a pattern asks of the worker that runs it (swarm.worker.Worker)."""
+
+    def send_batch(self, conn: Line, n: int, t: float, step: float) -> int: ...
+    def book_request(self, conn: Line, t: float) -> bytes: ...
+    def send_piece(self, conn: Line, data: bytes, now: float) -> None: ...
+    def arm(self, conn: Line, due: float) -> None: ...
 
 
 class Pattern:
@@ -57,13 +71,13 @@ class Pattern:
     sends = False  # whether clients running it send anything
     done_reason = "count"  # close reason when a connection's budget is spent
 
-    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def opened(self, w: Sender, conn: Line, now: float) -> None:
         pass
 
-    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
+    def answered(self, w: Sender, conn: Line, k: int, now: float) -> None:
         pass
 
-    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def due(self, w: Sender, conn: Line, now: float) -> None:
         pass
 
     def budget(self, count: int | None) -> int:
@@ -85,14 +99,14 @@ class Scheduled(Pattern):
     def __init__(self, period: float) -> None:
         self.period = period
 
-    def phase(self, conn: "Conn") -> float:
+    def phase(self, conn: Line) -> float:
         return 0.0
 
-    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def opened(self, w: Sender, conn: Line, now: float) -> None:
         conn.next_due = now + self.phase(conn)
         self.due(w, conn, now)
 
-    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def due(self, w: Sender, conn: Line, now: float) -> None:
         first = conn.next_due
         if now < first:
             w.arm(conn, first)
@@ -119,7 +133,7 @@ class Rate(Scheduled):
         super().__init__(active / rate)
         self.rate = rate
 
-    def phase(self, conn: "Conn") -> float:
+    def phase(self, conn: Line) -> float:
         return ((conn.client - 1) / self.rate) % self.period
 
 
@@ -130,10 +144,10 @@ class PingPong(Pattern):
     def __init__(self, depth: int) -> None:
         self.depth = depth
 
-    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def opened(self, w: Sender, conn: Line, now: float) -> None:
         w.send_batch(conn, self.depth, now, 0.0)
 
-    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
+    def answered(self, w: Sender, conn: Line, k: int, now: float) -> None:
         w.send_batch(conn, k, now, 0.0)  # one write refills the pipeline
 
 
@@ -145,7 +159,7 @@ class Storm(Pattern):
     sends = True
     done_reason = "done"
 
-    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def opened(self, w: Sender, conn: Line, now: float) -> None:
         w.send_batch(conn, 1, now, 0.0)
 
     def budget(self, count: int | None) -> int:
@@ -164,14 +178,14 @@ class Slow(Pattern):
         self.pace = pace
         self.piece = piece
 
-    def opened(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def opened(self, w: Sender, conn: Line, now: float) -> None:
         self._begin(w, conn, now)
 
-    def answered(self, w: "Worker", conn: "Conn", k: int, now: float) -> None:
+    def answered(self, w: Sender, conn: Line, k: int, now: float) -> None:
         if conn.left > 0 and not conn.partial:
             self._begin(w, conn, now)
 
-    def due(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def due(self, w: Sender, conn: Line, now: float) -> None:
         part = conn.partial
         if not part:
             return
@@ -180,7 +194,7 @@ class Slow(Pattern):
         if conn.partial:
             w.arm(conn, now + self.pace)
 
-    def _begin(self, w: "Worker", conn: "Conn", now: float) -> None:
+    def _begin(self, w: Sender, conn: Line, now: float) -> None:
         conn.partial = w.book_request(conn, now)
         self.due(w, conn, now)
 

@@ -27,16 +27,14 @@ behind whatever waits already, and open-loop sends past OUT_CAP are owed
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ioproto import ProtocolViolation
 
 from swarm.conn import OPEN, REFUSED_BY_SERVER, Conn
+from swarm.owner import Owner
 from swarm.patterns import Action
 from swarm.wire import LineReader, Refused
-
-if TYPE_CHECKING:
-    from swarm.worker import Worker
 
 BUFSIZE = 1 << 16  # one receive buffer per worker, reused for every read
 # Open-loop sends stop queueing bytes once this much waits for a peer that
@@ -51,7 +49,7 @@ EOF_DETAIL = "the server closed the connection"
 class Transfer:
     """Reading and writing for one worker."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Owner) -> None:
         self.w = worker
         self.trace = worker.trace
         self.trace_msgs = worker.trace.msgs
