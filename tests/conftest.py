@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from typing import NoReturn
 
 import pytest
+
+# A suite started in the background (`&` in a script, nohup) has SIGINT
+# ignored, and every lab it starts would inherit that: the Ctrl-C tests need
+# the lab to see SIGINT as a user's terminal sends it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ["LAB_NAME"] = f"iolabtest-{os.getpid()}"
 RUNS = tempfile.mkdtemp(prefix="iolab-test-runs-")
