@@ -65,6 +65,7 @@ BUSY_CORES = 0.6  # idle CPU at least this: busy polling
 SERVING_SHARE = 0.5  # a thread serves if it did this share of a fair split of the load's work
 MIN_TICKS = 10  # CPU ticks (10 ms) the load must cost before the threads' shares say anything
 SLACK = 1  # tasks that come and go besides the held connections (a timer, a helper)
+LAZY = 3  # tasks a runtime may start once, with its first connection, besides one per connection
 
 
 @dataclass
@@ -230,12 +231,25 @@ def per_connection(o: Observation) -> tuple[str, int] | None:
         return None
     k, (dp, dt) = max(grown)
     for kind, grew, index in (("process", dp, 0), ("thread", dt, 1)):
-        c = round(grew / k)
-        if c >= 1 and (kind == "thread" or dp) and all(abs(g[index] - c * n) <= SLACK for n, g in grown):
+        c = _slope(grown, index, round(grew / k))
+        if c >= 1 and (kind == "thread" or dp):
             if kind == "thread" and abs(dp) > SLACK:
                 return None
             return kind, c
     return None
+
+
+def _slope(grown: list[tuple[int, tuple[int, int]]], index: int, c: int) -> int:
+    """c when every step grew by c per held connection (within SLACK); else
+    the growth between the two largest steps, when every step grew by that
+    per connection plus the same few tasks started once, with the first
+    connection (Ruby's timeout handler); else -1."""
+    if all(abs(g[index] - c * n) <= SLACK for n, g in grown):
+        return c
+    (k1, g1), (k2, g2) = sorted(grown)[-2:]
+    c = round((g2[index] - g1[index]) / (k2 - k1))
+    once = [g[index] - c * n for n, g in grown]
+    return c if max(once) - min(once) <= SLACK and 0 < min(once) <= LAZY else -1
 
 
 def _per_connection(o: Observation, out: Out) -> Classification | None:

@@ -44,6 +44,7 @@ from . import classify, tasks
 from .classify import MIN_TICKS, SERVING_SHARE, Held, Observation
 
 LOAD_CLIENTS = 8
+WOKEN_SHARE = 0.25  # ... and woke for this share of a fair split of its replies (a helper: under 0.1)
 IDLE_S = 0.5
 STEPS = "1,2,4,8,16,32"  # K held: past the lab's pools (4) and the zoo's (3 and 4), within any box's tasks
 HOLDS_TIMEOUT = 45.0  # seconds: the probe paces itself at about 1 s a step, 3 s for one that waits (twice)
@@ -191,7 +192,7 @@ def load(bench: Bench, ep: Endpoint, o: Observation, source: tasks.Source) -> No
     """Which threads do the work while LOAD_CLIENTS clients ping-pong."""
     try:
         first = source()
-        swarm(bench, ep, "load", LOAD, 60)
+        replies = swarm(bench, ep, "load", LOAD, 60).summary.get("replies")
         last = source()
     except (LabError, OSError) as exc:
         o.notes.append(f"which threads worked: {exc}")
@@ -201,8 +202,28 @@ def load(bench: Bench, ep: Endpoint, o: Observation, source: tasks.Source) -> No
     if ticks < MIN_TICKS:
         o.notes.append(f"which threads worked: the load cost only {ticks} CPU ticks, too few to tell")
         return
-    serving = [k for k, n in used.items() if n >= max(2, SERVING_SHARE * ticks / LOAD_CLIENTS)]
+    serving = serving_threads(first, last, used, ticks, replies)
     o.load_threads, o.load_processes = len(serving), len({pid for pid, _ in serving})
+
+
+def serving_threads(first: dict[tasks.Key, tasks.Task], last: dict[tasks.Key, tasks.Task],
+                    used: dict[tasks.Key, int], ticks: int, replies: Any) -> list[tasks.Key]:
+    """The threads that did a share of the load's CPU and, where the wake-ups
+    can be read, woke for a share of its replies: a worker handed requests, or
+    a loop of its own, waits for each; a runtime's helper (Node's garbage
+    collector threads) burns CPU but wakes a few dozen times a second."""
+    cpu = [k for k, n in used.items() if n >= max(2, SERVING_SHARE * ticks / LOAD_CLIENTS)]
+    if not isinstance(replies, int) or replies <= 0:
+        return cpu
+
+    def woke(k: tasks.Key) -> int:
+        before = first[k].woken if k in first else 0
+        return last[k].woken - before if last[k].woken >= 0 and before >= 0 else -1
+
+    wakes = {k: woke(k) for k in cpu}
+    if any(w < 0 for w in wakes.values()):
+        return cpu  # not readable here: the CPU alone
+    return [k for k in cpu if wakes[k] >= WOKEN_SHARE * replies / LOAD_CLIENTS]
 
 
 def swarm(bench: Bench, ep: Endpoint, name: str, flags: list[str], timeout: float, save: bool = True) -> Probe:

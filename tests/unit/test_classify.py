@@ -104,6 +104,8 @@ CLASSES = {
     "loops whose accepts one of them won": (seen((2, 4), [step(k, True, 2, 4, 1) for k in (1, 2, 4, 8, 16)]
                                                 + [step(32, True, 2, 4, 2)], load_threads=2, load_processes=1),
                                                ("event-loop-workers", 2, None)),
+    "a thread each, and helpers started with the first (Ruby's WEBrick)": (
+        seen((1, 1), [step(k, True, 1, k + 3, k) for k in (1, 2, 4, 8, 16, 32)]), ("thread-per-connection", None, 1)),
     "a loop that caps its connections": (seen((1, 1), [step(k, True, 1, 1, 1) for k in (1, 2, 4, 8, 16)]
                                               + [step(32, False, 1, 1, 1)], bound=32), ("event-loop", None, None)),
 }
@@ -133,6 +135,25 @@ def test_idle_connections_parked_and_busy_polling_are_said_not_classified() -> N
     busy = replace(CLASSES["epoll"][0], idle_cores=0.97)
     found = classify.infer(busy)
     assert found.cls == "event-loop" and "it polls: 1.0 cores busy" in found.summary
+
+
+def test_helpers_that_burn_cpu_but_seldom_wake_are_not_workers() -> None:
+    """Node.js under load: its loop thread, and V8's garbage-collection helpers
+    with a few CPU ticks each but a few dozen wake-ups for a thousand replies."""
+    from lab.observe.probes import serving_threads
+    def at(ticks: int, woken: int) -> tasks.Task:
+        return tasks.Task("node", 1, ticks, woken)
+    first = {(7, t): at(0, 0) for t in (7, 15, 16, 17, 18)}
+    last = {(7, 7): at(57, 50), (7, 16): at(4, 81), (7, 17): at(5, 23), (7, 18): at(5, 28), (7, 15): at(4, 35)}
+    used = {k: last[k].ticks for k in last}
+    assert serving_threads(first, last, used, sum(used.values()), 1215) == [(7, 7)]
+    # waitress: the loop and 4 workers each woke for about every reply they handled
+    last = {(7, 7): at(35, 1876), **{(7, t): at(7, 1600) for t in (15, 16, 17, 18)}}
+    used = {k: last[k].ticks for k in last}
+    assert len(serving_threads(first, last, used, sum(used.values()), 1313)) == 5
+    # where wake-ups cannot be read, the CPU alone decides
+    unread = {k: tasks.Task("node", 1, t.ticks, -1) for k, t in last.items()}
+    assert len(serving_threads(first, unread, used, sum(used.values()), 1313)) == 5
 
 
 @pytest.mark.parametrize("case, o, candidates", [

@@ -183,6 +183,23 @@ def ticks() -> dict:
     return found
 
 
+def woken() -> dict:
+    """Voluntary context switches of every thread of the server, by pid/tid/comm."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (1, me):
+            continue
+        try:
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{tid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+                key = f"{entry}/{tid}/{status['Name'].strip()}"
+                found[key] = int(status["voluntary_ctxt_switches"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
 def work(args: argparse.Namespace) -> dict:
     """Who does the work: 8 clients, each a fresh connection per request
     (connect, banner, request, first reply bytes, close), for --work seconds;
@@ -191,7 +208,7 @@ def work(args: argparse.Namespace) -> dict:
     deadline = time.monotonic() + 30
     while not probe(args).get("answered") and time.monotonic() < deadline:
         time.sleep(0.3)
-    before = ticks()
+    before, before_woken = ticks(), woken()
     done = [0]
     stop = time.monotonic() + args.work
 
@@ -212,10 +229,11 @@ def work(args: argparse.Namespace) -> dict:
         t.start()
     for t in threads:
         t.join()
-    after = ticks()
+    after, after_woken = ticks(), woken()
     delta = {k: v - before.get(k, 0) for k, v in after.items()}
     busy = {k: v for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if v > 0}
-    return {"work_s": args.work, "replies": done[0], "ticks_by_thread": busy,
+    woke = {k: v - before_woken.get(k, 0) for k, v in after_woken.items() if k in busy}
+    return {"work_s": args.work, "replies": done[0], "ticks_by_thread": busy, "woken_by_thread": woke,
             "threads_seen": len(after)}
 
 
