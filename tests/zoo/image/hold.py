@@ -26,6 +26,7 @@ import os
 import select
 import socket
 import time
+from typing import Callable
 
 
 def tasks() -> dict:
@@ -165,39 +166,41 @@ def idle(args: argparse.Namespace) -> dict:
             "reply": answer[:200].decode("latin-1")}
 
 
-def ticks() -> dict:
-    """CPU ticks (user + system) of every thread of the server, by pid/tid/comm."""
+def per_thread(name: str, read: Callable[[str], tuple[str, int]]) -> dict:
+    """read(text of /proc/PID/task/TID/<name>) -> (comm, figure) for every
+    thread of the server, by pid/tid/comm (not PID 1's, not this process's)."""
     me, found = os.getpid(), {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in (1, me):
             continue
         try:
             for tid in os.listdir(f"/proc/{entry}/task"):
-                with open(f"/proc/{entry}/task/{tid}/stat") as f:
-                    stat = f.read()
-                comm = stat[stat.index("(") + 1:stat.rindex(")")]
-                fields = stat[stat.rindex(")") + 2:].split()
-                found[f"{entry}/{tid}/{comm}"] = int(fields[11]) + int(fields[12])
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def woken() -> dict:
-    """Voluntary context switches of every thread of the server, by pid/tid/comm."""
-    me, found = os.getpid(), {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in (1, me):
-            continue
-        try:
-            for tid in os.listdir(f"/proc/{entry}/task"):
-                with open(f"/proc/{entry}/task/{tid}/status") as f:
-                    status = dict(line.split(":", 1) for line in f if ":" in line)
-                key = f"{entry}/{tid}/{status['Name'].strip()}"
-                found[key] = int(status["voluntary_ctxt_switches"])
+                with open(f"/proc/{entry}/task/{tid}/{name}") as f:
+                    comm, figure = read(f.read())
+                found[f"{entry}/{tid}/{comm}"] = figure
         except (OSError, ValueError, KeyError):
             continue
     return found
+
+
+def _ticks(stat: str) -> tuple[str, int]:
+    fields = stat[stat.rindex(")") + 2:].split()
+    return stat[stat.index("(") + 1:stat.rindex(")")], int(fields[11]) + int(fields[12])
+
+
+def _woken(text: str) -> tuple[str, int]:
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return status["Name"].strip(), int(status["voluntary_ctxt_switches"])
+
+
+def ticks() -> dict:
+    """CPU ticks (user + system) of every thread of the server."""
+    return per_thread("stat", _ticks)
+
+
+def woken() -> dict:
+    """Voluntary context switches of every thread of the server."""
+    return per_thread("status", _woken)
 
 
 def work(args: argparse.Namespace) -> dict:
