@@ -14,15 +14,13 @@ class Ticker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> bool:
+    def start(self) -> None:
         """Takes the first reading here, so that a window can open at once;
-        False (and no thread) when it failed."""
+        no thread when it failed."""
         self._stop.clear()
-        if not self.take():
-            return False
-        self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
-        self._thread.start()
-        return True
+        if self.take():
+            self._thread = threading.Thread(target=self._run, daemon=True, name=self.name)
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.every) and self.take():

@@ -270,7 +270,8 @@ def c10k(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Sect
 def cost(run: Run, w: data.Workload, plot_files: list[str], number: int) -> Section:
     how = _fresh(w, "the probes", f"judged as `lab run {w.scenario}` runs them") + (
         ". System calls are counted by a tracing sidecar (strace in the tools image, holding only "
-        "SYS_PTRACE, in the server's PID namespace, on no network); tracing slows the server, so nothing here is a throughput figure, and "
+        "SYS_PTRACE, in the server's PID namespace, on no network); tracing slows the server, so nothing "
+        "here is a throughput figure, and "
         "the context switches come from a run without it. io_uring is drawn beside epoll "
         "(the lab's docs/cost.md says how each figure is read).")
     s = _opened(w, f"{number}. Cost per reply: system calls and context switches", plot_files,
